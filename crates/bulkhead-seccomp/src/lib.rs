@@ -1,0 +1,1 @@
+//! seccomp: OCI profile → BPF (placeholder)
