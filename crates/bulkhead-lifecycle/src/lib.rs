@@ -1,1 +1,562 @@
-//! bulkhead-lifecycle
+//! Container lifecycle and the state store.
+//!
+//! State lives in `<root>/<id>/`: `state.json` (written by rename), the exec
+//! fifo while the container is `created`, and a lock taken by every command
+//! that changes the container, so concurrent commands on one id serialise.
+//! Status is never stored: it is derived from the kernel each time (is the
+//! init alive and the same process, does the fifo still exist, is the cgroup
+//! frozen), so a killed runtime can never leave a stale status behind.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use bulkhead_cgroups::CgroupSet;
+use bulkhead_launch::hooks::{self, HookState};
+use bulkhead_launch::{LaunchError, LaunchRequest};
+use bulkhead_spec::plan::{Plan, PlanError};
+use serde::{Deserialize, Serialize};
+
+mod proc;
+
+pub use proc::ProcStat;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("container \"{0}\" does not exist")]
+    NotExist(String),
+    #[error("container with id \"{0}\" already exists")]
+    Exists(String),
+    #[error("container \"{0}\" is not running")]
+    NotRunning(String),
+    #[error("container not running")]
+    NotRunningPlain,
+    #[error("cannot {action} container \"{id}\" in status {status}")]
+    BadStatus {
+        action: String,
+        id: String,
+        status: Status,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Id(#[from] bulkhead_spec::id::IdError),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] bulkhead_cgroups::CgroupError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LifecycleError {
+    let what = what.into();
+    move |source| LifecycleError::Io { what, source }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What is persisted per container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    /// The init's start time in clock ticks: a recycled pid is not our init.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    pub annotations: BTreeMap<String, String>,
+    pub cgroups: CgroupSet,
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+/// The `state` JSON (runc's shape).
+#[derive(Debug, Serialize)]
+pub struct StateView {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// Held while a command changes a container.
+pub struct Lock(#[allow(dead_code)] OwnedFd);
+
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub systemd_cgroup: bool,
+}
+
+impl Store {
+    pub fn new(root: PathBuf) -> Store {
+        Store { root }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn lock_dir(dir: &Path, id: &str) -> Result<Lock, LifecycleError> {
+        let f = File::open(dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LifecycleError::NotExist(id.to_string())
+            } else {
+                LifecycleError::Io {
+                    what: format!("open {}", dir.display()),
+                    source: e,
+                }
+            }
+        })?;
+        rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| LifecycleError::Io {
+                what: "lock".into(),
+                source: e.into(),
+            })?;
+        Ok(Lock(f.into()))
+    }
+
+    pub fn lock(&self, id: &str) -> Result<Lock, LifecycleError> {
+        bulkhead_spec::id::validate(id)?;
+        Self::lock_dir(&self.dir(id), id)
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record, LifecycleError> {
+        bulkhead_spec::id::validate(id)?;
+        let p = self.dir(id).join("state.json");
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LifecycleError::NotExist(id.to_string()));
+            }
+            Err(e) => return Err(io(format!("read {}", p.display()))(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| LifecycleError::Invalid(format!("corrupt state {}: {e}", p.display())))
+    }
+
+    fn save(&self, rec: &Record) -> Result<(), LifecycleError> {
+        let dir = self.dir(&rec.id);
+        let bytes = serde_json::to_vec(rec).map_err(|e| LifecycleError::Invalid(e.to_string()))?;
+        write_atomic(&dir.join("state.json"), &bytes, 0o600)
+    }
+
+    pub fn status(&self, rec: &Record) -> Status {
+        if rec.pid <= 0 || !proc::alive(rec.pid, rec.pid_start) {
+            return Status::Stopped;
+        }
+        if self.dir(&rec.id).join("exec.fifo").exists() {
+            return Status::Created;
+        }
+        if rec.cgroups.is_frozen().unwrap_or(false) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    pub fn view(&self, rec: &Record) -> StateView {
+        let status = self.status(rec);
+        StateView {
+            oci_version: rec.oci_version.clone(),
+            id: rec.id.clone(),
+            pid: if status == Status::Stopped { 0 } else { rec.pid },
+            status,
+            bundle: rec.bundle.clone(),
+            rootfs: rec.rootfs.clone(),
+            created: rec.created.clone(),
+            owner: rec.owner.clone(),
+            annotations: rec.annotations.clone(),
+        }
+    }
+
+    /// Ids of every container in the store, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("state.json").exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// `create`: returns the init's pid once it is blocked before exec.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32, LifecycleError> {
+        bulkhead_spec::id::validate(id)?;
+        let bundle = std::path::absolute(&opts.bundle)
+            .map_err(io(format!("--bundle {}", opts.bundle.display())))?;
+        let cfg_path = bundle.join("config.json");
+        let bytes = fs::read(&cfg_path).map_err(|e| {
+            LifecycleError::Plan(PlanError::Read {
+                path: cfg_path.clone(),
+                source: e,
+            })
+        })?;
+        let spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
+        let plan = Plan::from_spec(&spec, &bundle)?;
+        let process = plan
+            .process
+            .clone()
+            .ok_or_else(|| LifecycleError::Invalid("process: is required to create a container".into()))?;
+        match fs::metadata(&plan.rootfs) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(LifecycleError::Invalid(format!(
+                    "root.path: {} is not a directory",
+                    plan.rootfs.display()
+                )));
+            }
+            Err(e) => {
+                return Err(LifecycleError::Invalid(format!(
+                    "root.path: {}: {e}",
+                    plan.rootfs.display()
+                )));
+            }
+        }
+
+        fs::create_dir_all(&self.root).map_err(io(format!("--root {}", self.root.display())))?;
+        let _ = fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711));
+        let dir = self.dir(id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(LifecycleError::Exists(id.to_string()));
+            }
+            Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+        }
+        let lock = Self::lock_dir(&dir, id)?;
+        let mut cleanup = Cleanup {
+            dir: Some(dir.clone()),
+            cgroups: None,
+            pid: None,
+        };
+
+        let fifo = dir.join("exec.fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .map_err(|e| io("create exec fifo")(e.into()))?;
+        // Read-write: the init can block reading it while nobody writes yet.
+        let fifo_fd = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&fifo)
+            .map_err(io("open exec fifo"))?;
+
+        let layout = bulkhead_cgroups::detect()?;
+        let cgroups =
+            bulkhead_cgroups::resolve(&layout, plan.cgroups_path.as_deref(), id, opts.systemd_cgroup)?;
+        cgroups.create()?;
+        cleanup.cgroups = Some(cgroups.clone());
+        if let Some(r) = &plan.resources {
+            cgroups.apply(r)?;
+        }
+
+        let hook_state = HookState {
+            oci_version: plan.oci_version.clone(),
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            annotations: plan.annotations.clone(),
+        };
+        let req = LaunchRequest {
+            plan: &plan,
+            process: &process,
+            id,
+            cgroups: &cgroups,
+            exec_fifo: fifo_fd.as_fd(),
+            console_socket: opts.console_socket.as_deref(),
+            preserve_fds: opts.preserve_fds,
+            no_pivot: opts.no_pivot,
+            hook_state,
+        };
+        let pid = bulkhead_launch::launch(&req)?;
+        cleanup.pid = Some(pid);
+        drop(fifo_fd);
+
+        let rec = Record {
+            oci_version: plan.oci_version.clone(),
+            id: id.to_string(),
+            pid,
+            pid_start: proc::start_time(pid).unwrap_or(0),
+            bundle,
+            rootfs: plan.rootfs.clone(),
+            created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+            owner: String::new(),
+            annotations: plan.annotations.clone(),
+            cgroups,
+            hooks: spec.hooks().clone(),
+        };
+        self.save(&rec)?;
+        if let Some(p) = &opts.pid_file {
+            write_atomic(p, pid.to_string().as_bytes(), 0o644)?;
+        }
+        cleanup.disarm();
+        drop(lock);
+        Ok(pid)
+    }
+
+    /// `start`: release the init blocked on the exec fifo.
+    pub fn start(&self, id: &str) -> Result<(), LifecycleError> {
+        let _lock = self.lock(id)?;
+        let rec = self.load(id)?;
+        let status = self.status(&rec);
+        if status != Status::Created {
+            return Err(LifecycleError::BadStatus {
+                action: "start".into(),
+                id: id.into(),
+                status,
+            });
+        }
+        let fifo = self.dir(id).join("exec.fifo");
+        let f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENXIO) {
+                    LifecycleError::NotRunning(id.into())
+                } else {
+                    io("open exec fifo")(e)
+                }
+            })?;
+        (&f).write_all(&[0]).map_err(io("write exec fifo"))?;
+        drop(f);
+        let _ = fs::remove_file(&fifo);
+        let plan_hooks = hooks_of(&rec)?;
+        if let Err(e) = hooks::run_all(
+            "poststart",
+            &plan_hooks.poststart,
+            &hook_state(&rec).json("running", rec.pid),
+        ) {
+            tracing::warn!("{e}");
+        }
+        Ok(())
+    }
+
+    /// `kill`: signal the init (or, with `all`, every process in its cgroup).
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<(), LifecycleError> {
+        let rec = self.load(id)?;
+        if self.status(&rec) == Status::Stopped {
+            return Err(LifecycleError::NotRunningPlain);
+        }
+        if all {
+            rec.cgroups.signal_all(sig)?;
+        }
+        proc::signal(rec.pid, rec.pid_start, sig).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                LifecycleError::NotRunningPlain
+            } else {
+                io("kill")(e)
+            }
+        })
+    }
+
+    /// `delete`: tear down a stopped container (any container with `force`).
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), LifecycleError> {
+        bulkhead_spec::id::validate(id)?;
+        let lock = match self.lock(id) {
+            Ok(l) => l,
+            Err(LifecycleError::NotExist(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let rec = match self.load(id) {
+            Ok(r) => r,
+            // A directory without state is a create that died half-way.
+            Err(LifecycleError::NotExist(_)) if force => {
+                let _ = fs::remove_dir_all(self.dir(id));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let status = self.status(&rec);
+        match status {
+            Status::Stopped | Status::Created => {}
+            _ if force => {}
+            _ => {
+                return Err(LifecycleError::BadStatus {
+                    action: "delete".into(),
+                    id: id.into(),
+                    status,
+                });
+            }
+        }
+        if status != Status::Stopped {
+            if status == Status::Paused {
+                let _ = rec.cgroups.thaw();
+            }
+            proc::kill_and_wait(rec.pid, rec.pid_start).map_err(io("kill container init"))?;
+        }
+        rec.cgroups.remove()?;
+        let plan_hooks = hooks_of(&rec)?;
+        if let Err(e) = hooks::run_all(
+            "poststop",
+            &plan_hooks.poststop,
+            &hook_state(&rec).json("stopped", 0),
+        ) {
+            tracing::warn!("{e}");
+        }
+        fs::remove_dir_all(self.dir(id)).map_err(io("remove state"))?;
+        drop(lock);
+        Ok(())
+    }
+
+    pub fn pause(&self, id: &str) -> Result<(), LifecycleError> {
+        let _lock = self.lock(id)?;
+        let rec = self.load(id)?;
+        match self.status(&rec) {
+            Status::Running | Status::Created => Ok(rec.cgroups.freeze()?),
+            s => Err(LifecycleError::BadStatus {
+                action: "pause".into(),
+                id: id.into(),
+                status: s,
+            }),
+        }
+    }
+
+    pub fn resume(&self, id: &str) -> Result<(), LifecycleError> {
+        let _lock = self.lock(id)?;
+        let rec = self.load(id)?;
+        match self.status(&rec) {
+            Status::Paused => Ok(rec.cgroups.thaw()?),
+            s => Err(LifecycleError::BadStatus {
+                action: "resume".into(),
+                id: id.into(),
+                status: s,
+            }),
+        }
+    }
+}
+
+fn hook_state(rec: &Record) -> HookState {
+    HookState {
+        oci_version: rec.oci_version.clone(),
+        id: rec.id.clone(),
+        bundle: rec.bundle.clone(),
+        annotations: rec.annotations.clone(),
+    }
+}
+
+fn hooks_of(rec: &Record) -> Result<bulkhead_spec::plan::HooksPlan, LifecycleError> {
+    let mut spec = oci_spec::runtime::Spec::default();
+    spec.set_hooks(rec.hooks.clone());
+    spec.set_linux(None);
+    spec.set_mounts(None);
+    spec.set_process(None);
+    Ok(Plan::from_spec(&spec, &rec.bundle)?.hooks)
+}
+
+/// Undo a half-done create: no process, cgroup or state dir left behind.
+struct Cleanup {
+    dir: Option<PathBuf>,
+    cgroups: Option<CgroupSet>,
+    pid: Option<i32>,
+}
+
+impl Cleanup {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroups = None;
+        self.pid = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = bulkhead_sys::kill(pid, libc::SIGKILL);
+            let _ = bulkhead_sys::wait_exit(pid);
+        }
+        if let Some(cg) = self.cgroups.take() {
+            let _ = cg.remove();
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Write a file so that readers see either nothing or all of it, and it
+/// survives power loss once this returns.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LifecycleError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let what = format!("write {}", path.display());
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io(what.clone()))?;
+    f.write_all(bytes).map_err(io(what.clone()))?;
+    f.sync_all().map_err(io(what.clone()))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(what.clone())(e)
+    })?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

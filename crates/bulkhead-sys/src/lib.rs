@@ -437,3 +437,142 @@ pub fn is_single_threaded() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// `setrlimit(2)` by raw resource number.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: lim is a valid rlimit struct for the call.
+    cvt(unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &lim) }).map(drop)
+}
+
+/// `setpriority(PRIO_PROCESS, 0, nice)`.
+pub fn set_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: plain integer syscall on the calling process.
+    cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) }).map(drop)
+}
+
+/// Capability operations by raw capability number (the OCI names map to
+/// numbers in bulkhead-spec; rustix only offers a closed enum).
+pub mod caps {
+    use super::{cvt, io};
+
+    /// Drop `cap` from the bounding set (needs CAP_SETPCAP).
+    pub fn bounding_drop(cap: u32) -> io::Result<()> {
+        // SAFETY: prctl with integer arguments only.
+        cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    /// Raise `cap` in the ambient set.
+    pub fn ambient_raise(cap: u32) -> io::Result<()> {
+        // SAFETY: prctl with integer arguments only.
+        cvt(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Clear the whole ambient set.
+    pub fn ambient_clear() -> io::Result<()> {
+        // SAFETY: prctl with integer arguments only.
+        cvt(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Keep permitted capabilities across a change away from uid 0.
+    pub fn set_keepcaps(keep: bool) -> io::Result<()> {
+        // SAFETY: prctl with integer arguments only.
+        cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, keep as libc::c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    /// Set effective, permitted and inheritable sets (64-bit masks).
+    pub fn set(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+        const V3: u32 = 0x2008_0522;
+        let mut hdr = Header { version: V3, pid: 0 };
+        let lo = |v: u64| v as u32;
+        let hi = |v: u64| (v >> 32) as u32;
+        let data = [
+            Data {
+                effective: lo(effective),
+                permitted: lo(permitted),
+                inheritable: lo(inheritable),
+            },
+            Data {
+                effective: hi(effective),
+                permitted: hi(permitted),
+                inheritable: hi(inheritable),
+            },
+        ];
+        // SAFETY: header and a two-element data array as capset(2) v3 expects.
+        let ret = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
+        super::cvt_long(ret).map(drop)
+    }
+}
+
+/// Bring the loopback interface up in the current network namespace; a new
+/// network namespace starts with `lo` down.
+pub fn loopback_up() -> io::Result<()> {
+    let sock = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; the name is NUL-terminated within IFNAMSIZ.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        cvt(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        cvt(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}
+
+/// Close every fd >= `first` except those in `keep`, so a forked child
+/// holds nothing of the runtime's (locks, sockets, directories).
+pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> io::Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    for fd in fds {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: closing an fd number we do not otherwise use; a stale
+            // number (the read_dir fd itself) just gives EBADF.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}

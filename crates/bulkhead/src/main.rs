@@ -1,1 +1,190 @@
-fn main() {}
+//! `bulkhead`: the runc-compatible command line. Parses flags, then hands a
+//! validated plan to the lifecycle; the only crate that uses anyhow.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod logging;
+
+use logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bulkhead",
+    about = "an isolation-first OCI container runtime",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// State directory (default /run/bulkhead; $XDG_RUNTIME_DIR/bulkhead when not root).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Append log lines to this file instead of stderr.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[arg(long)]
+    debug: bool,
+    /// Use systemd's cgroup driver (slice:prefix:name paths).
+    #[arg(long)]
+    systemd_cgroup: bool,
+    /// true, false or auto (accepted for runc compatibility).
+    #[arg(long)]
+    rootless: Option<String>,
+    /// Path to criu (accepted for runc compatibility; checkpointing is not supported).
+    #[arg(long)]
+    criu: Option<String>,
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+struct CreateArgs {
+    /// Path to the bundle directory (holding config.json).
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is true.
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// File to write the container init's host pid to.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for ramdisk roots).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Do not create a new session keyring (accepted; no keyring is created).
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass this many extra fds (from 3 on) to the container.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create a container, set up and blocked before its program runs.
+    Create {
+        #[command(flatten)]
+        args: CreateArgs,
+        id: String,
+    },
+    /// Run the program of a created container.
+    Start { id: String },
+    /// Create and start a container, then wait for it (unless --detach).
+    Run {
+        #[command(flatten)]
+        args: CreateArgs,
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        no_subreaper: bool,
+        id: String,
+    },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal (name or number, default SIGTERM) to a container.
+    Kill {
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container and everything it holds.
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    List {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Show the processes of a container.
+    Ps {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Write a starting config.json.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print what this runtime supports (runtime-spec features JSON).
+    Features,
+    /// Run a command in a hardened sandbox on a root built from the host's
+    /// own /usr, /etc and libraries, read-only.
+    Sandbox {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/run/bulkhead");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("bulkhead"),
+        _ => PathBuf::from(format!(
+            "/tmp/bulkhead-{}",
+            rustix::process::geteuid().as_raw()
+        )),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.version {
+        println!(
+            "bulkhead version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            bulkhead_spec::template::OCI_VERSION
+        );
+        return;
+    }
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!("bulkhead: {e}");
+        std::process::exit(1);
+    }
+    let Some(cmd) = cli.cmd else {
+        eprintln!("bulkhead: no command given (see bulkhead --help)");
+        std::process::exit(1);
+    };
+    let root = cli.root.clone().unwrap_or_else(default_root);
+    let ctx = commands::Ctx {
+        root,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    match commands::dispatch(&ctx, cmd) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            // With --log the message goes to the log file too; stderr always
+            // gets it, as clients that do not pass --log read stderr.
+            if cli.log.is_some() {
+                tracing::error!("{msg}");
+            }
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    }
+}

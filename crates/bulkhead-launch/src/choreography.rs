@@ -1,0 +1,237 @@
+//! Stage 0 (the runtime process) and stage 1 (namespace setup).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use bulkhead_spec::plan::{IdMap, NsKind};
+use bulkhead_sys::Forked;
+
+use crate::sync::{self, Channel, Msg};
+use crate::{LaunchError, LaunchRequest, hooks, init, io_err};
+
+/// Kills and reaps a child unless disarmed: every early return of stage 0
+/// leaves no process behind.
+struct ChildGuard(Option<i32>);
+
+impl ChildGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = bulkhead_sys::kill(pid, libc::SIGKILL);
+            let _ = bulkhead_sys::wait_exit(pid);
+        }
+    }
+}
+
+/// Namespaces to join, opened before anything forks so that a bad path is
+/// reported by the runtime itself, naming the field.
+struct Joins(Vec<(NsKind, OwnedFd)>);
+
+fn open_joins(req: &LaunchRequest<'_>) -> Result<Joins, LaunchError> {
+    let mut out = Vec::new();
+    for (i, ns) in req.plan.namespaces.iter().enumerate() {
+        if let Some(path) = &ns.path {
+            let f = File::open(path).map_err(io_err(format!(
+                "linux.namespaces[{i}].path: {}",
+                path.display()
+            )))?;
+            out.push((ns.kind, OwnedFd::from(f)));
+        }
+    }
+    Ok(Joins(out))
+}
+
+/// Create the container init; returns its host pid once it is fully set up
+/// and blocked before exec.
+pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
+    if !bulkhead_sys::is_single_threaded() {
+        return Err(LaunchError::Protocol(
+            "the runtime must be single-threaded before it forks".into(),
+        ));
+    }
+    let joins = open_joins(req)?;
+    let console = match req.console_socket {
+        Some(p) => Some(
+            UnixStream::connect(p)
+                .map_err(io_err(format!("--console-socket {}", p.display())))?,
+        ),
+        None => None,
+    };
+    let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
+    let user_flag = if req.plan.creates(NsKind::User) {
+        libc::CLONE_NEWUSER as u64
+    } else {
+        0
+    };
+    // SAFETY: launch() checked above that this process has a single thread.
+    match unsafe { bulkhead_sys::clone_fork(user_flag) }.map_err(io_err("clone stage 1"))? {
+        Forked::Child => {
+            drop(parent);
+            let code = match stage1(req, &child, &joins, console) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = child.send(&Msg::Error(e));
+                    1
+                }
+            };
+            bulkhead_sys::exit_now(code)
+        }
+        Forked::Parent(pid) => {
+            drop(child);
+            drop(console);
+            drop(joins);
+            stage0(req, pid, &parent)
+        }
+    }
+}
+
+fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32, LaunchError> {
+    let mut s1 = ChildGuard(Some(stage1_pid));
+    // Placed before stage 1 runs any container setup, so the cgroup
+    // namespace it creates is rooted at the container's cgroup.
+    req.cgroups.add_pid(stage1_pid)?;
+    if req.plan.creates(NsKind::User) {
+        write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
+    }
+    ch.send(&Msg::Go).map_err(io_err("sync"))?;
+    let init_pid = match ch.recv().map_err(io_err("waiting for the container init"))? {
+        Msg::InitPid(p) => p,
+        Msg::Error(e) => return Err(LaunchError::Setup(e)),
+        m => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
+    };
+    let mut init = ChildGuard(Some(init_pid));
+    s1.disarm();
+    let _ = bulkhead_sys::wait_exit(stage1_pid);
+    loop {
+        match ch.recv().map_err(io_err("waiting for the container init"))? {
+            Msg::RunCreateRuntimeHooks => {
+                let state = req.hook_state.json("creating", init_pid);
+                hooks::run_all("prestart", &req.plan.hooks.prestart, &state)?;
+                hooks::run_all("createRuntime", &req.plan.hooks.create_runtime, &state)?;
+                ch.send(&Msg::Go).map_err(io_err("sync"))?;
+            }
+            Msg::Ready => break,
+            Msg::Error(e) => return Err(LaunchError::Setup(e)),
+            m => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
+        }
+    }
+    init.disarm();
+    Ok(init_pid)
+}
+
+/// Write uid_map and gid_map of a process in a new user namespace. Done by
+/// root in the parent namespace, so multi-range maps need no helper.
+fn write_id_maps(pid: i32, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LaunchError> {
+    let render = |maps: &[IdMap]| {
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+            .collect::<String>()
+    };
+    let procfs = pathrs::procfs::ProcfsHandle::new()
+        .map_err(|e| LaunchError::Setup(format!("open procfs: {e}")))?;
+    for (file, content) in [("uid_map", render(uids)), ("gid_map", render(gids))] {
+        let mut f = procfs
+            .open(
+                pathrs::procfs::ProcfsBase::ProcPid(pid as u32),
+                file,
+                pathrs::flags::OpenFlags::O_WRONLY,
+            )
+            .map_err(|e| LaunchError::Setup(format!("open /proc/{pid}/{file}: {e}")))?;
+        // The kernel wants the whole map in one write.
+        f.write_all(content.as_bytes()).map_err(io_err(format!(
+            "write {file} ({})",
+            content.trim().replace('\n', ", ")
+        )))?;
+    }
+    Ok(())
+}
+
+/// Stage 1: enter the namespaces, then fork the init into the ones that only
+/// apply to children (pid, time).
+fn stage1(
+    req: &LaunchRequest<'_>,
+    ch: &Channel,
+    joins: &Joins,
+    console: Option<UnixStream>,
+) -> Result<(), String> {
+    // Keep only what the init needs: stdio, the caller's --preserve-fds, and
+    // the fds handed over on purpose. Anything else the runtime had open (the
+    // state lock above all) must not live on in the container.
+    let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.exec_fifo.as_raw_fd()];
+    keep.extend(joins.0.iter().map(|(_, fd)| fd.as_raw_fd()));
+    keep.extend(console.iter().map(|c| c.as_raw_fd()));
+    keep.extend(3..3 + req.preserve_fds as RawFd);
+    bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))?;
+    match ch.recv().map_err(|e| e.to_string())? {
+        Msg::Go => {}
+        m => return Err(format!("internal: unexpected {m:?}")),
+    }
+    let plan = req.plan;
+    // Joining a user namespace first gives the capabilities needed to join
+    // the namespaces it owns.
+    for (kind, fd) in joins.0.iter().filter(|(k, _)| *k == NsKind::User) {
+        bulkhead_sys::setns(fd.as_fd(), kind.clone_flag())
+            .map_err(|e| format!("join {} namespace: {e}", kind.proc_name()))?;
+    }
+    if plan.ns(NsKind::User).is_some() {
+        become_root_in_userns(plan)?;
+    }
+    for (kind, fd) in joins.0.iter().filter(|(k, _)| *k != NsKind::User) {
+        bulkhead_sys::setns(fd.as_fd(), kind.clone_flag())
+            .map_err(|e| format!("join {} namespace: {e}", kind.proc_name()))?;
+    }
+    let flags = plan
+        .namespaces
+        .iter()
+        .filter(|n| n.path.is_none() && n.kind != NsKind::User)
+        .fold(0, |acc, n| acc | n.kind.clone_flag());
+    if flags != 0 {
+        bulkhead_sys::unshare(flags).map_err(|e| format!("create namespaces: {e}"))?;
+    }
+    if !plan.time_offsets.is_empty() {
+        write_time_offsets(&plan.time_offsets)?;
+    }
+    // SAFETY: stage 1 is a fork of a single-threaded process.
+    match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
+        Err(e) => Err(format!("fork container init: {e}")),
+        Ok(Forked::Child) => init::run(req, ch, console),
+        Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
+    }
+}
+
+/// In a user namespace, act as its root (when mapped) so that setup runs with
+/// the namespace's full privileges and files are created as container root.
+fn become_root_in_userns(plan: &bulkhead_spec::plan::Plan) -> Result<(), String> {
+    let joined = plan.ns(NsKind::User).is_some_and(|n| n.path.is_some());
+    let maps_root = |m: &[IdMap]| m.iter().any(|m| m.container_id == 0);
+    if joined || (maps_root(&plan.uid_mappings) && maps_root(&plan.gid_mappings)) {
+        bulkhead_sys::setresgid(0).map_err(|e| format!("setresgid(0) in user namespace: {e}"))?;
+        bulkhead_sys::setresuid(0).map_err(|e| format!("setresuid(0) in user namespace: {e}"))?;
+    }
+    Ok(())
+}
+
+fn write_time_offsets(offsets: &[(String, i64, u32)]) -> Result<(), String> {
+    let procfs =
+        pathrs::procfs::ProcfsHandle::new().map_err(|e| format!("open procfs: {e}"))?;
+    let mut f = procfs
+        .open(
+            pathrs::procfs::ProcfsBase::ProcSelf,
+            "timens_offsets",
+            pathrs::flags::OpenFlags::O_WRONLY,
+        )
+        .map_err(|e| format!("open timens_offsets: {e}"))?;
+    let text: String = offsets
+        .iter()
+        .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
+        .collect();
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("linux.timeOffsets: write timens_offsets: {e}"))
+}

@@ -1,0 +1,97 @@
+//! Stage 2: the container init. This file is the one place where the setup
+//! order can be read top to bottom; each step lives in `stage/`.
+
+use std::os::unix::net::UnixStream;
+
+use crate::stage::{self, StageError};
+use crate::sync::{Channel, Msg};
+use crate::{LaunchRequest, hooks};
+
+/// Runs in the forked init; never returns.
+pub(crate) fn run(req: &LaunchRequest<'_>, ch: &Channel, console: Option<UnixStream>) -> ! {
+    let exec = match setup(req, ch, console) {
+        Ok(exec) => exec,
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            bulkhead_sys::exit_now(1);
+        }
+    };
+    if ch.send(&Msg::Ready).is_err() {
+        bulkhead_sys::exit_now(1);
+    }
+    // Blocked here between `create` and `start`; `start` writes one byte.
+    // The fifo fd is close-on-exec, so it is gone once the program runs.
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(req.exec_fifo, &mut byte) {
+            Ok(1) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => bulkhead_sys::exit_now(1),
+        }
+    }
+    if let Err(e) = hooks::run_all(
+        "startContainer",
+        &req.plan.hooks.start_container,
+        &req.hook_state.json("running", 1),
+    ) {
+        eprintln!("bulkhead: {e}");
+        bulkhead_sys::exit_now(1);
+    }
+    let err = exec.exec();
+    // Nobody is listening on the sync socket any more: stderr is all we have.
+    eprintln!("bulkhead: exec {}: {err}", exec.display_path());
+    bulkhead_sys::exit_now(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+}
+
+/// The stage list, in execution order.
+fn setup(
+    req: &LaunchRequest<'_>,
+    ch: &Channel,
+    console: Option<UnixStream>,
+) -> Result<stage::exec::Exec, StageError> {
+    let plan = req.plan;
+    let process = req.process;
+
+    // A new session, so a terminal can become the controlling tty and the
+    // container is detached from the caller's job control.
+    rustix::process::setsid().map_err(StageError::sys("setsid"))?;
+
+    // 1. namespaces: created or joined by stage 1; finish what they hold.
+    stage::namespaces::set_names(plan)?;
+
+    // 2. root filesystem, before pivot_root: mounts, devices, the terminal.
+    let root = stage::rootfs::prepare(plan, process, req.cgroups)?;
+    ch.send(&Msg::RunCreateRuntimeHooks)
+        .map_err(StageError::sys("sync"))?;
+    match ch.recv().map_err(StageError::sys("sync"))? {
+        Msg::Go => {}
+        m => return Err(StageError::msg("sync", format!("unexpected {m:?}"))),
+    }
+    hooks::run_all(
+        "createContainer",
+        &plan.hooks.create_container,
+        &req.hook_state.json("created", 1),
+    )
+    .map_err(|e| StageError::msg("hooks", e.to_string()))?;
+    if process.terminal {
+        stage::console::setup(&root, process, console)?;
+    }
+    stage::rootfs::pivot(plan, root, req.no_pivot)?;
+    stage::rootfs::finish(plan)?;
+    stage::namespaces::sysctl(plan)?;
+
+    // 3. cgroups: stage 0 placed this process before it existed (stage 1 was
+    //    placed before it forked), so there is nothing left to do here.
+
+    // 4. security: process attributes, then credentials and capabilities.
+    stage::exec::enter_cwd(process)?;
+    stage::security::apply(plan, process)?;
+
+    // 5. exec: resolve the program as the final user, verify the cwd, and
+    //    mark every fd but stdio and --preserve-fds close-on-exec.
+    stage::exec::prepare(process, req.preserve_fds)
+}

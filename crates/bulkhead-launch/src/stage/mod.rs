@@ -1,0 +1,34 @@
+//! The setup stages of the container init, one module per stage, in the
+//! order `init.rs` runs them.
+
+pub mod console;
+pub mod exec;
+pub mod namespaces;
+pub mod rootfs;
+pub mod security;
+
+/// A failed setup step: which step, what it was doing, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {reason}")]
+pub struct StageError {
+    pub step: String,
+    pub reason: String,
+}
+
+impl StageError {
+    pub fn msg(step: impl Into<String>, reason: impl Into<String>) -> StageError {
+        StageError {
+            step: step.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Adapter for `map_err` on io-like errors.
+    pub fn sys<E: std::fmt::Display>(step: impl Into<String>) -> impl FnOnce(E) -> StageError {
+        let step = step.into();
+        move |e| StageError {
+            step,
+            reason: e.to_string(),
+        }
+    }
+}

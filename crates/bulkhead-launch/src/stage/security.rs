@@ -1,0 +1,140 @@
+//! Least privilege for the init: process attributes, then credentials and
+//! capabilities in the order the kernel's rules require.
+
+use std::io::{Read, Write};
+
+use bulkhead_spec::plan::{Plan, ProcessPlan};
+use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+
+use super::StageError;
+
+fn procfs() -> Result<ProcfsHandle, StageError> {
+    ProcfsHandle::new().map_err(StageError::sys("open procfs"))
+}
+
+pub fn apply(plan: &Plan, p: &ProcessPlan) -> Result<(), StageError> {
+    for r in &p.rlimits {
+        bulkhead_sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| {
+            StageError::msg(
+                "process.rlimits",
+                format!("setting rlimit type {}: {e}", r.resource),
+            )
+        })?;
+    }
+    if let Some(adj) = p.oom_score_adj {
+        let mut f = procfs()?
+            .open(
+                ProcfsBase::ProcSelf,
+                "oom_score_adj",
+                pathrs::flags::OpenFlags::O_WRONLY,
+            )
+            .map_err(StageError::sys("process.oomScoreAdj"))?;
+        f.write_all(adj.to_string().as_bytes())
+            .map_err(StageError::sys("process.oomScoreAdj"))?;
+    }
+    if let Some(persona) = plan.personality {
+        bulkhead_sys::personality(persona).map_err(StageError::sys("linux.personality"))?;
+    }
+    if let Some((class, level)) = p.io_priority {
+        bulkhead_sys::ioprio_set(class, level).map_err(StageError::sys("process.ioPriority"))?;
+    }
+    if let Some(s) = p.scheduler {
+        bulkhead_sys::set_scheduler(s.policy, s.priority)
+            .map_err(StageError::sys("process.scheduler"))?;
+        if s.nice != 0 {
+            bulkhead_sys::set_nice(s.nice).map_err(StageError::sys("process.scheduler.nice"))?;
+        }
+    }
+    if let Some(cpus) = &p.cpu_affinity_final {
+        bulkhead_sys::set_affinity(cpus).map_err(StageError::sys("process.execCPUAffinity.final"))?;
+    }
+    lsm_labels(p)?;
+    if p.no_new_privileges {
+        rustix::thread::set_no_new_privs(true).map_err(StageError::sys("process.noNewPrivileges"))?;
+    }
+    credentials(p)?;
+    bulkhead_sys::umask(p.umask.unwrap_or(0o022));
+    Ok(())
+}
+
+/// This host has neither AppArmor nor SELinux; asking for a label that
+/// cannot be applied is an error, as with runc, never a silent no-op.
+fn lsm_labels(p: &ProcessPlan) -> Result<(), StageError> {
+    if p.apparmor_profile.is_some() && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
+    {
+        return Err(StageError::msg(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host",
+        ));
+    }
+    if p.selinux_label.is_some() && !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        return Err(StageError::msg(
+            "process.selinuxLabel",
+            "SELinux is not enabled on this host",
+        ));
+    }
+    Ok(())
+}
+
+fn last_cap() -> u32 {
+    let mut s = String::new();
+    procfs()
+        .ok()
+        .and_then(|p| {
+            p.open(
+                ProcfsBase::ProcRoot,
+                "sys/kernel/cap_last_cap",
+                pathrs::flags::OpenFlags::O_RDONLY,
+            )
+            .ok()
+        })
+        .and_then(|mut f| f.read_to_string(&mut s).ok())
+        .and_then(|_| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Bounding set first (needs CAP_SETPCAP), then ids with the permitted set
+/// kept across setuid, then the final sets, then ambient.
+fn credentials(p: &ProcessPlan) -> Result<(), StageError> {
+    if let Some(c) = &p.caps {
+        for cap in 0..=last_cap() {
+            if !c.bounding.contains(cap) {
+                bulkhead_sys::caps::bounding_drop(cap).map_err(|e| {
+                    StageError::msg("process.capabilities.bounding", format!("drop {cap}: {e}"))
+                })?;
+            }
+        }
+        bulkhead_sys::caps::set_keepcaps(true).map_err(StageError::sys("keep capabilities"))?;
+    }
+    match bulkhead_sys::setgroups(&p.additional_gids) {
+        Ok(()) => {}
+        // A user namespace with setgroups denied: only an empty list is possible.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && p.additional_gids.is_empty() => {}
+        Err(e) => return Err(StageError::msg("process.user.additionalGids", e.to_string())),
+    }
+    bulkhead_sys::setresgid(p.gid)
+        .map_err(|e| StageError::msg("process.user.gid", format!("setresgid({}): {e}", p.gid)))?;
+    bulkhead_sys::setresuid(p.uid)
+        .map_err(|e| StageError::msg("process.user.uid", format!("setresuid({}): {e}", p.uid)))?;
+    if let Some(c) = &p.caps {
+        bulkhead_sys::caps::set_keepcaps(false).map_err(StageError::sys("keep capabilities"))?;
+        bulkhead_sys::caps::set(c.effective.0, c.permitted.0, c.inheritable.0).map_err(|e| {
+            StageError::msg("process.capabilities", format!("unable to apply caps: {e}"))
+        })?;
+        bulkhead_sys::caps::ambient_clear().map_err(StageError::sys("process.capabilities.ambient"))?;
+        // The kernel only lets a capability be ambient if it is permitted and
+        // inheritable; configs (runc's own template) often list ambient caps
+        // that are not inheritable, and runtimes skip those.
+        for cap in 0..64 {
+            if c.ambient.contains(cap) && c.permitted.contains(cap) && c.inheritable.contains(cap) {
+                bulkhead_sys::caps::ambient_raise(cap).map_err(|e| {
+                    StageError::msg(
+                        "process.capabilities.ambient",
+                        format!("raise {cap} (it must also be permitted and inheritable): {e}"),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! One function per subcommand; each turns flags into lifecycle calls.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::{Context, Result, bail};
+use bulkhead_lifecycle::{CreateOptions, Store};
+
+use crate::{Cmd, CreateArgs};
+
+mod sandbox;
+
+pub struct Ctx {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+impl Ctx {
+    fn store(&self) -> Store {
+        Store::new(self.root.clone())
+    }
+}
+
+fn create_opts(ctx: &Ctx, a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+        systemd_cgroup: ctx.systemd_cgroup,
+    }
+}
+
+pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
+    let store = ctx.store();
+    match cmd {
+        Cmd::Create { args, id } => {
+            store.create(&id, &create_opts(ctx, &args))?;
+        }
+        Cmd::Start { id } => store.start(&id)?,
+        Cmd::Run {
+            args,
+            detach,
+            keep,
+            no_subreaper: _,
+            id,
+        } => return run(&store, &id, &create_opts(ctx, &args), detach, keep),
+        Cmd::State { id } => {
+            let rec = store.load(&id)?;
+            println!("{}", serde_json::to_string_pretty(&store.view(&rec))?);
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = match signal.as_deref() {
+                None => libc::SIGTERM,
+                Some(s) => bulkhead_spec::signal::parse(s)?,
+            };
+            store.kill(&id, sig, all)?;
+        }
+        Cmd::Delete { force, id } => store.delete(&id, force)?,
+        Cmd::List { format, quiet } => list(&store, &format, quiet)?,
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&store, &id, &format, &ps_args)?,
+        Cmd::Pause { id } => store.pause(&id)?,
+        Cmd::Resume { id } => store.resume(&id)?,
+        Cmd::Spec { bundle, rootless } => spec(&bundle, rootless)?,
+        Cmd::Features => features()?,
+        Cmd::Sandbox { command } => return sandbox::run(&store, &command),
+    }
+    Ok(0)
+}
+
+/// The init's pid for the signal forwarder of a foreground `run`.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::Relaxed);
+    if pid > 0 {
+        let _ = bulkhead_sys::kill(pid, sig);
+    }
+}
+
+/// Create, start and (in the foreground) wait for the init, then delete.
+/// The init is our child, so waiting on its pid cannot miss its exit however
+/// quickly it happens.
+pub(crate) fn run(
+    store: &Store,
+    id: &str,
+    opts: &CreateOptions,
+    detach: bool,
+    keep: bool,
+) -> Result<i32> {
+    let pid = store.create(id, opts)?;
+    if let Err(e) = store.start(id) {
+        let _ = store.delete(id, true);
+        return Err(e.into());
+    }
+    if detach {
+        return Ok(0);
+    }
+    FORWARD_TO.store(pid, Ordering::Relaxed);
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        bulkhead_sys::set_signal_handler(sig, forward).context("install signal forwarding")?;
+    }
+    let status = bulkhead_sys::wait_exit(pid).context("wait for the container")?;
+    FORWARD_TO.store(0, Ordering::Relaxed);
+    if !keep {
+        store.delete(id, true)?;
+    }
+    Ok(status.code())
+}
+
+fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
+    let views: Vec<_> = store
+        .ids()
+        .iter()
+        .filter_map(|id| store.load(id).ok())
+        .map(|r| store.view(&r))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for v in &views {
+            writeln!(out, "{}", v.id)?;
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => writeln!(out, "{}", serde_json::to_string(&views)?)?,
+        "table" => {
+            let rows: Vec<[String; 6]> = views
+                .iter()
+                .map(|v| {
+                    [
+                        v.id.clone(),
+                        v.pid.to_string(),
+                        v.status.to_string(),
+                        v.bundle.display().to_string(),
+                        v.created.clone(),
+                        if v.owner.is_empty() {
+                            "root".into()
+                        } else {
+                            v.owner.clone()
+                        },
+                    ]
+                })
+                .collect();
+            let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let mut widths = [0usize; 6];
+            for r in std::iter::once(&head).chain(rows.iter()) {
+                for (w, c) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            for r in std::iter::once(&head).chain(rows.iter()) {
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("   ").trim_end())?;
+            }
+        }
+        f => bail!("--format: unknown format {f:?} (expected table or json)"),
+    }
+    Ok(())
+}
+
+fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
+    let rec = store.load(id)?;
+    let pids = rec.cgroups.procs()?;
+    match format {
+        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "table" => {
+            let args = if ps_args.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                ps_args.to_vec()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("run ps")?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let Some(header) = lines.next() else {
+                return Ok(());
+            };
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .context("ps output has no PID column")?;
+            println!("{header}");
+            for l in lines {
+                if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok())
+                    && pids.contains(&p)
+                {
+                    println!("{l}");
+                }
+            }
+        }
+        f => bail!("--format: unknown format {f:?} (expected table or json)"),
+    }
+    Ok(())
+}
+
+fn spec(bundle: &std::path::Path, rootless: bool) -> Result<()> {
+    let ids = rootless.then(|| {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )
+    });
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("File {} exists. Remove it first", path.display());
+    }
+    let v = bulkhead_spec::template::default_spec(ids);
+    std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
+fn features() -> Result<()> {
+    let support = bulkhead_spec::features::Support {
+        apparmor: std::path::Path::new("/sys/kernel/security/apparmor").exists(),
+        selinux: std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+        cgroup_v1: true,
+        cgroup_v2: true,
+        ..Default::default()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&bulkhead_spec::features::features(&support))?
+    );
+    Ok(())
+}
