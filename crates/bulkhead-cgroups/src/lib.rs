@@ -6,8 +6,10 @@
 mod error;
 mod fsutil;
 mod layout;
+mod resources;
 mod set;
 
 pub use error::CgroupError;
 pub use layout::{CGROUP_ROOT, Hierarchy, Layout, detect, parse_mountinfo};
+pub use resources::{device_rule, v2};
 pub use set::{CgroupDir, CgroupSet, resolve};
