@@ -15,9 +15,13 @@ pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
 }
 
 /// Write `value` to an existing cgroup file in a single `write(2)`; cgroupfs
-/// files take one value (or rule) per write and are never created.
+/// files take one value (or rule) per write and are never created
+/// (`O_TRUNC` is harmless there, and keeps plain files in tests exact).
 pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(value.as_bytes())
 }
 

@@ -283,7 +283,7 @@ impl CgroupSet {
             m.disable_oom_killer(),
         ) {
             (None, None, None, None, None) => return Ok(()),
-            _ => self.need("memory", &f("limit"))?,
+            _ => self.need("memory", &format!("{R}.memory"))?,
         };
         if d.v2 {
             let swap_max = v2::swap_max(limit, swap).map_err(|e| invalid(f("swap"), e))?;
@@ -390,7 +390,7 @@ impl CgroupSet {
             || c.realtime_runtime().is_some_and(|v| v != 0)
             || c.realtime_period().is_some_and(|v| v != 0);
         if wants_cpu {
-            let d = self.need("cpu", &f("shares"))?;
+            let d = self.need("cpu", &format!("{R}.cpu"))?;
             if d.v2 {
                 if shares != 0 {
                     put(
