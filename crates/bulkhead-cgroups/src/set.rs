@@ -310,7 +310,8 @@ impl CgroupSet {
     /// cgroups first. Directories already gone are fine. A cgroup that stays
     /// busy is polled (1 ms steps, killing newcomers) for up to 2 s before
     /// failing with an error naming it. A frozen cgroup is thawed first so
-    /// that SIGKILL can be delivered.
+    /// that SIGKILL can be delivered. Only the container's own directory
+    /// (and what is below it) is removed: parents such as `/bulkhead` stay.
     pub fn remove(&self) -> Result<(), CgroupError> {
         if self.is_frozen().unwrap_or(false) {
             let _ = self.thaw();
