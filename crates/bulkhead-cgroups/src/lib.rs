@@ -1,1 +1,23 @@
-//! bulkhead-cgroups
+//! bulkhead-cgroups: cgroup layout detection, container cgroup placement
+//! and removal, freezing, and resource limits for cgroup v1, hybrid and v2
+//! hosts.
+//!
+//! Typical use: [`detect`] the [`Layout`] once, [`resolve`] the container's
+//! `linux.cgroupsPath` into a [`CgroupSet`] (one [`CgroupDir`] per
+//! hierarchy; serializable for the state file), then
+//! [`CgroupSet::create`], [`CgroupSet::apply`] the resources,
+//! [`CgroupSet::add_pid`] the init process, and finally
+//! [`CgroupSet::remove`]. Everything goes through cgroupfs files; the crate
+//! has no `unsafe` and needs no systemd.
+#![forbid(unsafe_code)]
+
+mod error;
+mod fsutil;
+mod layout;
+mod resources;
+mod set;
+
+pub use error::CgroupError;
+pub use layout::{CGROUP_ROOT, Hierarchy, Layout, detect, parse_mountinfo};
+pub use resources::{device_rule, v2};
+pub use set::{CgroupDir, CgroupSet, resolve};

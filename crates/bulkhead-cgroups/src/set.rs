@@ -1,0 +1,681 @@
+//! A container's cgroups: resolving `linux.cgroupsPath`, creating the
+//! directories, placing processes, freezing and removal.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+use crate::CgroupError;
+use crate::fsutil;
+use crate::layout::{CGROUP_ROOT, Layout};
+
+const FIELD: &str = "linux.cgroupsPath";
+
+/// Marker directory that exists while systemd is PID 1.
+const SYSTEMD_MARKER: &str = "/run/systemd/system";
+
+/// How long [`CgroupSet::remove`] waits for a busy cgroup to empty, and
+/// freeze/thaw for the freezer to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Poll interval while waiting.
+const POLL: Duration = Duration::from_millis(1);
+
+/// The container's cgroup in one hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CgroupDir {
+    /// Directory name under `/sys/fs/cgroup` as the container sees it:
+    /// `"cpu,cpuacct"`, `"memory"`, `"systemd"`, `"unified"`; `""` on a pure
+    /// v2 host.
+    pub name: String,
+    /// Absolute host path of the container's cgroup in that hierarchy.
+    pub path: PathBuf,
+    /// Whether this is a cgroup2 directory.
+    pub v2: bool,
+    /// Controllers of the hierarchy (v1), or those available at the cgroup2
+    /// root (v2, from `cgroup.controllers` when the set was resolved).
+    pub controllers: Vec<String>,
+}
+
+impl CgroupDir {
+    /// Whether the directory carries `controller`. `"systemd"` also matches
+    /// the `name=systemd` hierarchy.
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers
+            .iter()
+            .any(|c| c == controller || (c.strip_prefix("name=") == Some(controller)))
+    }
+}
+
+/// A container's cgroups, one directory per hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CgroupSet {
+    pub dirs: Vec<CgroupDir>,
+}
+
+/// The relative cgroup path (no leading `/`) from `linux.cgroupsPath`.
+fn relative_path(
+    cgroups_path: Option<&str>,
+    id: &str,
+    systemd: bool,
+) -> Result<PathBuf, CgroupError> {
+    let invalid = |value: &str, reason: &'static str| CgroupError::InvalidPath {
+        field: FIELD,
+        value: value.to_string(),
+        reason,
+    };
+    let path = cgroups_path.filter(|p| !p.is_empty());
+    if let Some(p) = path {
+        if p.contains('\0') {
+            return Err(invalid(p, "contains a NUL byte"));
+        }
+        if p.contains(':') && !systemd {
+            return Err(CgroupError::SystemdPathWithoutDriver {
+                field: FIELD,
+                value: p.to_string(),
+            });
+        }
+    }
+    if systemd {
+        if !Path::new(SYSTEMD_MARKER).is_dir() {
+            return Err(CgroupError::SystemdNotRunning {
+                marker: PathBuf::from(SYSTEMD_MARKER),
+            });
+        }
+        return Err(invalid(
+            path.unwrap_or(""),
+            "the systemd cgroup driver is not supported yet",
+        ));
+    }
+    let owned;
+    let p = match path {
+        Some(p) => p,
+        None => {
+            if id.is_empty() || id.contains('/') || id.contains('\0') || id == "." || id == ".." {
+                return Err(CgroupError::InvalidPath {
+                    field: "container id",
+                    value: id.to_string(),
+                    reason: "cannot be used as a cgroup directory name",
+                });
+            }
+            owned = format!("/bulkhead/{id}");
+            &owned
+        }
+    };
+    let mut rel = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => return Err(invalid(p, "must not contain \"..\"")),
+            Component::Normal(n) => rel.push(n),
+            Component::Prefix(_) => return Err(invalid(p, "unsupported path prefix")),
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(invalid(p, "must not be the root cgroup"));
+    }
+    Ok(rel)
+}
+
+/// Place `rel` under a v1 mount whose mount root is `root`: when the mount
+/// only shows a sub-tree (`root` is not `/`) and the path lies inside that
+/// sub-tree, the sub-tree prefix is dropped.
+fn under_mount(mountpoint: &Path, root: &str, rel: &Path) -> PathBuf {
+    let root_rel = Path::new(root.trim_start_matches('/'));
+    if !root_rel.as_os_str().is_empty()
+        && let Ok(rest) = rel.strip_prefix(root_rel)
+    {
+        return mountpoint.join(rest);
+    }
+    mountpoint.join(rel)
+}
+
+/// Directory name of a hierarchy as seen under `/sys/fs/cgroup`.
+fn dir_name(mountpoint: &Path, controllers: &[String]) -> String {
+    if let Ok(rest) = mountpoint.strip_prefix(CGROUP_ROOT) {
+        let s = rest.to_string_lossy();
+        if !s.is_empty() && !s.contains('/') {
+            return s.into_owned();
+        }
+        if s.is_empty() {
+            return String::new();
+        }
+    }
+    controllers
+        .iter()
+        .map(|c| c.strip_prefix("name=").unwrap_or(c))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn v2_controllers(mount: &Path) -> Vec<String> {
+    std::fs::read_to_string(mount.join("cgroup.controllers"))
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Work out the container's cgroup directory in every hierarchy.
+///
+/// `linux.cgroupsPath` semantics:
+/// * absent or empty: `/bulkhead/<id>`;
+/// * absolute (`/a/b`): that path below the root of every hierarchy;
+/// * relative (`a/b`): also taken below the root of every hierarchy (not
+///   below the runtime's own cgroup), i.e. the same as `/a/b`;
+/// * containing `:` (systemd's `slice:prefix:name`): needs `systemd`; the
+///   systemd driver is refused while systemd is not running, and is not
+///   implemented yet otherwise;
+/// * `..` components, NUL bytes and the root cgroup itself are rejected.
+///
+/// On a v1 mount that shows only a sub-tree of its hierarchy, a path inside
+/// that sub-tree is made relative to it. On a hybrid host the cgroup2 mount
+/// gets a directory too (named `unified`), listed after the v1 ones.
+pub fn resolve(
+    layout: &Layout,
+    cgroups_path: Option<&str>,
+    id: &str,
+    systemd: bool,
+) -> Result<CgroupSet, CgroupError> {
+    let rel = relative_path(cgroups_path, id, systemd)?;
+    let mut dirs = Vec::new();
+    match layout {
+        Layout::V1 {
+            hierarchies,
+            unified,
+        } => {
+            for h in hierarchies {
+                dirs.push(CgroupDir {
+                    name: dir_name(&h.mountpoint, &h.controllers),
+                    path: under_mount(&h.mountpoint, &h.root, &rel),
+                    v2: false,
+                    controllers: h.controllers.clone(),
+                });
+            }
+            if let Some(u) = unified {
+                let name = dir_name(u, &[]);
+                dirs.push(CgroupDir {
+                    name: if name.is_empty() {
+                        "unified".into()
+                    } else {
+                        name
+                    },
+                    path: u.join(&rel),
+                    v2: true,
+                    controllers: v2_controllers(u),
+                });
+            }
+        }
+        Layout::V2 { root } => dirs.push(CgroupDir {
+            name: String::new(),
+            path: root.join(&rel),
+            v2: true,
+            controllers: v2_controllers(root),
+        }),
+    }
+    Ok(CgroupSet { dirs })
+}
+
+/// Ancestors of `path` (outermost first, `path` excluded) that have `file`,
+/// i.e. that are cgroups of the same hierarchy.
+fn cgroup_ancestors(path: &Path, file: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = path
+        .ancestors()
+        .skip(1)
+        .take_while(|a| a.join(file).exists())
+        .map(Path::to_path_buf)
+        .collect();
+    v.reverse();
+    v
+}
+
+fn is_errno(e: &std::io::Error, errno: i32) -> bool {
+    e.raw_os_error() == Some(errno)
+}
+
+impl CgroupSet {
+    /// The directory carrying `controller` (v1 first, then cgroup2); also
+    /// matches a directory by its `name`.
+    pub fn dir(&self, controller: &str) -> Option<&CgroupDir> {
+        self.dirs.iter().find(|d| d.has(controller)).or_else(|| {
+            self.dirs
+                .iter()
+                .find(|d| !d.name.is_empty() && d.name == controller)
+        })
+    }
+
+    /// The first cgroup2 directory of the set (the only one on a v2 host,
+    /// `unified` on a hybrid one).
+    pub fn v2_dir(&self) -> Option<&CgroupDir> {
+        self.dirs.iter().find(|d| d.v2)
+    }
+
+    /// Create the directories (`mkdir -p`) in every hierarchy.
+    ///
+    /// In the cpuset hierarchy every level on the way whose `cpuset.cpus` or
+    /// `cpuset.mems` is empty gets its parent's value, since an empty cpuset
+    /// cannot hold tasks. For cgroup2 directories, the controllers available
+    /// at each ancestor are enabled in its `cgroup.subtree_control` (best
+    /// effort: a controller the kernel refuses is skipped).
+    pub fn create(&self) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            std::fs::create_dir_all(&d.path).map_err(|source| CgroupError::Io {
+                op: "creating",
+                path: d.path.clone(),
+                source,
+            })?;
+            if d.v2 {
+                enable_subtree_controllers(&d.path);
+            } else if d.has("cpuset") {
+                fill_cpuset(&d.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move `pid` into the container's cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            fsutil::write(&d.path.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directory used to list processes: pids, else freezer, else
+    /// cgroup2, else the first.
+    fn procs_dir(&self) -> Option<&CgroupDir> {
+        self.dirs
+            .iter()
+            .find(|d| !d.v2 && d.has("pids"))
+            .or_else(|| self.dirs.iter().find(|d| !d.v2 && d.has("freezer")))
+            .or_else(|| self.v2_dir())
+            .or_else(|| self.dirs.first())
+    }
+
+    /// Pids in the container's cgroup and its descendants, sorted, without
+    /// duplicates. A cgroup that does not exist (any more) has no pids.
+    pub fn procs(&self) -> Result<Vec<i32>, CgroupError> {
+        match self.procs_dir() {
+            Some(d) => procs_below(&d.path),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Send `sig` to every process of the container; processes that are
+    /// already gone are ignored. Signal 0 only checks for existence.
+    pub fn signal_all(&self, sig: i32) -> Result<(), CgroupError> {
+        let path = self.procs_dir().map(|d| d.path.clone()).unwrap_or_default();
+        signal_pids(&self.procs()?, sig, &path)
+    }
+
+    /// Kill what is left in the cgroups and remove every directory, child
+    /// cgroups first. Directories already gone are fine. A cgroup that stays
+    /// busy is polled (1 ms steps, killing newcomers) for up to 2 s before
+    /// failing with an error naming it. A frozen cgroup is thawed first so
+    /// that SIGKILL can be delivered. Only the container's own directory
+    /// (and what is below it) is removed: parents such as `/bulkhead` stay.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        if self.is_frozen().unwrap_or(false) {
+            let _ = self.thaw();
+        }
+        for d in &self.dirs {
+            for p in procs_below(&d.path)? {
+                kill_ignoring_gone(p, Signal::KILL, &d.path)?;
+            }
+        }
+        for d in &self.dirs {
+            let mut levels = fsutil::tree(&d.path)?;
+            levels.reverse();
+            for level in levels {
+                rmdir_waiting(&level)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Freeze the container: v1 `freezer.state` (waiting until it reads
+    /// `FROZEN`) or cgroup2 `cgroup.freeze` (waiting for `frozen 1` in
+    /// `cgroup.events`).
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.set_frozen(true)
+    }
+
+    /// Thaw the container.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.set_frozen(false)
+    }
+
+    /// Whether the container is frozen (v1: `freezer.state` reads `FROZEN`).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        match self.freezer()? {
+            Freezer::V1(p) => Ok(fsutil::read(&p.join("freezer.state"))?.trim() == "FROZEN"),
+            Freezer::V2(p) => Ok(v2_frozen(&p)? == Some(true)),
+        }
+    }
+
+    fn freezer(&self) -> Result<Freezer, CgroupError> {
+        if let Some(d) = self.dirs.iter().find(|d| !d.v2 && d.has("freezer")) {
+            return Ok(Freezer::V1(d.path.clone()));
+        }
+        if let Some(d) = self.v2_dir() {
+            return Ok(Freezer::V2(d.path.clone()));
+        }
+        Err(CgroupError::NoFreezer)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let start = Instant::now();
+        match self.freezer()? {
+            Freezer::V1(dir) => {
+                let file = dir.join("freezer.state");
+                let wanted = if frozen { "FROZEN" } else { "THAWED" };
+                let mut tries = 0u32;
+                loop {
+                    // Re-issue the request now and then: a freeze can stall
+                    // in FREEZING while tasks are busy in the kernel.
+                    if tries.is_multiple_of(50) {
+                        fsutil::write(&file, wanted)?;
+                    }
+                    tries += 1;
+                    let state = fsutil::read(&file)?;
+                    if state.trim() == wanted {
+                        return Ok(());
+                    }
+                    if start.elapsed() > SETTLE_TIMEOUT {
+                        if frozen {
+                            let _ = fsutil::write(&file, "THAWED");
+                        }
+                        return Err(CgroupError::FreezeTimeout {
+                            path: file,
+                            wanted,
+                            last: state.trim().to_string(),
+                            waited_ms: start.elapsed().as_millis(),
+                        });
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+            Freezer::V2(dir) => {
+                let file = dir.join("cgroup.freeze");
+                fsutil::write(&file, if frozen { "1" } else { "0" })?;
+                let wanted = if frozen { "frozen 1" } else { "frozen 0" };
+                loop {
+                    let state = v2_frozen(&dir)?;
+                    // Kernels without cgroup.events "frozen" have nothing to wait on.
+                    if state.is_none() || state == Some(frozen) {
+                        return Ok(());
+                    }
+                    if start.elapsed() > SETTLE_TIMEOUT {
+                        if frozen {
+                            let _ = fsutil::write(&file, "0");
+                        }
+                        return Err(CgroupError::FreezeTimeout {
+                            path: dir.join("cgroup.events"),
+                            wanted,
+                            last: format!("frozen {}", u8::from(!frozen)),
+                            waited_ms: start.elapsed().as_millis(),
+                        });
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+    }
+}
+
+enum Freezer {
+    V1(PathBuf),
+    V2(PathBuf),
+}
+
+/// `frozen` from a cgroup2 `cgroup.events`, `None` when the key is absent.
+fn v2_frozen(dir: &Path) -> Result<Option<bool>, CgroupError> {
+    let events = fsutil::read(&dir.join("cgroup.events"))?;
+    Ok(events
+        .lines()
+        .find_map(|l| l.strip_prefix("frozen "))
+        .map(|v| v.trim() == "1"))
+}
+
+fn procs_below(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    let mut pids = Vec::new();
+    for d in fsutil::tree(dir)? {
+        pids.extend(fsutil::read_procs(&d)?);
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+fn kill_ignoring_gone(pid: i32, sig: Signal, path: &Path) -> Result<(), CgroupError> {
+    let Some(p) = Pid::from_raw(pid) else {
+        return Ok(());
+    };
+    match rustix::process::kill_process(p, sig) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(CgroupError::Kill {
+            pid,
+            signal: sig.as_raw(),
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+fn signal_pids(pids: &[i32], sig: i32, path: &Path) -> Result<(), CgroupError> {
+    if sig == 0 {
+        for &pid in pids {
+            let Some(p) = Pid::from_raw(pid) else {
+                continue;
+            };
+            match rustix::process::test_kill_process(p) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => {
+                    return Err(CgroupError::Kill {
+                        pid,
+                        signal: 0,
+                        path: path.to_path_buf(),
+                        source: e.into(),
+                    });
+                }
+            }
+        }
+        return Ok(());
+    }
+    let signal = Signal::from_named_raw(sig).ok_or(CgroupError::InvalidSignal { signal: sig })?;
+    for &pid in pids {
+        kill_ignoring_gone(pid, signal, path)?;
+    }
+    Ok(())
+}
+
+/// rmdir one cgroup; on EBUSY keep killing what is inside and retry until
+/// it empties or the timeout passes.
+fn rmdir_waiting(dir: &Path) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_errno(&e, libc::ENOENT) => return Ok(()),
+            Err(e) if is_errno(&e, libc::EBUSY) => {
+                let pids = procs_below(dir)?;
+                if start.elapsed() > SETTLE_TIMEOUT {
+                    return Err(CgroupError::Busy {
+                        path: dir.to_path_buf(),
+                        waited_ms: start.elapsed().as_millis(),
+                        pids,
+                    });
+                }
+                for p in pids {
+                    kill_ignoring_gone(p, Signal::KILL, dir)?;
+                }
+                std::thread::sleep(POLL);
+            }
+            Err(source) => {
+                return Err(CgroupError::Io {
+                    op: "removing",
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Give every level of a v1 cpuset path whose `cpuset.cpus`/`cpuset.mems`
+/// is empty the value of its parent, from the top down.
+fn fill_cpuset(path: &Path) -> Result<(), CgroupError> {
+    let mut levels = cgroup_ancestors(path, "cpuset.cpus");
+    levels.push(path.to_path_buf());
+    for pair in levels.windows(2) {
+        let (parent, child) = (&pair[0], &pair[1]);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fsutil::read(&child.join(file))?;
+            if mine.trim().is_empty() {
+                let theirs = fsutil::read(&parent.join(file))?;
+                fsutil::write(&child.join(file), theirs.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Enable, at every cgroup2 ancestor of `path`, the controllers it has
+/// available in its `cgroup.subtree_control`. Best effort.
+fn enable_subtree_controllers(path: &Path) {
+    for level in cgroup_ancestors(path, "cgroup.controllers") {
+        let available = v2_controllers(&level);
+        let enabled =
+            std::fs::read_to_string(level.join("cgroup.subtree_control")).unwrap_or_default();
+        let enabled: Vec<&str> = enabled.split_whitespace().collect();
+        for c in available {
+            if !enabled.contains(&c.as_str()) {
+                let _ = fsutil::write_raw(&level.join("cgroup.subtree_control"), &format!("+{c}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hybrid() -> Layout {
+        crate::parse_mountinfo(
+            "\
+30 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+31 25 0:29 /outer /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+27 25 0:25 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+26 25 0:24 / /tmp/nonexistent-unified rw - cgroup2 cgroup2 rw
+",
+        )
+    }
+
+    #[test]
+    fn default_path() {
+        let set = resolve(&hybrid(), None, "ctr1", false).unwrap();
+        let got: Vec<(&str, &Path, bool)> = set
+            .dirs
+            .iter()
+            .map(|d| (d.name.as_str(), d.path.as_path(), d.v2))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "cpu,cpuacct",
+                    Path::new("/sys/fs/cgroup/cpu,cpuacct/bulkhead/ctr1"),
+                    false
+                ),
+                (
+                    "memory",
+                    Path::new("/sys/fs/cgroup/memory/bulkhead/ctr1"),
+                    false
+                ),
+                (
+                    "systemd",
+                    Path::new("/sys/fs/cgroup/systemd/bulkhead/ctr1"),
+                    false
+                ),
+                (
+                    "unified",
+                    Path::new("/tmp/nonexistent-unified/bulkhead/ctr1"),
+                    true
+                ),
+            ]
+        );
+        assert_eq!(set, resolve(&hybrid(), Some(""), "ctr1", false).unwrap());
+        assert_eq!(set.dir("cpuacct").unwrap().name, "cpu,cpuacct");
+        assert_eq!(set.dir("systemd").unwrap().name, "systemd");
+        assert!(set.dir("pids").is_none());
+    }
+
+    #[test]
+    fn absolute_relative_and_mount_root() {
+        let abs = resolve(&hybrid(), Some("/a/b"), "x", false).unwrap();
+        let rel = resolve(&hybrid(), Some("a//./b/"), "x", false).unwrap();
+        assert_eq!(abs, rel);
+        assert_eq!(
+            abs.dir("memory").unwrap().path,
+            Path::new("/sys/fs/cgroup/memory/a/b")
+        );
+        // The memory mount shows only /outer: a path inside it is re-rooted.
+        let inner = resolve(&hybrid(), Some("/outer/c"), "x", false).unwrap();
+        assert_eq!(
+            inner.dir("memory").unwrap().path,
+            Path::new("/sys/fs/cgroup/memory/c")
+        );
+        assert_eq!(
+            inner.dir("cpu").unwrap().path,
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/outer/c")
+        );
+    }
+
+    #[test]
+    fn pure_v2() {
+        let layout = Layout::V2 {
+            root: PathBuf::from("/nonexistent/cg"),
+        };
+        let set = resolve(&layout, Some("/x"), "id", false).unwrap();
+        assert_eq!(set.dirs.len(), 1);
+        assert_eq!(set.dirs[0].name, "");
+        assert!(set.dirs[0].v2);
+        assert_eq!(set.dirs[0].path, Path::new("/nonexistent/cg/x"));
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        for bad in ["/a/../b", "..", "a/..", "/a\0b", "/", "."] {
+            let err = resolve(&hybrid(), Some(bad), "x", false).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, CgroupError::InvalidPath { .. }),
+                "{bad:?}: {err:?}"
+            );
+            assert!(msg.starts_with("linux.cgroupsPath: "), "{msg}");
+        }
+        for bad_id in ["", "a/b", ".."] {
+            assert!(
+                resolve(&hybrid(), None, bad_id, false).is_err(),
+                "{bad_id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn systemd_form() {
+        let err = resolve(&hybrid(), Some("system.slice:bulkhead:abc"), "abc", false).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("linux.cgroupsPath"), "{msg}");
+        assert!(msg.contains("--systemd-cgroup"), "{msg}");
+        let with_driver = resolve(&hybrid(), Some("system.slice:bulkhead:abc"), "abc", true);
+        if Path::new(SYSTEMD_MARKER).is_dir() {
+            eprintln!("systemd is running here; only checking that the driver is refused");
+            assert!(with_driver.is_err());
+        } else {
+            let msg = with_driver.unwrap_err().to_string();
+            assert!(
+                msg.starts_with("systemd cgroup driver requested but systemd is not running"),
+                "{msg}"
+            );
+        }
+    }
+}
