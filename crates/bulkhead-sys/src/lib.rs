@@ -437,3 +437,4 @@ pub fn is_single_threaded() -> bool {
         })
         .unwrap_or(false)
 }
+pub mod seccomp;
