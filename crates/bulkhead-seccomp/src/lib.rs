@@ -53,12 +53,6 @@ pub enum SeccompError {
     ErrnoRange { entry: String, value: u32 },
     #[error("{entry}: empty syscall name")]
     EmptyName { entry: String },
-    #[error("{entry}: architecture {arch} is not supported by libseccomp {version}")]
-    Arch {
-        entry: String,
-        arch: String,
-        version: String,
-    },
     #[error("{entry}: libseccomp could not {what}: {source}")]
     Libseccomp {
         entry: String,
@@ -249,11 +243,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     let mut arches = vec![ScmpArch::native()];
     for (i, &a) in s.architectures().iter().flatten().enumerate() {
         let sa = scmp_arch(a);
-        ctx.add_arch(sa).map_err(|_| SeccompError::Arch {
-            entry: format!("architectures[{i}]"),
-            arch: arch_name(a).to_owned(),
-            version: library_version(),
-        })?;
+        if let Err(e) = ctx.add_arch(sa) {
+            // Leaving it out is safe: calls made under an architecture the
+            // filter lacks get libseccomp's bad-arch action (kill).
+            let why = if e.errno() == Some(libseccomp::error::SeccompErrno::EDOM) {
+                "its byte order differs from the native architecture".to_owned()
+            } else {
+                format!("libseccomp {} does not support it", library_version())
+            };
+            warnings.push(format!(
+                "architectures[{i}]: {} left out of the filter ({why}); its syscalls will be killed",
+                arch_name(a)
+            ));
+            continue;
+        }
         if !arches.contains(&sa) {
             arches.push(sa);
         }

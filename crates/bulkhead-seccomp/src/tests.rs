@@ -538,6 +538,64 @@ fn stub_per_architecture_on_x86_64() {
     assert_eq!(run(&c.bpf, AUDIT_I386, 3, z), SECCOMP_RET_KILL_THREAD);
 }
 
+/// Names of the native syscalls numbered `0..=last` that libseccomp knows.
+fn native_names(last: i32) -> Vec<(i32, String)> {
+    (0..=last)
+        .filter_map(|nr| Some((nr, ScmpSyscall::from(nr).get_name().ok()?)))
+        .collect()
+}
+
+#[test]
+fn long_profile_uses_the_binary_tree_correctly() {
+    let names = native_names(500);
+    assert!(names.len() > 300);
+    // One rule per name (well over 32 rules): even numbers allowed.
+    let rules: Vec<_> = names
+        .iter()
+        .filter(|(nr, _)| nr % 2 == 0)
+        .map(|(_, n)| json!({"names": [n], "action": "SCMP_ACT_ALLOW"}))
+        .collect();
+    let c = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}),
+    ))
+    .unwrap();
+    let max = names
+        .iter()
+        .filter(|(nr, _)| nr % 2 == 0)
+        .map(|&(nr, _)| nr)
+        .max()
+        .unwrap();
+    for &(nr, _) in &names {
+        let want = if nr % 2 == 0 {
+            SECCOMP_RET_ALLOW
+        } else if nr < max {
+            errno(libc::EPERM)
+        } else {
+            errno(libc::ENOSYS)
+        };
+        assert_eq!(
+            run(&c.bpf, native_audit(), nr as u32, [0; 6]),
+            want,
+            "nr {nr}"
+        );
+    }
+}
+
+#[cfg(target_endian = "little")]
+#[test]
+fn foreign_byte_order_arch_left_out_with_warning() {
+    let c = whitelist("SCMP_ACT_ERRNO", &["read"], &["SCMP_ARCH_S390X"]);
+    assert_eq!(
+        c.warnings,
+        vec![
+            "architectures[0]: SCMP_ARCH_S390X left out of the filter (its byte order differs from the native architecture); its syscalls will be killed"
+                .to_owned()
+        ]
+    );
+    assert_eq!(eval(&c, "read", [0; 6]), SECCOMP_RET_ALLOW);
+    assert_eq!(run(&c.bpf, 0x8000_0016, 3, [0; 6]), SECCOMP_RET_KILL_THREAD);
+}
+
 #[test]
 fn native_arch_listed_explicitly_is_harmless() {
     let c = whitelist("SCMP_ACT_ERRNO", &["read"], &["SCMP_ARCH_NATIVE"]);
@@ -792,6 +850,28 @@ fn scenario(name: &str) -> Result<(), i32> {
             tx.send(()).map_err(|_| 2)?;
             check(t.join().map_err(|_| 3)? == Some(libc::EACCES), 4)
         }
+        "long_allowlist" => {
+            // Everything up to pidfd_open except getcwd: the test binary
+            // keeps working (threads, allocation) under a long filter.
+            let limit = ScmpSyscall::from_name("pidfd_open")
+                .unwrap()
+                .as_raw_syscall();
+            let rules: Vec<_> = native_names(limit)
+                .into_iter()
+                .filter(|(_, n)| n != "getcwd")
+                .map(|(_, n)| json!({"names": [n], "action": "SCMP_ACT_ALLOW"}))
+                .collect();
+            load(
+                json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": libc::EXDEV, "syscalls": rules}),
+            )?;
+            check(os_err(bulkhead_sys::getcwd_bytes()) == Some(libc::EXDEV), 1)?;
+            let t = std::thread::spawn(|| vec![7u8; 1 << 20].len());
+            check(t.join().map_err(|_| 2)? == 1 << 20, 3)?;
+            check(
+                os_err(bulkhead_sys::cloexec_from(1000)) == Some(libc::ENOSYS),
+                4,
+            )
+        }
         _ => Err(99),
     }
 }
@@ -836,6 +916,11 @@ fn kernel_enosys_stub() {
 #[test]
 fn kernel_enosys_stub_with_kill_default() {
     assert_child_ok("enosys_kill_default");
+}
+
+#[test]
+fn kernel_long_allowlist() {
+    assert_child_ok("long_allowlist");
 }
 
 #[test]
