@@ -59,8 +59,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     let joins = open_joins(req)?;
     let console = match req.console_socket {
         Some(p) => Some(
-            UnixStream::connect(p)
-                .map_err(io_err(format!("--console-socket {}", p.display())))?,
+            UnixStream::connect(p).map_err(io_err(format!("--console-socket {}", p.display())))?,
         ),
         None => None,
     };
@@ -101,7 +100,10 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
         write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
     }
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
-    let init_pid = match ch.recv().map_err(io_err("waiting for the container init"))? {
+    let init_pid = match ch
+        .recv()
+        .map_err(io_err("waiting for the container init"))?
+    {
         Msg::InitPid(p) => p,
         Msg::Error(e) => return Err(LaunchError::Setup(e)),
         m => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
@@ -110,7 +112,10 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     s1.disarm();
     let _ = bulkhead_sys::wait_exit(stage1_pid);
     loop {
-        match ch.recv().map_err(io_err("waiting for the container init"))? {
+        match ch
+            .recv()
+            .map_err(io_err("waiting for the container init"))?
+        {
             Msg::RunCreateRuntimeHooks => {
                 let state = req.hook_state.json("creating", init_pid);
                 hooks::run_all("prestart", &req.plan.hooks.prestart, &state)?;
@@ -219,8 +224,7 @@ fn become_root_in_userns(plan: &bulkhead_spec::plan::Plan) -> Result<(), String>
 }
 
 fn write_time_offsets(offsets: &[(String, i64, u32)]) -> Result<(), String> {
-    let procfs =
-        pathrs::procfs::ProcfsHandle::new().map_err(|e| format!("open procfs: {e}"))?;
+    let procfs = pathrs::procfs::ProcfsHandle::new().map_err(|e| format!("open procfs: {e}"))?;
     let mut f = procfs
         .open(
             pathrs::procfs::ProcfsBase::ProcSelf,

@@ -80,13 +80,17 @@ fn run_one(kind: &str, h: &HookPlan, state: &str) -> Result<(), HookError> {
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null())
     };
-    cmd.stdin(Stdio::piped()).stdout(to_stderr()).stderr(to_stderr());
+    cmd.stdin(Stdio::piped())
+        .stdout(to_stderr())
+        .stderr(to_stderr());
     let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(state.as_bytes());
     }
-    let deadline = h.timeout_secs.map(|t| Instant::now() + Duration::from_secs(t));
+    let deadline = h
+        .timeout_secs
+        .map(|t| Instant::now() + Duration::from_secs(t));
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,

@@ -154,11 +154,12 @@ impl Store {
                 }
             }
         })?;
-        rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| LifecycleError::Io {
+        rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            LifecycleError::Io {
                 what: "lock".into(),
                 source: e.into(),
-            })?;
+            }
+        })?;
         Ok(Lock(f.into()))
     }
 
@@ -205,7 +206,11 @@ impl Store {
         StateView {
             oci_version: rec.oci_version.clone(),
             id: rec.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { rec.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                rec.pid
+            },
             status,
             bundle: rec.bundle.clone(),
             rootfs: rec.rootfs.clone(),
@@ -242,10 +247,9 @@ impl Store {
         })?;
         let spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
         let plan = Plan::from_spec(&spec, &bundle)?;
-        let process = plan
-            .process
-            .clone()
-            .ok_or_else(|| LifecycleError::Invalid("process: is required to create a container".into()))?;
+        let process = plan.process.clone().ok_or_else(|| {
+            LifecycleError::Invalid("process: is required to create a container".into())
+        })?;
         match fs::metadata(&plan.rootfs) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -297,8 +301,12 @@ impl Store {
             .map_err(io("open exec fifo"))?;
 
         let layout = bulkhead_cgroups::detect()?;
-        let cgroups =
-            bulkhead_cgroups::resolve(&layout, plan.cgroups_path.as_deref(), id, opts.systemd_cgroup)?;
+        let cgroups = bulkhead_cgroups::resolve(
+            &layout,
+            plan.cgroups_path.as_deref(),
+            id,
+            opts.systemd_cgroup,
+        )?;
         cgroups.create()?;
         cleanup.cgroups = Some(cgroups.clone());
         if let Some(r) = &plan.resources {

@@ -384,8 +384,7 @@ impl Plan {
         };
 
         let masked_paths = abs_paths("linux.maskedPaths", linux.masked_paths().as_deref())?;
-        let readonly_paths =
-            abs_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?;
+        let readonly_paths = abs_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?;
 
         let mut devices = Vec::new();
         for (i, d) in linux.devices().as_deref().unwrap_or(&[]).iter().enumerate() {
@@ -396,7 +395,12 @@ impl Plan {
                 T::C | T::U => libc::S_IFCHR,
                 T::B => libc::S_IFBLK,
                 T::P => libc::S_IFIFO,
-                T::A => return Err(invalid(format!("{field}.type"), "\"a\" is not a device node type")),
+                T::A => {
+                    return Err(invalid(
+                        format!("{field}.type"),
+                        "\"a\" is not a device node type",
+                    ));
+                }
             };
             if d.major() < 0 || d.minor() < 0 {
                 return Err(invalid(field, "major and minor must not be negative"));
@@ -618,7 +622,10 @@ fn mount_plan(i: usize, m: &Mount, bundle: &Path) -> Result<MountPlan, PlanError
         None => None,
         Some(s) if is_bind => {
             if s.as_os_str().is_empty() {
-                return Err(invalid(format!("{field}.source"), "is required for a bind mount"));
+                return Err(invalid(
+                    format!("{field}.source"),
+                    "is required for a bind mount",
+                ));
             }
             let abs = if s.is_absolute() {
                 s.clone()
@@ -630,7 +637,10 @@ fn mount_plan(i: usize, m: &Mount, bundle: &Path) -> Result<MountPlan, PlanError
         Some(s) => Some(s.to_string_lossy().into_owned()),
     };
     if is_bind && source.is_none() {
-        return Err(invalid(format!("{field}.source"), "is required for a bind mount"));
+        return Err(invalid(
+            format!("{field}.source"),
+            "is required for a bind mount",
+        ));
     }
     let uid_mappings = id_maps(&format!("{field}.uidMappings"), m.uid_mappings().as_deref())?;
     let gid_mappings = id_maps(&format!("{field}.gidMappings"), m.gid_mappings().as_deref())?;
@@ -771,10 +781,16 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
         let resource = crate::rlimit::resource_from_name(&name)
             .map_err(|e| invalid(format!("{field}.type"), e.to_string()))?;
         if rlimits.iter().any(|o| o.resource == resource) {
-            return Err(invalid(format!("{field}.type"), format!("duplicate {name}")));
+            return Err(invalid(
+                format!("{field}.type"),
+                format!("duplicate {name}"),
+            ));
         }
         if r.soft() > r.hard() {
-            return Err(invalid(field, format!("soft limit of {name} exceeds the hard limit")));
+            return Err(invalid(
+                field,
+                format!("soft limit of {name} exceeds the hard limit"),
+            ));
         }
         rlimits.push(Rlimit {
             resource,
@@ -785,7 +801,10 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
     if let Some(adj) = p.oom_score_adj()
         && !(-1000..=1000).contains(&adj)
     {
-        return Err(invalid("process.oomScoreAdj", "must be between -1000 and 1000"));
+        return Err(invalid(
+            "process.oomScoreAdj",
+            "must be between -1000 and 1000",
+        ));
     }
     let io_priority = match p.io_priority() {
         None => None,
@@ -806,7 +825,10 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
                 }
             };
             if !(0..=7).contains(&io.priority()) {
-                return Err(invalid("process.ioPriority.priority", "must be between 0 and 7"));
+                return Err(invalid(
+                    "process.ioPriority.priority",
+                    "must be between 0 and 7",
+                ));
             }
             Some((class, io.priority() as u32))
         }
@@ -842,9 +864,12 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
     }
     Ok(ProcessPlan {
         terminal: p.terminal().unwrap_or(false),
-        console_size: p
-            .console_size()
-            .map(|b| (b.height().min(u16::MAX.into()) as u16, b.width().min(u16::MAX.into()) as u16)),
+        console_size: p.console_size().map(|b| {
+            (
+                b.height().min(u16::MAX.into()) as u16,
+                b.width().min(u16::MAX.into()) as u16,
+            )
+        }),
         args,
         env,
         cwd,
@@ -952,7 +977,10 @@ mod tests {
             r#""mounts":[{"destination":"/../../etc","type":"tmpfs","source":"tmpfs"}],"linux""#,
         );
         let e = plan(&j).unwrap_err().to_string();
-        assert!(e.contains("mounts[0].destination") && e.contains("escapes"), "{e}");
+        assert!(
+            e.contains("mounts[0].destination") && e.contains("escapes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -973,12 +1001,18 @@ mod tests {
               "gidMappings":[{"containerID":0,"hostID":1000,"size":10}]"#,
         );
         let e = plan(&j).unwrap_err().to_string();
-        assert!(e.contains("linux.uidMappings[1]") && e.contains("overlap"), "{e}");
+        assert!(
+            e.contains("linux.uidMappings[1]") && e.contains("overlap"),
+            "{e}"
+        );
     }
 
     #[test]
     fn userns_without_mappings_rejected() {
-        let j = BASE.replace(r#"{"type":"mount"}]"#, r#"{"type":"mount"},{"type":"user"}]"#);
+        let j = BASE.replace(
+            r#"{"type":"mount"}]"#,
+            r#"{"type":"mount"},{"type":"user"}]"#,
+        );
         assert!(plan(&j).unwrap_err().to_string().contains("uidMappings"));
     }
 
@@ -990,11 +1024,13 @@ mod tests {
 
     #[test]
     fn sysctl_must_be_namespaced() {
-        let j = BASE.replace(
-            r#""linux":{"#,
-            r#""linux":{"sysctl":{"kernel.panic":"1"},"#,
+        let j = BASE.replace(r#""linux":{"#, r#""linux":{"sysctl":{"kernel.panic":"1"},"#);
+        assert!(
+            plan(&j)
+                .unwrap_err()
+                .to_string()
+                .contains("linux.sysctl.kernel.panic")
         );
-        assert!(plan(&j).unwrap_err().to_string().contains("linux.sysctl.kernel.panic"));
     }
 
     #[test]

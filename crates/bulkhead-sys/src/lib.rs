@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub mod seccomp;
+
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
         Err(io::Error::last_os_error())
@@ -93,7 +95,10 @@ pub fn mount(
     let src = source.map(str_cstring).transpose()?;
     let tgt = path_cstring(target)?;
     let fst = fstype.map(str_cstring).transpose()?;
-    let dat = data.filter(|d| !d.is_empty()).map(str_cstring).transpose()?;
+    let dat = data
+        .filter(|d| !d.is_empty())
+        .map(str_cstring)
+        .transpose()?;
     // SAFETY: every pointer is either NULL or a NUL-terminated string that
     // outlives the call.
     let ret = unsafe {
@@ -171,9 +176,14 @@ pub fn mount_setattr(
 }
 
 /// `open_tree(2)`: returns a new fd for the mount at `dirfd`/`path`.
-pub fn open_tree(dirfd: BorrowedFd<'_>, path: &CStr, flags: u32) -> io::Result<std::os::fd::OwnedFd> {
+pub fn open_tree(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    flags: u32,
+) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: path is a valid C string; the kernel returns a new fd or -1.
-    let ret = unsafe { libc::syscall(libc::SYS_open_tree, dirfd.as_raw_fd(), path.as_ptr(), flags) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_open_tree, dirfd.as_raw_fd(), path.as_ptr(), flags) };
     let fd = cvt_long(ret)? as RawFd;
     // SAFETY: the kernel just handed us ownership of this new fd.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
@@ -388,14 +398,21 @@ pub fn set_affinity(cpus: &[usize]) -> io::Result<()> {
             }
             libc::CPU_SET(c, &mut set);
         }
-        cvt(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)).map(drop)
+        cvt(libc::sched_setaffinity(
+            0,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &set,
+        ))
+        .map(drop)
     }
 }
 
 /// `sched_setscheduler(0, policy, prio)` (the runtime-spec subset without
 /// sched_setattr's deadline fields).
 pub fn set_scheduler(policy: i32, priority: i32) -> io::Result<()> {
-    let param = libc::sched_param { sched_priority: priority };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
     // SAFETY: param is a valid struct for the call.
     cvt(unsafe { libc::sched_setscheduler(0, policy, &param) }).map(drop)
 }
@@ -518,7 +535,10 @@ pub mod caps {
     /// Set effective, permitted and inheritable sets (64-bit masks).
     pub fn set(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
         const V3: u32 = 0x2008_0522;
-        let mut hdr = Header { version: V3, pid: 0 };
+        let mut hdr = Header {
+            version: V3,
+            pid: 0,
+        };
         let lo = |v: u64| v as u32;
         let hi = |v: u64| (v >> 32) as u32;
         let data = [
@@ -534,7 +554,8 @@ pub mod caps {
             },
         ];
         // SAFETY: header and a two-element data array as capset(2) v3 expects.
-        let ret = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
+        let ret =
+            unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
         super::cvt_long(ret).map(drop)
     }
 }

@@ -4,8 +4,8 @@
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 
 use bulkhead_spec::plan::ProcessPlan;
 use pathrs::flags::OpenFlags;
@@ -59,7 +59,9 @@ pub fn setup(
     )
     .map_err(StageError::sys("terminal: open pty peer"))?;
     let st = rustix::fs::fstat(&slave).map_err(StageError::sys("terminal: stat pty"))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&rustix::fs::major(st.st_rdev)) {
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR
+        || !(136..=143).contains(&rustix::fs::major(st.st_rdev))
+    {
         return Err(StageError::msg("terminal", "pty peer is not a pts device"));
     }
     // /dev/console: bind the verified slave onto it.
@@ -88,7 +90,8 @@ pub fn setup(
     for fd in 0..3 {
         bulkhead_sys::dup2(slave.as_raw_fd(), fd).map_err(StageError::sys("terminal: stdio"))?;
     }
-    rustix::process::ioctl_tiocsctty(&slave).map_err(StageError::sys("terminal: set controlling tty"))?;
+    rustix::process::ioctl_tiocsctty(&slave)
+        .map_err(StageError::sys("terminal: set controlling tty"))?;
     let name = rustix::pty::ptsname(&master, Vec::new())
         .map(|n| n.to_bytes().to_vec())
         .unwrap_or_else(|_| b"/dev/ptmx".to_vec());

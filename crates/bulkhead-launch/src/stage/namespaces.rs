@@ -37,7 +37,8 @@ pub fn sysctl(plan: &Plan) -> Result<(), StageError> {
                 pathrs::flags::OpenFlags::O_WRONLY,
             )
             .map_err(StageError::sys(step.clone()))?;
-        f.write_all(value.as_bytes()).map_err(StageError::sys(step))?;
+        f.write_all(value.as_bytes())
+            .map_err(StageError::sys(step))?;
     }
     Ok(())
 }

@@ -46,11 +46,13 @@ pub fn apply(plan: &Plan, p: &ProcessPlan) -> Result<(), StageError> {
         }
     }
     if let Some(cpus) = &p.cpu_affinity_final {
-        bulkhead_sys::set_affinity(cpus).map_err(StageError::sys("process.execCPUAffinity.final"))?;
+        bulkhead_sys::set_affinity(cpus)
+            .map_err(StageError::sys("process.execCPUAffinity.final"))?;
     }
     lsm_labels(p)?;
     if p.no_new_privileges {
-        rustix::thread::set_no_new_privs(true).map_err(StageError::sys("process.noNewPrivileges"))?;
+        rustix::thread::set_no_new_privs(true)
+            .map_err(StageError::sys("process.noNewPrivileges"))?;
     }
     credentials(p)?;
     bulkhead_sys::umask(p.umask.unwrap_or(0o022));
@@ -60,7 +62,8 @@ pub fn apply(plan: &Plan, p: &ProcessPlan) -> Result<(), StageError> {
 /// This host has neither AppArmor nor SELinux; asking for a label that
 /// cannot be applied is an error, as with runc, never a silent no-op.
 fn lsm_labels(p: &ProcessPlan) -> Result<(), StageError> {
-    if p.apparmor_profile.is_some() && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
+    if p.apparmor_profile.is_some()
+        && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
     {
         return Err(StageError::msg(
             "process.apparmorProfile",
@@ -110,7 +113,12 @@ fn credentials(p: &ProcessPlan) -> Result<(), StageError> {
         Ok(()) => {}
         // A user namespace with setgroups denied: only an empty list is possible.
         Err(e) if e.raw_os_error() == Some(libc::EPERM) && p.additional_gids.is_empty() => {}
-        Err(e) => return Err(StageError::msg("process.user.additionalGids", e.to_string())),
+        Err(e) => {
+            return Err(StageError::msg(
+                "process.user.additionalGids",
+                e.to_string(),
+            ));
+        }
     }
     bulkhead_sys::setresgid(p.gid)
         .map_err(|e| StageError::msg("process.user.gid", format!("setresgid({}): {e}", p.gid)))?;
@@ -121,7 +129,8 @@ fn credentials(p: &ProcessPlan) -> Result<(), StageError> {
         bulkhead_sys::caps::set(c.effective.0, c.permitted.0, c.inheritable.0).map_err(|e| {
             StageError::msg("process.capabilities", format!("unable to apply caps: {e}"))
         })?;
-        bulkhead_sys::caps::ambient_clear().map_err(StageError::sys("process.capabilities.ambient"))?;
+        bulkhead_sys::caps::ambient_clear()
+            .map_err(StageError::sys("process.capabilities.ambient"))?;
         // The kernel only lets a capability be ambient if it is permitted and
         // inheritable; configs (runc's own template) often list ambient caps
         // that are not inheritable, and runtimes skip those.

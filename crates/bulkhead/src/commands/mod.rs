@@ -203,7 +203,10 @@ fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
                 .context("ps output has no PID column")?;
             println!("{header}");
             for l in lines {
-                if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok())
+                if let Some(p) = l
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok())
                     && pids.contains(&p)
                 {
                     println!("{l}");

@@ -134,7 +134,11 @@ pub(super) fn create_symlinks(rootfs: &Rootfs, plan: &Plan) -> Result<(), StageE
             .create(link, &InodeType::Symlink(PathBuf::from(target)))
         {
             Ok(()) => {}
-            Err(e) if matches!(e.kind(), pathrs::error::ErrorKind::OsError(Some(libc::EEXIST))) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    pathrs::error::ErrorKind::OsError(Some(libc::EEXIST))
+                ) => {}
             Err(e) => return Err(StageError::msg(format!("symlink {link}"), e.to_string())),
         }
     }

@@ -27,7 +27,8 @@ fn verified_dev_null(root: &Root) -> Result<OwnedFd, StageError> {
     let h = root
         .resolve_nofollow("/dev/null")
         .map_err(StageError::sys("maskedPaths: /dev/null"))?;
-    let st = rustix::fs::fstat(h.as_fd()).map_err(StageError::sys("maskedPaths: stat /dev/null"))?;
+    let st =
+        rustix::fs::fstat(h.as_fd()).map_err(StageError::sys("maskedPaths: stat /dev/null"))?;
     let dev = st.st_rdev;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR
         || rustix::fs::major(dev) != 1
@@ -134,8 +135,14 @@ fn make_readonly(target: impl AsFd, recursive: bool) -> rustix::io::Result<()> {
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
     let tree = open_tree(target.as_fd(), "", flags)?;
-    bulkhead_sys::mount_setattr(tree.as_fd(), recursive, bulkhead_sys::mount_attr::RDONLY, 0, None)
-        .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::INVAL))?;
+    bulkhead_sys::mount_setattr(
+        tree.as_fd(),
+        recursive,
+        bulkhead_sys::mount_attr::RDONLY,
+        0,
+        None,
+    )
+    .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::INVAL))?;
     move_mount(
         tree.as_fd(),
         "",

@@ -59,17 +59,23 @@ pub fn prepare(
         libc::MS_BIND | libc::MS_REC,
         None,
     )
-    .map_err(StageError::sys(format!("root.path {}", plan.rootfs.display())))?;
-    let root = Root::open(&plan.rootfs)
-        .map_err(StageError::sys(format!("root.path {}", plan.rootfs.display())))?;
+    .map_err(StageError::sys(format!(
+        "root.path {}",
+        plan.rootfs.display()
+    )))?;
+    let root = Root::open(&plan.rootfs).map_err(StageError::sys(format!(
+        "root.path {}",
+        plan.rootfs.display()
+    )))?;
     let rootfs = Rootfs {
         root,
         path: plan.rootfs.clone(),
         in_userns: plan.ns(NsKind::User).is_some(),
     };
     for (i, m) in plan.mounts.iter().enumerate() {
-        mounts::mount_one(&rootfs, plan, m, cgroups)
-            .map_err(|e| StageError::msg(format!("mounts[{i}] {}", m.destination.display()), e.reason))?;
+        mounts::mount_one(&rootfs, plan, m, cgroups).map_err(|e| {
+            StageError::msg(format!("mounts[{i}] {}", m.destination.display()), e.reason)
+        })?;
     }
     if !plan
         .mounts

@@ -48,7 +48,11 @@ fn destination(rootfs: &Rootfs, dest: &Path, want_dir: bool) -> Result<Handle, S
     }
     rootfs
         .root
-        .create_file(dest, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC, &perm(0o644))
+        .create_file(
+            dest,
+            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            &perm(0o644),
+        )
         .map_err(StageError::sys("create destination file"))?;
     rootfs
         .root
@@ -113,8 +117,8 @@ pub(super) fn mount_one(
     }
     if m.is_bind() {
         let src = m.source.as_deref().unwrap_or_default();
-        let meta = std::fs::metadata(src)
-            .map_err(|e| StageError::msg("source", format!("{src}: {e}")))?;
+        let meta =
+            std::fs::metadata(src).map_err(|e| StageError::msg("source", format!("{src}: {e}")))?;
         let h = destination(rootfs, dest, meta.is_dir())?;
         if m.options.idmap.is_some() {
             return Err(StageError::msg(
@@ -171,7 +175,11 @@ pub(super) fn mount_one(
                     && ((m.fstype == "sysfs" && !plan.creates(NsKind::Network))
                         || (m.fstype == "mqueue" && !plan.creates(NsKind::Ipc))) =>
             {
-                let host = if m.fstype == "sysfs" { "/sys" } else { "/dev/mqueue" };
+                let host = if m.fstype == "sysfs" {
+                    "/sys"
+                } else {
+                    "/dev/mqueue"
+                };
                 bulkhead_sys::mount(
                     Some(host),
                     &fd_path(&h),
@@ -194,7 +202,11 @@ pub(super) fn mount_one(
             Err(e) => {
                 return Err(StageError::msg(
                     "mount",
-                    format!("{} ({}): {e}", m.fstype, if data.is_empty() { "-" } else { data }),
+                    format!(
+                        "{} ({}): {e}",
+                        m.fstype,
+                        if data.is_empty() { "-" } else { data }
+                    ),
                 ));
             }
         }
