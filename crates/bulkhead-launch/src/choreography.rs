@@ -57,6 +57,21 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
         ));
     }
     let joins = open_joins(req)?;
+    // Compiled here, outside the sensitive child; the init only loads bytes.
+    let seccomp = match &req.plan.seccomp {
+        Some(s) => Some(bulkhead_seccomp::compile(s)?),
+        None => None,
+    };
+    if let Some(c) = &seccomp {
+        for w in &c.warnings {
+            tracing::warn!("linux.seccomp: {w}");
+        }
+        if c.notify {
+            return Err(LaunchError::Setup(
+                "linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet".into(),
+            ));
+        }
+    }
     let console = match req.console_socket {
         Some(p) => Some(
             UnixStream::connect(p).map_err(io_err(format!("--console-socket {}", p.display())))?,
@@ -73,7 +88,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     match unsafe { bulkhead_sys::clone_fork(user_flag) }.map_err(io_err("clone stage 1"))? {
         Forked::Child => {
             drop(parent);
-            let code = match stage1(req, &child, &joins, console) {
+            let code = match stage1(req, &child, &joins, console, seccomp.as_ref()) {
                 Ok(()) => 0,
                 Err(e) => {
                     let _ = child.send(&Msg::Error(e));
@@ -165,6 +180,7 @@ fn stage1(
     ch: &Channel,
     joins: &Joins,
     console: Option<UnixStream>,
+    seccomp: Option<&bulkhead_seccomp::Compiled>,
 ) -> Result<(), String> {
     // Keep only what the init needs: stdio, the caller's --preserve-fds, and
     // the fds handed over on purpose. Anything else the runtime had open (the
@@ -206,7 +222,7 @@ fn stage1(
     // SAFETY: stage 1 is a fork of a single-threaded process.
     match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
         Err(e) => Err(format!("fork container init: {e}")),
-        Ok(Forked::Child) => init::run(req, ch, console),
+        Ok(Forked::Child) => init::run(req, ch, console, seccomp),
         Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
     }
 }

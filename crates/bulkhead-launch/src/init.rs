@@ -8,8 +8,13 @@ use crate::sync::{Channel, Msg};
 use crate::{LaunchRequest, hooks};
 
 /// Runs in the forked init; never returns.
-pub(crate) fn run(req: &LaunchRequest<'_>, ch: &Channel, console: Option<UnixStream>) -> ! {
-    let exec = match setup(req, ch, console) {
+pub(crate) fn run(
+    req: &LaunchRequest<'_>,
+    ch: &Channel,
+    console: Option<UnixStream>,
+    seccomp: Option<&bulkhead_seccomp::Compiled>,
+) -> ! {
+    let exec = match setup(req, ch, console, seccomp) {
         Ok(exec) => exec,
         Err(e) => {
             let _ = ch.send(&Msg::Error(e.to_string()));
@@ -52,6 +57,7 @@ fn setup(
     req: &LaunchRequest<'_>,
     ch: &Channel,
     console: Option<UnixStream>,
+    seccomp: Option<&bulkhead_seccomp::Compiled>,
 ) -> Result<stage::exec::Exec, StageError> {
     let plan = req.plan;
     let process = req.process;
@@ -62,6 +68,9 @@ fn setup(
 
     // 1. namespaces: created or joined by stage 1; finish what they hold.
     stage::namespaces::set_names(plan)?;
+    if req.new_keyring {
+        stage::namespaces::session_keyring(req.id)?;
+    }
 
     // 2. root filesystem, before pivot_root: mounts, devices, the terminal.
     let root = stage::rootfs::prepare(plan, process, req.cgroups)?;
@@ -88,10 +97,18 @@ fn setup(
     //    placed before it forked), so there is nothing left to do here.
 
     // 4. security: process attributes, then credentials and capabilities.
+    //    Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it
+    //    goes in before the capabilities are dropped; with it, as late as
+    //    possible so the filter constrains the container, not our setup.
     stage::exec::enter_cwd(process)?;
-    stage::security::apply(plan, process)?;
+    let early = !process.no_new_privileges;
+    stage::security::apply(plan, process, seccomp.filter(|_| early))?;
 
     // 5. exec: resolve the program as the final user, verify the cwd, and
     //    mark every fd but stdio and --preserve-fds close-on-exec.
-    stage::exec::prepare(process, req.preserve_fds)
+    let exec = stage::exec::prepare(process, req.preserve_fds)?;
+    if let Some(s) = seccomp.filter(|_| !early) {
+        stage::security::load_seccomp(s)?;
+    }
+    Ok(exec)
 }

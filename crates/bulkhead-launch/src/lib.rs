@@ -41,6 +41,8 @@ pub struct LaunchRequest<'a> {
     pub no_pivot: bool,
     /// The state JSON's fixed part, for hooks.
     pub hook_state: hooks::HookState,
+    /// Create a new session keyring for the container (runc's default).
+    pub new_keyring: bool,
 }
 
 /// Why a launch failed. Messages from the container side come back as text
@@ -60,6 +62,8 @@ pub enum LaunchError {
     Cgroup(#[from] bulkhead_cgroups::CgroupError),
     #[error("internal: {0}")]
     Protocol(String),
+    #[error("linux.seccomp: {0}")]
+    Seccomp(#[from] bulkhead_seccomp::SeccompError),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {

@@ -131,6 +131,7 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
+    pub no_new_keyring: bool,
     pub systemd_cgroup: bool,
 }
 
@@ -329,6 +330,7 @@ impl Store {
             preserve_fds: opts.preserve_fds,
             no_pivot: opts.no_pivot,
             hook_state,
+            new_keyring: !opts.no_new_keyring,
         };
         let pid = bulkhead_launch::launch(&req)?;
         cleanup.pid = Some(pid);

@@ -597,3 +597,12 @@ pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: a new, named session keyring.
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let n = str_cstring(name)?;
+    // SAFETY: n is a valid C string for the duration of the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) };
+    cvt_long(ret).map(drop)
+}

@@ -42,3 +42,14 @@ pub fn sysctl(plan: &Plan) -> Result<(), StageError> {
     }
     Ok(())
 }
+
+/// A session keyring of the container's own, so keys of the caller's
+/// session are not reachable from inside.
+pub fn session_keyring(id: &str) -> Result<(), StageError> {
+    match bulkhead_sys::join_session_keyring(&format!("_ses.{id}")) {
+        Ok(()) => Ok(()),
+        // Kernels or seccomp policies without keyctl: nothing to isolate.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => Ok(()),
+        Err(e) => Err(StageError::msg("session keyring", e.to_string())),
+    }
+}

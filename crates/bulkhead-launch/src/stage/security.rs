@@ -12,7 +12,11 @@ fn procfs() -> Result<ProcfsHandle, StageError> {
     ProcfsHandle::new().map_err(StageError::sys("open procfs"))
 }
 
-pub fn apply(plan: &Plan, p: &ProcessPlan) -> Result<(), StageError> {
+pub fn apply(
+    plan: &Plan,
+    p: &ProcessPlan,
+    early_seccomp: Option<&bulkhead_seccomp::Compiled>,
+) -> Result<(), StageError> {
     for r in &p.rlimits {
         bulkhead_sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| {
             StageError::msg(
@@ -54,9 +58,18 @@ pub fn apply(plan: &Plan, p: &ProcessPlan) -> Result<(), StageError> {
         rustix::thread::set_no_new_privs(true)
             .map_err(StageError::sys("process.noNewPrivileges"))?;
     }
+    if let Some(s) = early_seccomp {
+        load_seccomp(s)?;
+    }
     credentials(p)?;
     bulkhead_sys::umask(p.umask.unwrap_or(0o022));
     Ok(())
+}
+
+pub fn load_seccomp(s: &bulkhead_seccomp::Compiled) -> Result<(), StageError> {
+    bulkhead_sys::seccomp::load_filter(&s.bpf, s.flags)
+        .map(drop)
+        .map_err(StageError::sys("linux.seccomp: load filter"))
 }
 
 /// This host has neither AppArmor nor SELinux; asking for a label that

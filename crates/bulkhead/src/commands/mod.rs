@@ -29,6 +29,7 @@ fn create_opts(ctx: &Ctx, a: &CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
         systemd_cgroup: ctx.systemd_cgroup,
     }
 }
@@ -237,6 +238,10 @@ fn spec(bundle: &std::path::Path, rootless: bool) -> Result<()> {
 
 fn features() -> Result<()> {
     let support = bulkhead_spec::features::Support {
+        seccomp: true,
+        seccomp_actions: strings(bulkhead_seccomp::supported_actions()),
+        seccomp_archs: strings(bulkhead_seccomp::supported_archs()),
+        seccomp_supported_flags: strings(bulkhead_seccomp::supported_flags()),
         apparmor: std::path::Path::new("/sys/kernel/security/apparmor").exists(),
         selinux: std::path::Path::new("/sys/fs/selinux/enforce").exists(),
         cgroup_v1: true,
@@ -248,4 +253,8 @@ fn features() -> Result<()> {
         serde_json::to_string_pretty(&bulkhead_spec::features::features(&support))?
     );
     Ok(())
+}
+
+fn strings(v: Vec<&str>) -> Vec<String> {
+    v.into_iter().map(String::from).collect()
 }

@@ -111,6 +111,11 @@ pub fn run(store: &Store, command: &[String]) -> Result<i32> {
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs)
         .with_context(|| format!("create sandbox root {}", rootfs.display()))?;
+    // Container root is an unprivileged host id: it must own the (empty)
+    // root to create its mountpoints there.
+    let base = host_base(seed);
+    std::os::unix::fs::chown(&rootfs, Some(base), Some(base))
+        .with_context(|| format!("chown {}", rootfs.display()))?;
     let result = (|| {
         let cfg = config(&rootfs, command, seed)?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
