@@ -20,7 +20,7 @@ pub const PROBE: &str = "/bin/bulkhead-probe";
 pub const BUSYBOX: &str = "/bin/busybox";
 
 /// Bump when the layout below changes.
-const LAYOUT_VERSION: u32 = 3;
+const LAYOUT_VERSION: u32 = 4;
 
 const DIRS: &[(&str, u32)] = &[
     ("bin", 0o755),
@@ -183,6 +183,10 @@ fn build_or_reuse() -> PathBuf {
         copy_exec(lib, &inside(&tmp, lib));
     }
 
+    // An absolute symlink used as a mount destination: it must resolve
+    // inside the rootfs (to /mnt/d), never on the host.
+    symlink("/mnt/d", tmp.join("linkdir")).expect("linkdir symlink");
+
     fs::write(tmp.join("etc/passwd"), PASSWD).expect("passwd");
     fs::write(tmp.join("etc/group"), GROUP).expect("group");
     fs::write(tmp.join("etc/hostname"), "rootfs\n").expect("hostname");
@@ -201,12 +205,27 @@ fn build_or_reuse() -> PathBuf {
     fs::write(tmp.join(".complete"), "").expect("marker");
 
     match fs::rename(&tmp, &final_dir) {
-        Ok(()) => final_dir,
+        Ok(()) => {
+            prune_stale(&base, &final_dir);
+            final_dir
+        }
         Err(_) if final_dir.join(".complete").exists() => {
             // Another test process won the race; use its copy.
             let _ = fs::remove_dir_all(&tmp);
             final_dir
         }
         Err(e) => panic!("rename {} -> {}: {e}", tmp.display(), final_dir.display()),
+    }
+}
+
+/// Removes rootfs copies of older builds (any finished sibling directory).
+fn prune_stale(base: &Path, keep: &Path) {
+    let Ok(rd) = fs::read_dir(base) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if p != keep && !name.starts_with('.') && p.join(".complete").exists() {
+            let _ = fs::remove_dir_all(&p);
+        }
     }
 }
