@@ -480,6 +480,15 @@ fn list_missing_root_is_empty() {
     let out = rt(&missing, &["list", "-q"]);
     out.ok();
     assert_eq!(out.stdout.trim(), "");
+    // The table format still prints its header.
+    let table = rt(&missing, &["list"]);
+    table.ok();
+    let header: Vec<&str> = table.stdout.split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+        "{table}"
+    );
 }
 
 #[test]
@@ -655,4 +664,35 @@ fn cleanup_check_detects_leftovers() {
     b.create().ok();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.assert_clean()));
     assert!(r.is_err(), "assert_clean accepted a live container");
+}
+
+#[test]
+fn concurrent_lifecycles_in_one_root() {
+    require_root!();
+    let root = tempfile::Builder::new()
+        .prefix("bh-root-")
+        .tempdir()
+        .unwrap();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let root = root.path().to_path_buf();
+            std::thread::spawn(move || {
+                let b = Bundle::in_root(&root).probe(&["sleep", "600"]);
+                b.create().ok();
+                b.start().ok();
+                assert_eq!(b.status(), "running");
+                b.kill("KILL").ok();
+                b.wait_status("stopped");
+                b.delete().ok();
+                let r = Bundle::in_root(&root).probe(&["exit", "9"]);
+                assert_eq!(r.run().code(), Some(9));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("worker thread");
+    }
+    let left = rt(root.path(), &["list", "-q"]);
+    left.ok();
+    assert_eq!(left.stdout.trim(), "", "containers left: {left}");
 }

@@ -402,7 +402,9 @@ pub struct Bundle {
     pub id: String,
     pub config: Value,
     dir: TempDir,
-    state_root: Rc<TempDir>,
+    state_root: PathBuf,
+    /// Keeps a private state root alive (shared between siblings).
+    _root_guard: Option<Rc<TempDir>>,
     /// (pid, start time) of every container process we saw, checked on drop.
     seen: RefCell<Vec<(i32, u64)>>,
     /// Files the container's stdio went to (from the last create / run -d).
@@ -432,7 +434,8 @@ impl Bundle {
             id: unique_id(),
             config: base_config(rootfs),
             dir,
-            state_root: Rc::new(state_root),
+            state_root: state_root.path().to_path_buf(),
+            _root_guard: Some(Rc::new(state_root)),
             seen: RefCell::new(Vec::new()),
             last_io: RefCell::new(None),
             extra_needles: Vec::new(),
@@ -448,12 +451,22 @@ impl Bundle {
     /// `list` and duplicate-id tests).
     pub fn sibling(&self) -> Bundle {
         let mut b = Bundle::new();
-        b.state_root = Rc::clone(&self.state_root);
+        b.state_root = self.state_root.clone();
+        b._root_guard = self._root_guard.clone();
+        b
+    }
+
+    /// A bundle whose container lives in the given state root (which the
+    /// caller keeps alive), e.g. one shared by several threads.
+    pub fn in_root(root: &Path) -> Bundle {
+        let mut b = Bundle::new();
+        b.state_root = root.to_path_buf();
+        b._root_guard = None;
         b
     }
 
     pub fn state_root(&self) -> &Path {
-        self.state_root.path()
+        &self.state_root
     }
 
     pub fn io_dir(&self) -> PathBuf {
