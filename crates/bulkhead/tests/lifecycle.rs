@@ -696,3 +696,82 @@ fn concurrent_lifecycles_in_one_root() {
     left.ok();
     assert_eq!(left.stdout.trim(), "", "containers left: {left}");
 }
+
+#[test]
+fn quiet_commands_print_nothing_on_stdout() {
+    require_root!();
+    // The container shares the runtime's stdout in create/run -d, so the
+    // runtime itself must not write to it.
+    let b = long_running();
+    let out = b.create();
+    out.ok();
+    assert_eq!(out.stdout, "", "create wrote to stdout");
+    for out in [b.start(), b.kill("KILL")] {
+        out.ok();
+        assert_eq!(out.stdout, "", "{out}");
+    }
+    b.wait_status("stopped");
+    let out = b.delete();
+    out.ok();
+    assert_eq!(out.stdout, "", "{out}");
+}
+
+#[test]
+fn annotations_in_state() {
+    require_root!();
+    let b = long_running().json_patch(|c| {
+        c["annotations"] = serde_json::json!({"org.example/key": "value", "other": ""})
+    });
+    b.create().ok();
+    let st = b.state();
+    assert_eq!(st["annotations"]["org.example/key"], "value", "{st}");
+    assert_eq!(st["annotations"]["other"], "", "{st}");
+}
+
+#[test]
+fn init_killed_from_host_is_stopped() {
+    require_root!();
+    let b = long_running();
+    b.create().ok();
+    b.start().ok();
+    let pid = b.state()["pid"].as_i64().unwrap() as i32;
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    b.wait_status("stopped");
+    assert_eq!(b.state()["pid"], 0);
+    b.delete().ok();
+}
+
+#[test]
+fn run_detach_with_pid_file() {
+    require_root!();
+    let b = long_running();
+    let pid_file = b.dir().join("run.pid");
+    b.run_with(&["-d", "--pid-file", pid_file.to_str().unwrap()])
+        .ok();
+    let text = fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(text, b.state()["pid"].as_i64().unwrap().to_string());
+}
+
+#[test]
+fn created_timestamp_is_stable() {
+    require_root!();
+    let b = long_running();
+    b.create().ok();
+    let c1 = b.state()["created"].clone();
+    b.start().ok();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(b.state()["created"], c1, "created changed on start");
+}
+
+#[test]
+fn deleted_container_is_not_listed() {
+    require_root!();
+    let a = long_running();
+    a.create().ok();
+    let b = a.sibling().probe(&["exit", "0"]);
+    b.create().ok();
+    b.delete_force().ok();
+    let q = a.rt(&["list", "-q"]);
+    assert_eq!(list_ids(&q), vec![a.id.clone()]);
+}
