@@ -223,3 +223,22 @@ fn idmapped_bind_mount() {
     assert_eq!(r["uid"], 0, "{r}");
     assert_eq!(r["gid"], 0, "{r}");
 }
+
+#[test]
+fn mknod_needs_cap_mknod() {
+    require_root!();
+    let r = with_tmp(Bundle::new()).probe_result(&["mknod", "/mnt/a/null", "c", "1", "3"]);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["errno"], libc::EPERM, "{r}");
+    let r = with_tmp(Bundle::new())
+        .json_patch(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_MKNOD"));
+            }
+        })
+        .probe_result(&["mknod", "/mnt/a/null", "c", "1", "3"]);
+    assert_eq!(r["ok"], true, "{r}");
+}
