@@ -775,3 +775,50 @@ fn deleted_container_is_not_listed() {
     let q = a.rt(&["list", "-q"]);
     assert_eq!(list_ids(&q), vec![a.id.clone()]);
 }
+
+#[test]
+fn containerd_shim_style_invocation() {
+    require_root!();
+    // The argument shape containerd's runc shim uses: global --log and
+    // --log-format json, create with --bundle and --pid-file, a leaked fd 3,
+    // then start, kill 9, delete.
+    let (_d, leak) = common::host_file("shim-leak", "x");
+    let b = long_running();
+    b.write_config();
+    let log = b.dir().join("log.json");
+    let pid_file = b.dir().join("init.pid");
+    let (log_s, pid_s, dir_s) = (
+        log.to_str().unwrap().to_string(),
+        pid_file.to_str().unwrap().to_string(),
+        b.dir().to_str().unwrap().to_string(),
+    );
+    let g = ["--log", log_s.as_str(), "--log-format", "json"];
+    let with =
+        |rest: &[&str]| -> Vec<String> { g.iter().chain(rest).map(|s| s.to_string()).collect() };
+    let args = with(&["create", "--bundle", &dir_s, "--pid-file", &pid_s, &b.id]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    b.rt_with_fd3(&leak, &args).ok();
+    b.note_pid();
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(pid, b.state()["pid"].as_i64().unwrap().to_string());
+    for step in [
+        vec!["start", b.id.as_str()],
+        vec!["kill", b.id.as_str(), "9"],
+    ] {
+        let args = with(&step);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        b.rt(&args).ok();
+    }
+    b.wait_status("stopped");
+    let args = with(&["delete", &b.id]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    b.rt(&args).ok();
+    // Whatever was logged is one JSON object per line.
+    for line in fs::read_to_string(&log).unwrap_or_default().lines() {
+        if !line.trim().is_empty() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line:?}"));
+            assert!(v.get("msg").is_some() && v.get("level").is_some(), "{v}");
+        }
+    }
+}

@@ -293,9 +293,13 @@ fn read_lossy(p: &Path) -> String {
 pub fn rt(root: &Path, args: &[&str]) -> RtOutput {
     let mut cmd = Command::new(runtime());
     cmd.arg("--root").arg(root).args(args).stdin(Stdio::null());
-    let io = root.join(".io");
-    fs::create_dir_all(&io).expect("io dir");
-    run_cmd(cmd, &io, cmd_timeout())
+    // Output files live apart from the state root, which belongs to the
+    // runtime alone.
+    let io = tempfile::Builder::new()
+        .prefix("bh-io-")
+        .tempdir()
+        .expect("io dir");
+    run_cmd(cmd, io.path(), cmd_timeout())
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout`.
