@@ -1,13 +1,14 @@
-//! The runtime under a real container engine: podman (with conmon) drives
-//! it through the same CLI as it drives runc. Each test uses private
-//! podman storage and run directories, a `vfs` driver and no network, and
-//! imports the shared test rootfs as an image.
+//! The runtime under real container engines: podman (with conmon) and
+//! containerd (with its runc v2 shim) drive it through the same CLI as they
+//! drive runc. Each test uses private storage and state directories, no
+//! network, and the shared test rootfs imported as an image.
 
 #[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::{RtOutput, rootfs, run_cmd, runtime};
 use tempfile::TempDir;
@@ -214,4 +215,191 @@ fn podman_read_only_and_user() {
     );
     out.ok();
     assert_eq!(out.json()["errno"], libc::EROFS);
+}
+
+/// A private containerd daemon (its own root, state, socket and
+/// namespace), stopped on drop.
+struct Containerd {
+    dir: TempDir,
+    io: TempDir,
+    daemon: Child,
+    ns: String,
+}
+
+impl Containerd {
+    fn new() -> Option<Containerd> {
+        for bin in ["containerd", "ctr", "containerd-shim-runc-v2"] {
+            let found = std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+                .unwrap_or(false);
+            if !found {
+                eprintln!("skipped: {bin} is not installed (scripts/install-deps.sh)");
+                return None;
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("bh-ctd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "version = 2\n\
+             root = \"{d}/root\"\n\
+             state = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\", \
+             \"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.zfs\", \
+             \"io.containerd.snapshotter.v1.aufs\", \"io.containerd.snapshotter.v1.devmapper\", \
+             \"io.containerd.tracing.processor.v1.otlp\", \"io.containerd.internal.v1.opt\"]\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n\
+             [ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let c = Containerd {
+            io: tempfile::Builder::new()
+                .prefix("bh-ctd-io-")
+                .tempdir()
+                .unwrap(),
+            ns: format!("bht-{}-{:x}", std::process::id(), {
+                use std::hash::{BuildHasher, RandomState};
+                RandomState::new().hash_one(std::time::SystemTime::now()) & 0xffff_ffff
+            }),
+            dir,
+            daemon,
+        };
+        common::wait_for("containerd to listen", Duration::from_secs(20), || {
+            let out = run_cmd(c.ctr(&["version"]), c.io.path(), common::cmd_timeout());
+            out.success().then_some(())
+        });
+        Some(c)
+    }
+
+    fn ctr(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.dir.path().join("c.sock"))
+            .args(["--namespace", &self.ns])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    #[track_caller]
+    fn run(&self, args: &[&str]) -> RtOutput {
+        run_cmd(self.ctr(args), self.io.path(), common::cmd_timeout())
+    }
+
+    /// Imports the test rootfs (via podman's OCI archive export).
+    fn import_image(&self, p: &Podman) {
+        let archive = self.dir.path().join("image.tar");
+        let archive_s = archive.to_str().unwrap();
+        p.run(&["save", "--format", "oci-archive", "-o", archive_s, IMAGE])
+            .ok();
+        self.run(&["images", "import", "--snapshotter", "native", archive_s])
+            .ok();
+    }
+
+    /// `ctr run` arguments selecting the runtime under test.
+    fn run_args<'a>(&self, rt: &'a str) -> Vec<&'a str> {
+        vec!["run", "--snapshotter", "native", "--runc-binary", rt]
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.daemon.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        // Snapshot or shm mounts containerd may have left under its root.
+        let needle = self.dir.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut left: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.contains(&needle))
+            .map(str::to_string)
+            .collect();
+        left.reverse();
+        for m in &left {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+        let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "containerd left mounts behind: {left:#?}");
+        }
+    }
+}
+
+#[test]
+fn containerd_run_exit_code_and_report() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    let Some(c) = Containerd::new() else { return };
+    c.import_image(&p);
+    let rt = runtime();
+    let rt = rt.to_str().unwrap();
+    let mut args = c.run_args(rt);
+    args.extend(["--rm", IMAGE, "bh-exit", "/bin/bulkhead-probe", "exit", "3"]);
+    let out = c.run(&args);
+    assert_eq!(out.code(), Some(3), "{out}");
+
+    let mut args = c.run_args(rt);
+    args.extend(["--rm", IMAGE, "bh-report", "/bin/bulkhead-probe", "report"]);
+    let out = c.run(&args);
+    out.ok();
+    let r = out.json();
+    assert_eq!(r["pid"], 1);
+    // The shim hands the runtime an extra fd; none may reach the container
+    // beyond its stdio.
+    let fds: Vec<i64> = r["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect();
+    assert_eq!(fds, vec![0, 1, 2], "{}", r["fds"]);
+}
+
+#[test]
+fn containerd_detached_task_kill_and_delete() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    let Some(c) = Containerd::new() else { return };
+    c.import_image(&p);
+    let rt = runtime();
+    let rt = rt.to_str().unwrap();
+    let mut args = c.run_args(rt);
+    args.extend(["-d", IMAGE, "bh-task", "/bin/bulkhead-probe", "signal-wait"]);
+    c.run(&args).ok();
+    let running = common::wait_for("task running", Duration::from_secs(10), || {
+        let ls = c.run(&["task", "ls"]);
+        ls.stdout.contains("RUNNING").then_some(ls)
+    });
+    assert!(running.stdout.contains("bh-task"), "{running}");
+    c.run(&["task", "kill", "bh-task"]).ok();
+    common::wait_for("task stopped", Duration::from_secs(10), || {
+        let ls = c.run(&["task", "ls"]);
+        ls.stdout.contains("STOPPED").then_some(())
+    });
+    c.run(&["task", "delete", "bh-task"]).ok();
+    c.run(&["container", "delete", "bh-task"]).ok();
+    let ls = c.run(&["task", "ls"]);
+    assert!(!ls.stdout.contains("bh-task"), "{ls}");
 }
