@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs (idempotent): only the
+# missing ones are installed, and `apt-get update` runs only if something is
+# missing.
+set -euo pipefail
+
+PACKAGES=(
+    busybox-static
+    libseccomp-dev
+    runc
+    crun
+    podman
+    conmon
+    containerd
+    uidmap
+    jq
+    iproute2
+    fuse-overlayfs
+    containernetworking-plugins
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps.sh: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
