@@ -311,7 +311,7 @@ impl Store {
         cgroups.create()?;
         cleanup.cgroups = Some(cgroups.clone());
         if let Some(r) = &plan.resources {
-            cgroups.apply(r)?;
+            cgroups.apply(&with_default_devices(r, &plan))?;
         }
 
         let hook_state = HookState {
@@ -488,6 +488,50 @@ impl Store {
             }),
         }
     }
+}
+
+/// The device rules a container always needs on top of its config's: the
+/// default nodes, ptys, and the nodes of `linux.devices` (as runc adds them),
+/// plus mknod of anything, which only creates inodes the rules then gate.
+fn with_default_devices(
+    r: &oci_spec::runtime::LinuxResources,
+    plan: &Plan,
+) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType as T};
+    let Some(rules) = r.devices() else {
+        return r.clone();
+    };
+    let rule = |typ: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(typ)
+            .access(access.to_string());
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("all fields set")
+    };
+    let mut all = rules.clone();
+    all.push(rule(T::C, None, None, "m"));
+    all.push(rule(T::B, None, None, "m"));
+    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
+        all.push(rule(T::C, Some(major), Some(minor), "rwm"));
+    }
+    all.push(rule(T::C, Some(136), None, "rwm"));
+    for d in &plan.devices {
+        let typ = match d.kind {
+            libc::S_IFBLK => T::B,
+            libc::S_IFIFO => continue,
+            _ => T::C,
+        };
+        all.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
+    }
+    let mut out = r.clone();
+    out.set_devices(Some(all));
+    out
 }
 
 fn hook_state(rec: &Record) -> HookState {

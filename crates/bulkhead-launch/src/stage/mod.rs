@@ -23,12 +23,27 @@ impl StageError {
         }
     }
 
-    /// Adapter for `map_err` on io-like errors.
-    pub fn sys<E: std::fmt::Display>(step: impl Into<String>) -> impl FnOnce(E) -> StageError {
+    /// Adapter for `map_err`; the reason keeps the error's whole source
+    /// chain (pathrs puts the errno in a source).
+    pub fn sys<E: std::error::Error>(step: impl Into<String>) -> impl FnOnce(E) -> StageError {
         let step = step.into();
         move |e| StageError {
             step,
-            reason: e.to_string(),
+            reason: chain(&e),
         }
     }
+}
+
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }
