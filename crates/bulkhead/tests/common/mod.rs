@@ -9,6 +9,20 @@
 //! Containers run `bulkhead-probe` (see `crates/bulkhead-probe`) from a
 //! small busybox-based rootfs that is built once per target directory and
 //! shared read-only by all tests.
+//!
+//! Running (as root; `cargo build -p bulkhead-probe` first):
+//!
+//! ```text
+//! cargo nextest run -p bulkhead                         # against bulkhead
+//! BULKHEAD_TEST_RUNTIME=/usr/bin/runc cargo nextest run -p bulkhead
+//! BULKHEAD_TEST_RUNTIME=/usr/bin/runc cargo test -p bulkhead --test lifecycle
+//! ```
+//!
+//! Tests that need root, a tool, or a feature runc 1.1.5 lacks print
+//! `skipped: <reason>` and return. Every [`Bundle`] force-deletes its
+//! container on drop and then checks that nothing was left behind (state,
+//! processes, host mounts, cgroups); `BULKHEAD_TEST_TIMEOUT` (seconds,
+//! default 30) bounds every command the tests run.
 
 #![allow(dead_code)]
 
