@@ -119,7 +119,11 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        let _ = common::try_run_cmd(
+            self.cmd(&["rm", "--all", "--force", "--time", "0"]),
+            self.io.path(),
+            common::cmd_timeout(),
+        );
         if std::thread::panicking() {
             return;
         }

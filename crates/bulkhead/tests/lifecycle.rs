@@ -822,3 +822,57 @@ fn containerd_shim_style_invocation() {
         }
     }
 }
+
+#[test]
+fn long_id_under_long_root() {
+    require_root!();
+    // Engines use 64-hex-digit ids under deep state roots; the state path
+    // then exceeds the 108-byte limit of a unix socket address, which the
+    // runtime must cope with.
+    let parent = tempfile::Builder::new()
+        .prefix("bh-root-")
+        .tempdir()
+        .unwrap();
+    let root = parent
+        .path()
+        .join("run-containerd-runc-namespace-k8s.io-with-a-rather-long-name");
+    let mut b = Bundle::in_root(&root).probe(&["sleep", "600"]);
+    b.id = format!("{:0>64}", format!("{:x}", std::process::id()));
+    assert_eq!(b.id.len(), 64);
+    assert!(root.join(&b.id).to_str().unwrap().len() > 108);
+    b.create().ok();
+    b.start().ok();
+    assert_eq!(b.status(), "running");
+    b.kill("KILL").ok();
+    b.wait_status("stopped");
+    b.delete().ok();
+}
+
+#[test]
+fn kill_delivers_other_signals() {
+    require_root!();
+    for sig in ["USR1", "SIGUSR1", "10", "HUP", "1"] {
+        let b = Bundle::new().probe(&["signal-wait"]);
+        b.write_config();
+        let mut cmd = b.rt_command();
+        cmd.args(["run", "--bundle", b.dir().to_str().unwrap(), &b.id]);
+        let io = b.io_dir();
+        let runner = std::thread::spawn(move || common::run_cmd(cmd, &io, common::cmd_timeout()));
+        common::wait_for("probe ready", Duration::from_secs(10), || {
+            let ready = fs::read_dir(b.io_dir()).ok()?.flatten().any(|e| {
+                fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains("ready")
+            });
+            ready.then_some(())
+        });
+        b.kill(sig).ok();
+        let out = runner.join().unwrap();
+        let want = if sig.contains("HUP") || sig == "1" {
+            129
+        } else {
+            138
+        };
+        assert_eq!(out.code(), Some(want), "signal {sig}: {out}");
+    }
+}

@@ -463,3 +463,89 @@ fn created_container_namespaces_exist_before_start() {
     );
     std::thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn user_namespace_size_one_mapping() {
+    require_root!();
+    // gid 5 (tty) is not mapped, so devpts cannot take gid=5 (the kernel
+    // refuses the mount); drop the option as rootless configs do.
+    let r = Bundle::new()
+        .userns(&[(0, 100000, 1)], &[(0, 100000, 1)])
+        .json_patch(|c| {
+            for m in c["mounts"].as_array_mut().unwrap() {
+                if m["type"] == "devpts" {
+                    m["options"]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|o| o != "gid=5");
+                }
+            }
+        })
+        .run_probe();
+    assert_eq!(id_map(r["uid_map"].as_str().unwrap()), vec![(0, 100000, 1)]);
+    assert_eq!(r["uid"], 0);
+}
+
+#[test]
+fn user_namespace_tmpfs_and_bind_mounts() {
+    require_root!();
+    let host = common::open_tempdir();
+    std::fs::write(host.path().join("data"), "shared\n").unwrap();
+    std::fs::set_permissions(
+        host.path().join("data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let src = host.path().to_str().unwrap().to_string();
+    let b = || {
+        Bundle::new()
+            .userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)])
+            .mount("/mnt/a", "tmpfs", "tmpfs", &["size=1m"])
+            .mount("/mnt/c", "bind", &src, &["rbind", "ro"])
+            .watch_mounts(&src)
+    };
+    let w = b().probe_result(&["write", "/mnt/a/x"]);
+    assert_eq!(w["ok"], true, "container root cannot write its tmpfs: {w}");
+    let st = b().probe_result(&["stat", "/mnt/a"]);
+    assert_eq!(
+        st["uid"], 0,
+        "tmpfs not owned by the container's root: {st}"
+    );
+    let r = b().probe_result(&["read", "/mnt/c/data"]);
+    assert_eq!(r["data"], "shared\n", "{r}");
+}
+
+#[test]
+fn user_namespace_with_terminal() {
+    require_root!();
+    use common::console::{ConsoleSocket, PtyReader};
+    let b = Bundle::new()
+        .userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)])
+        .terminal(true)
+        .sh("echo TTY=$(tty) OWNER=$(stat -c %u $(tty))");
+    let sock = ConsoleSocket::new();
+    b.create_with(&["--console-socket", sock.path().to_str().unwrap()])
+        .ok();
+    let master = sock.master();
+    let mut reader = PtyReader::new(&master);
+    b.start().ok();
+    let text = reader.read_to_end(Duration::from_secs(15));
+    assert!(text.contains("TTY=/dev/pts/"), "{text:?}");
+    assert!(
+        text.contains("OWNER=0"),
+        "slave not owned by container root: {text:?}"
+    );
+}
+
+#[test]
+fn user_namespace_devices_are_bind_mounted() {
+    require_root!();
+    // mknod is impossible in a user namespace, yet the default devices must
+    // be there and usable.
+    let b = Bundle::new()
+        .userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)])
+        .sh("echo x > /dev/null && head -c 3 /dev/zero | wc -c");
+    let out = b.run();
+    out.ok();
+    assert_eq!(out.stdout.trim(), "3");
+}

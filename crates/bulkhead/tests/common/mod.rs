@@ -9,6 +9,20 @@
 //! Containers run `bulkhead-probe` (see `crates/bulkhead-probe`) from a
 //! small busybox-based rootfs that is built once per target directory and
 //! shared read-only by all tests.
+//!
+//! Running (as root; `cargo build -p bulkhead-probe` first):
+//!
+//! ```text
+//! cargo nextest run -p bulkhead                         # against bulkhead
+//! BULKHEAD_TEST_RUNTIME=/usr/bin/runc cargo nextest run -p bulkhead
+//! BULKHEAD_TEST_RUNTIME=/usr/bin/runc cargo test -p bulkhead --test lifecycle
+//! ```
+//!
+//! Tests that need root, a tool, or a feature runc 1.1.5 lacks print
+//! `skipped: <reason>` and return. Every [`Bundle`] force-deletes its
+//! container on drop and then checks that nothing was left behind (state,
+//! processes, host mounts, cgroups); `BULKHEAD_TEST_TIMEOUT` (seconds,
+//! default 30) bounds every command the tests run.
 
 #![allow(dead_code)]
 
@@ -236,47 +250,55 @@ fn describe(cmd: &Command) -> String {
 /// open long after the runtime exited). Stdin is `/dev/null` unless the
 /// caller set it. Kills the command and fails the test after `timeout`.
 #[track_caller]
-pub fn run_cmd(mut cmd: Command, io_dir: &Path, timeout: Duration) -> RtOutput {
+pub fn run_cmd(cmd: Command, io_dir: &Path, timeout: Duration) -> RtOutput {
+    try_run_cmd(cmd, io_dir, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_cmd`] that reports a spawn failure or timeout as `Err` instead of
+/// panicking (for use in `Drop`, where a second panic would abort).
+pub fn try_run_cmd(mut cmd: Command, io_dir: &Path, timeout: Duration) -> Result<RtOutput, String> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let out_path = io_dir.join(format!("{n}.stdout"));
     let err_path = io_dir.join(format!("{n}.stderr"));
-    let out = fs::File::create(&out_path).expect("create stdout file");
-    let err = fs::File::create(&err_path).expect("create stderr file");
     let cmdline = describe(&cmd);
+    let out = fs::File::create(&out_path).map_err(|e| format!("create stdout file: {e}"))?;
+    let err = fs::File::create(&err_path).map_err(|e| format!("create stderr file: {e}"))?;
     cmd.stdout(out).stderr(err);
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
+        .map_err(|e| format!("cannot spawn `{cmdline}`: {e}"))?;
     // Drop our copies of the files held by `cmd`.
     drop(cmd);
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
     let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => return Err(format!("waiting for `{cmdline}`: {e}")),
         }
         if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            let stdout = fs::read_to_string(&out_path).unwrap_or_default();
-            let stderr = fs::read_to_string(&err_path).unwrap_or_default();
-            panic!(
+            let stdout = read_lossy(&out_path);
+            let stderr = read_lossy(&err_path);
+            return Err(format!(
                 "`{cmdline}` did not finish within {timeout:?}; killed it\n\
                  --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
-            );
+            ));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(25));
     };
-    RtOutput {
+    Ok(RtOutput {
         cmdline,
         status,
         stdout: read_lossy(&out_path),
         stderr: read_lossy(&err_path),
         stdout_path: out_path,
         stderr_path: err_path,
-    }
+    })
 }
 
 fn read_lossy(p: &Path) -> String {
@@ -945,10 +967,20 @@ pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = self.rt(&["delete", "--force", &self.id]);
-        if !std::thread::panicking() {
-            self.assert_clean();
+        let mut cmd = self.rt_command();
+        cmd.args(["delete", "--force", &self.id]);
+        let res = try_run_cmd(cmd, &self.io_dir(), cmd_timeout());
+        if std::thread::panicking() {
+            // Already failing: report, but never panic twice.
+            if let Err(e) = res {
+                eprintln!("cleanup of {} failed: {e}", self.id);
+            }
+            return;
         }
+        if let Err(e) = res {
+            panic!("cleanup of {} failed: {e}", self.id);
+        }
+        self.assert_clean();
     }
 }
 
