@@ -78,6 +78,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
         ),
         None => None,
     };
+    let trees = crate::idmap::prepare(req.plan)?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
     let user_flag = if req.plan.creates(NsKind::User) {
         libc::CLONE_NEWUSER as u64
@@ -88,7 +89,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     match unsafe { bulkhead_sys::clone_fork(user_flag) }.map_err(io_err("clone stage 1"))? {
         Forked::Child => {
             drop(parent);
-            let code = match stage1(req, &child, &joins, console, seccomp.as_ref()) {
+            let code = match stage1(req, &child, &joins, console, seccomp.as_ref(), &trees) {
                 Ok(()) => 0,
                 Err(e) => {
                     let _ = child.send(&Msg::Error(e));
@@ -101,6 +102,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
             drop(child);
             drop(console);
             drop(joins);
+            drop(trees);
             stage0(req, pid, &parent)
         }
     }
@@ -148,7 +150,7 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
 
 /// Write uid_map and gid_map of a process in a new user namespace. Done by
 /// root in the parent namespace, so multi-range maps need no helper.
-fn write_id_maps(pid: i32, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LaunchError> {
+pub(crate) fn write_id_maps(pid: i32, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LaunchError> {
     let render = |maps: &[IdMap]| {
         maps.iter()
             .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
@@ -181,6 +183,7 @@ fn stage1(
     joins: &Joins,
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
+    trees: &crate::idmap::IdmapTrees,
 ) -> Result<(), String> {
     // Keep only what the init needs: stdio, the caller's --preserve-fds, and
     // the fds handed over on purpose. Anything else the runtime had open (the
@@ -188,6 +191,7 @@ fn stage1(
     let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.exec_fifo.as_raw_fd()];
     keep.extend(joins.0.iter().map(|(_, fd)| fd.as_raw_fd()));
     keep.extend(console.iter().map(|c| c.as_raw_fd()));
+    keep.extend(trees.0.iter().flatten().map(|t| t.as_raw_fd()));
     keep.extend(3..3 + req.preserve_fds as RawFd);
     bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))?;
     match ch.recv().map_err(|e| e.to_string())? {
@@ -222,7 +226,7 @@ fn stage1(
     // SAFETY: stage 1 is a fork of a single-threaded process.
     match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
         Err(e) => Err(format!("fork container init: {e}")),
-        Ok(Forked::Child) => init::run(req, ch, console, seccomp),
+        Ok(Forked::Child) => init::run(req, ch, console, seccomp, trees),
         Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
     }
 }

@@ -65,10 +65,12 @@ fn run_one(kind: &str, h: &HookPlan, state: &str) -> Result<(), HookError> {
     if let Some((argv0, rest)) = h.args.split_first() {
         cmd.arg0(argv0).args(rest);
     }
-    cmd.env_clear();
-    for e in &h.env {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
+    if let Some(env) = &h.env {
+        cmd.env_clear();
+        for e in env {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     // Hook output goes to the runtime's stderr: a hook that writes a lot must

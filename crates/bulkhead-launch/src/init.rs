@@ -13,8 +13,9 @@ pub(crate) fn run(
     ch: &Channel,
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
+    trees: &crate::idmap::IdmapTrees,
 ) -> ! {
-    let exec = match setup(req, ch, console, seccomp) {
+    let exec = match setup(req, ch, console, seccomp, trees) {
         Ok(exec) => exec,
         Err(e) => {
             let _ = ch.send(&Msg::Error(e.to_string()));
@@ -58,6 +59,7 @@ fn setup(
     ch: &Channel,
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
+    trees: &crate::idmap::IdmapTrees,
 ) -> Result<stage::exec::Exec, StageError> {
     let plan = req.plan;
     let process = req.process;
@@ -73,7 +75,7 @@ fn setup(
     }
 
     // 2. root filesystem, before pivot_root: mounts, devices, the terminal.
-    let root = stage::rootfs::prepare(plan, process, req.cgroups)?;
+    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees)?;
     ch.send(&Msg::RunCreateRuntimeHooks)
         .map_err(StageError::sys("sync"))?;
     match ch.recv().map_err(StageError::sys("sync"))? {

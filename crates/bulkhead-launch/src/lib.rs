@@ -20,6 +20,7 @@ use bulkhead_spec::plan::{Plan, ProcessPlan};
 
 pub mod choreography;
 pub mod hooks;
+mod idmap;
 mod init;
 pub mod stage;
 pub mod sync;

@@ -251,6 +251,11 @@ impl Store {
         let process = plan.process.clone().ok_or_else(|| {
             LifecycleError::Invalid("process: is required to create a container".into())
         })?;
+        if opts.console_socket.is_some() && !process.terminal {
+            return Err(LifecycleError::Invalid(
+                "--console-socket: cannot be used when process.terminal is false".into(),
+            ));
+        }
         match fs::metadata(&plan.rootfs) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -268,7 +273,7 @@ impl Store {
         }
 
         fs::create_dir_all(&self.root).map_err(io(format!("--root {}", self.root.display())))?;
-        let _ = fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711));
+        let _ = fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700));
         let dir = self.dir(id);
         match fs::create_dir(&dir) {
             Ok(()) => {}
@@ -278,10 +283,17 @@ impl Store {
             Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
         }
         let lock = Self::lock_dir(&dir, id)?;
+        let hook_state = HookState {
+            oci_version: plan.oci_version.clone(),
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            annotations: plan.annotations.clone(),
+        };
         let mut cleanup = Cleanup {
             dir: Some(dir.clone()),
             cgroups: None,
             pid: None,
+            poststop: Some((plan.hooks.poststop.clone(), hook_state.clone())),
         };
 
         let fifo = dir.join("exec.fifo");
@@ -314,12 +326,6 @@ impl Store {
             cgroups.apply(&with_default_devices(r, &plan))?;
         }
 
-        let hook_state = HookState {
-            oci_version: plan.oci_version.clone(),
-            id: id.to_string(),
-            bundle: bundle.clone(),
-            annotations: plan.annotations.clone(),
-        };
         let req = LaunchRequest {
             plan: &plan,
             process: &process,
@@ -517,7 +523,17 @@ fn with_default_devices(
     let mut all = rules.clone();
     all.push(rule(T::C, None, None, "m"));
     all.push(rule(T::B, None, None, "m"));
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
         all.push(rule(T::C, Some(major), Some(minor), "rwm"));
     }
     all.push(rule(T::C, Some(136), None, "rwm"));
@@ -557,6 +573,9 @@ struct Cleanup {
     dir: Option<PathBuf>,
     cgroups: Option<CgroupSet>,
     pid: Option<i32>,
+    /// A failed create still runs poststop hooks, as runc does, so that
+    /// whatever prestart set up on the host is torn down.
+    poststop: Option<(Vec<bulkhead_spec::plan::HookPlan>, HookState)>,
 }
 
 impl Cleanup {
@@ -564,6 +583,7 @@ impl Cleanup {
         self.dir = None;
         self.cgroups = None;
         self.pid = None;
+        self.poststop = None;
     }
 }
 
@@ -575,6 +595,9 @@ impl Drop for Cleanup {
         }
         if let Some(cg) = self.cgroups.take() {
             let _ = cg.remove();
+        }
+        if let Some((hooks, state)) = self.poststop.take() {
+            let _ = hooks::run_all("poststop", &hooks, &state.json("stopped", 0));
         }
         if let Some(d) = self.dir.take() {
             let _ = fs::remove_dir_all(d);

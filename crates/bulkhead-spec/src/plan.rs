@@ -173,7 +173,8 @@ pub struct DevicePlan {
 pub struct HookPlan {
     pub path: PathBuf,
     pub args: Vec<String>,
-    pub env: Vec<String>,
+    /// `None`: the hook inherits the runtime's environment.
+    pub env: Option<Vec<String>>,
     pub timeout_secs: Option<u64>,
 }
 
@@ -917,7 +918,7 @@ fn hooks_plan(h: Option<&oci_spec::runtime::Hooks>) -> Result<HooksPlan, PlanErr
                 Ok(HookPlan {
                     path: hk.path().clone(),
                     args: hk.args().clone().unwrap_or_default(),
-                    env: hk.env().clone().unwrap_or_default(),
+                    env: hk.env().clone(),
                     timeout_secs,
                 })
             })

@@ -64,6 +64,10 @@ pub fn setup(
     {
         return Err(StageError::msg("terminal", "pty peer is not a pts device"));
     }
+    // The terminal belongs to the process user; its group stays the one
+    // devpts gave it (tty, with gid=5).
+    rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(process.uid)), None)
+        .map_err(StageError::sys("terminal: chown pty"))?;
     // /dev/console: bind the verified slave onto it.
     if rootfs.root.resolve_nofollow("/dev/console").is_err() {
         rootfs

@@ -37,6 +37,7 @@ pub fn prepare(
     plan: &Plan,
     process: &ProcessPlan,
     cgroups: &CgroupSet,
+    trees: &crate::idmap::IdmapTrees,
 ) -> Result<Rootfs, StageError> {
     if !plan.creates(NsKind::Mount) {
         return Err(StageError::msg(
@@ -73,7 +74,7 @@ pub fn prepare(
         in_userns: plan.ns(NsKind::User).is_some(),
     };
     for (i, m) in plan.mounts.iter().enumerate() {
-        mounts::mount_one(&rootfs, plan, m, cgroups).map_err(|e| {
+        mounts::mount_one(&rootfs, plan, m, cgroups, trees.get(i)).map_err(|e| {
             StageError::msg(format!("mounts[{i}] {}", m.destination.display()), e.reason)
         })?;
     }

@@ -106,6 +106,7 @@ pub(super) fn mount_one(
     plan: &Plan,
     m: &MountPlan,
     cgroups: &CgroupSet,
+    idmapped: Option<&std::os::fd::OwnedFd>,
 ) -> Result<(), StageError> {
     let dest = &m.destination;
     let flags = m.options.flags;
@@ -120,11 +121,18 @@ pub(super) fn mount_one(
         let meta =
             std::fs::metadata(src).map_err(|e| StageError::msg("source", format!("{src}: {e}")))?;
         let h = destination(rootfs, dest, meta.is_dir())?;
-        if m.options.idmap.is_some() {
-            return Err(StageError::msg(
-                "options",
-                "idmapped mounts are not supported yet",
-            ));
+        if let Some(tree) = idmapped {
+            // Made and flagged by stage 0; only moved into place here.
+            rustix::mount::move_mount(
+                tree.as_fd(),
+                "",
+                h.as_fd(),
+                "",
+                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                    | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(StageError::sys("move idmapped mount"))?;
+            return propagate(rootfs, m);
         }
         bulkhead_sys::mount(
             Some(src),
@@ -211,6 +219,13 @@ pub(super) fn mount_one(
             }
         }
     }
+    propagate(rootfs, m)
+}
+
+/// Recursive attributes and propagation, applied to the mount now on top
+/// of the destination.
+fn propagate(rootfs: &Rootfs, m: &MountPlan) -> Result<(), StageError> {
+    let dest = &m.destination;
     if m.options.rec_attr_set != 0 || m.options.rec_attr_clr != 0 {
         let top = reresolve(rootfs, dest)?;
         bulkhead_sys::mount_setattr(
