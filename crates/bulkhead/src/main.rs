@@ -169,6 +169,16 @@ fn main() {
         eprintln!("bulkhead: no command given (see bulkhead --help)");
         std::process::exit(1);
     };
+    // The commands that put a process into a container first make sure this
+    // binary cannot be overwritten from inside it (CVE-2019-5736).
+    if matches!(
+        cmd,
+        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox { .. }
+    ) && let Err(e) = bulkhead_sys::exe::ensure_protected()
+    {
+        eprintln!("bulkhead: cannot protect the runtime binary: {e}");
+        std::process::exit(1);
+    }
     let root = cli.root.clone().unwrap_or_else(default_root);
     let ctx = commands::Ctx {
         root,
@@ -177,7 +187,14 @@ fn main() {
     match commands::dispatch(&ctx, cmd) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            // Each cause once: several error types already print their source.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let t = cause.to_string();
+                if !msg.contains(&t) {
+                    msg = format!("{msg}: {t}");
+                }
+            }
             // With --log the message goes to the log file too; stderr always
             // gets it, as clients that do not pass --log read stderr.
             if cli.log.is_some() {
