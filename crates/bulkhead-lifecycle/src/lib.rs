@@ -408,10 +408,17 @@ impl Store {
         if self.status(&rec) == Status::Stopped {
             return Err(LifecycleError::NotRunningPlain);
         }
+        let res = proc::signal(rec.pid, rec.pid_start, sig);
         if all {
+            // The init may die of the signal before the rest of the cgroup is
+            // reached; that is success, not "not running".
             rec.cgroups.signal_all(sig)?;
+            return match res {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(io("kill")(e)),
+                _ => Ok(()),
+            };
         }
-        proc::signal(rec.pid, rec.pid_start, sig).map_err(|e| {
+        res.map_err(|e| {
             if e.raw_os_error() == Some(libc::ESRCH) {
                 LifecycleError::NotRunningPlain
             } else {

@@ -16,7 +16,8 @@ fn runtime_binary_not_writable_through_proc_exe() {
     require_root!();
     let b = Bundle::new().args(&["/bin/true"]);
     let pid_file = b.dir().join("init.pid");
-    b.create_with(&["--pid-file", pid_file.to_str().unwrap()]).ok();
+    b.create_with(&["--pid-file", pid_file.to_str().unwrap()])
+        .ok();
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let exe = format!("/proc/{pid}/exe");
     let res = std::fs::OpenOptions::new()
@@ -36,7 +37,10 @@ fn runtime_binary_not_writable_through_proc_exe() {
             .ok()
             .and_then(|f| rustix::fs::fcntl_get_seals(&f).ok())
             .is_some_and(|s| s.contains(rustix::fs::SealFlags::WRITE));
-        assert!(ro || sealed, "init's exe is neither on a read-only mount nor sealed");
+        assert!(
+            ro || sealed,
+            "init's exe is neither on a read-only mount nor sealed"
+        );
     }
 }
 
@@ -45,7 +49,10 @@ fn runtime_binary_not_writable_through_proc_exe() {
 #[test]
 fn symlinked_proc_destination_is_refused() {
     require_root!();
-    skip_if!(is_runc(), "the shared test rootfs has no symlinked /proc; covered for bulkhead only");
+    skip_if!(
+        is_runc(),
+        "the shared test rootfs has no symlinked /proc; covered for bulkhead only"
+    );
     let b = Bundle::new().args(&["/bin/true"]).json_patch(|c| {
         // /linkdir is a symlink in the test rootfs (to /mnt/d).
         c["mounts"].as_array_mut().unwrap().push(serde_json::json!({

@@ -638,3 +638,16 @@ fn proc_is_new_instance() {
     out.ok();
     assert!(out.stdout.starts_with("/bin/sh"), "{out}");
 }
+
+/// `tmpcopyup`: a tmpfs over /etc starts with the image's /etc in it, and
+/// is writable although the root is read-only.
+#[test]
+fn tmpcopyup_copies_the_covered_directory() {
+    require_root!();
+    let r = Bundle::new()
+        .mount("/etc", "tmpfs", "tmpfs", &["tmpcopyup", "size=4m"])
+        .sh("grep -c ^tester: /etc/passwd && touch /etc/new && echo written")
+        .run();
+    r.ok();
+    assert!(r.stdout.contains("1\nwritten\n"), "{:?}", r.stdout);
+}

@@ -15,6 +15,7 @@ use pathrs::Root;
 
 use super::StageError;
 
+mod copyup;
 mod dev;
 mod masks;
 mod mounts;

@@ -163,6 +163,16 @@ pub(super) fn mount_one(
         }
     } else {
         let h = destination(rootfs, dest, true)?;
+        // tmpcopyup: keep the covered directory open by fd, so its contents can
+        // be copied into the new tmpfs without looking anything up by name.
+        let covered = if m.options.tmpcopyup && m.fstype == "tmpfs" {
+            Some(
+                h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
+                    .map_err(StageError::sys("tmpcopyup: open covered directory"))?,
+            )
+        } else {
+            None
+        };
         let source = m.source.clone().unwrap_or_else(|| m.fstype.clone());
         let data = m.options.data.as_str();
         let fs_flags = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
@@ -217,6 +227,14 @@ pub(super) fn mount_one(
                     ),
                 ));
             }
+        }
+        if let Some(src) = covered {
+            let top = reresolve(rootfs, dest)?;
+            let dst = top
+                .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
+                .map_err(StageError::sys("tmpcopyup: open tmpfs"))?;
+            super::copyup::copy_tree(src.as_fd(), dst.as_fd())
+                .map_err(StageError::sys("tmpcopyup"))?;
         }
     }
     propagate(rootfs, m)
