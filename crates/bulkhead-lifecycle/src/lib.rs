@@ -124,7 +124,7 @@ pub struct Store {
 /// Held while a command changes a container.
 pub struct Lock(#[allow(dead_code)] OwnedFd);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,

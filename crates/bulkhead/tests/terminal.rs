@@ -191,3 +191,46 @@ fn pty_slave_owned_by_process_user() {
         "{text:?}"
     );
 }
+
+/// Foreground `run` of a terminal process without --console-socket (what
+/// `spec` + `run` in a shell does): the runtime relays its own terminal.
+#[test]
+fn foreground_run_relays_its_own_terminal() {
+    require_root!();
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    }
+    let b = Bundle::new()
+        .terminal(true)
+        .sh("tty; read x; echo got:$x; exit 7");
+    b.write_config();
+    let cmdline = format!(
+        "{} --root {} run --bundle {} {}",
+        common::runtime().display(),
+        b.state_root().display(),
+        b.dir().display(),
+        b.id
+    );
+    let mut child = std::process::Command::new("timeout")
+        .args(["30", "script", "-qec", &cmdline, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("got:hello"), "{text:?}");
+    assert_eq!(out.status.code(), Some(7), "{text:?}");
+}

@@ -10,6 +10,7 @@ use bulkhead_lifecycle::{CreateOptions, Store};
 use crate::{Cmd, CreateArgs};
 
 mod sandbox;
+mod tty;
 
 pub struct Ctx {
     pub root: PathBuf,
@@ -95,7 +96,29 @@ pub(crate) fn run(
     detach: bool,
     keep: bool,
 ) -> Result<i32> {
-    let pid = store.create(id, opts)?;
+    // A terminal in the foreground without a console socket: receive the pty
+    // ourselves and relay it.
+    let console = if !detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
+        Some(tty::Console::listen(&store.root, id)?)
+    } else {
+        None
+    };
+    let mut own = CreateOptions {
+        console_socket: console.as_ref().map(|c| c.path()),
+        ..opts.clone()
+    };
+    if console.is_none() {
+        own.console_socket = opts.console_socket.clone();
+    }
+    let pid = store.create(id, &own)?;
+    let master = match console.as_ref().map(|c| c.receive()).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = store.delete(id, true);
+            return Err(e);
+        }
+    };
+    drop(console);
     if let Err(e) = store.start(id) {
         let _ = store.delete(id, true);
         return Err(e.into());
@@ -115,12 +138,25 @@ pub(crate) fn run(
     ] {
         bulkhead_sys::set_signal_handler(sig, forward).context("install signal forwarding")?;
     }
+    if let Some(m) = &master {
+        tty::relay(m)?;
+    }
     let status = bulkhead_sys::wait_exit(pid).context("wait for the container")?;
     FORWARD_TO.store(0, Ordering::Relaxed);
     if !keep {
         store.delete(id, true)?;
     }
     Ok(status.code())
+}
+
+/// Whether the bundle's process asks for a terminal (read before create, so
+/// the relay can be set up; create validates the config fully).
+fn wants_terminal(bundle: &std::path::Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false)
 }
 
 fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
