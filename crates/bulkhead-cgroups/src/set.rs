@@ -279,6 +279,35 @@ impl CgroupSet {
         Ok(())
     }
 
+    /// Move `pid` into a sub-cgroup of the container's (`exec --cgroup`),
+    /// created where missing. `sub` is relative; `..` is refused.
+    pub fn add_pid_to(&self, sub: &str, pid: i32) -> Result<(), CgroupError> {
+        let rel = std::path::Path::new(sub.trim_start_matches('/'));
+        if sub.contains('\0')
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(CgroupError::InvalidPath {
+                field: "--cgroup",
+                value: sub.to_string(),
+                reason: "must be a relative path below the container's cgroup",
+            });
+        }
+        let sub_set = CgroupSet {
+            dirs: self
+                .dirs
+                .iter()
+                .map(|d| CgroupDir {
+                    path: d.path.join(rel),
+                    ..d.clone()
+                })
+                .collect(),
+        };
+        sub_set.create()?;
+        sub_set.add_pid(pid)
+    }
+
     /// The directory used to list processes: pids, else freezer, else
     /// cgroup2, else the first.
     fn procs_dir(&self) -> Option<&CgroupDir> {

@@ -19,6 +19,7 @@ use bulkhead_cgroups::CgroupSet;
 use bulkhead_spec::plan::{Plan, ProcessPlan};
 
 pub mod choreography;
+pub mod exec;
 pub mod hooks;
 mod idmap;
 mod init;

@@ -98,7 +98,9 @@ pub struct Record {
     pub owner: String,
     pub annotations: BTreeMap<String, String>,
     pub cgroups: CgroupSet,
-    pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The config as it was at create: `exec` shares its confinement, and
+    /// poststart/poststop hooks come from it, whatever the bundle holds now.
+    pub spec: oci_spec::runtime::Spec,
 }
 
 /// The `state` JSON (runc's shape).
@@ -123,6 +125,16 @@ pub struct Store {
 
 /// Held while a command changes a container.
 pub struct Lock(#[allow(dead_code)] OwnedFd);
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: oci_spec::runtime::Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub sub_cgroup: Option<String>,
+    pub ignore_paused: bool,
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -353,7 +365,7 @@ impl Store {
             owner: String::new(),
             annotations: plan.annotations.clone(),
             cgroups,
-            hooks: spec.hooks().clone(),
+            spec: spec.clone(),
         };
         self.save(&rec)?;
         if let Some(p) = &opts.pid_file {
@@ -476,6 +488,49 @@ impl Store {
         Ok(())
     }
 
+    /// `exec`: start `process` inside the container; returns its host pid.
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32, LifecycleError> {
+        let rec = self.load(id)?;
+        match self.status(&rec) {
+            Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
+            Status::Paused => {
+                return Err(LifecycleError::Invalid(format!(
+                    "cannot exec in paused container \"{id}\" (use --ignore-paused)"
+                )));
+            }
+            _ => {
+                return Err(LifecycleError::Invalid(format!(
+                    "cannot exec in a stopped container \"{id}\": container not running"
+                )));
+            }
+        }
+        let plan = Plan::from_spec(&rec.spec, &rec.bundle)?;
+        let process = bulkhead_spec::plan::process_plan(&opts.process)?;
+        let pidfd = proc::pidfd(rec.pid, rec.pid_start).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                LifecycleError::NotRunningPlain
+            } else {
+                io("open container init")(e)
+            }
+        })?;
+        let req = bulkhead_launch::exec::ExecRequest {
+            plan: &plan,
+            process: &process,
+            init: pidfd.as_fd(),
+            init_pid: rec.pid,
+            cgroups: &rec.cgroups,
+            sub_cgroup: opts.sub_cgroup.as_deref(),
+            console_socket: opts.console_socket.as_deref(),
+            preserve_fds: opts.preserve_fds,
+        };
+        let pid = bulkhead_launch::exec::exec_process(&req)?;
+        if let Some(p) = &opts.pid_file {
+            write_atomic(p, pid.to_string().as_bytes(), 0o644)?;
+        }
+        Ok(pid)
+    }
+
     pub fn pause(&self, id: &str) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let rec = self.load(id)?;
@@ -567,12 +622,7 @@ fn hook_state(rec: &Record) -> HookState {
 }
 
 fn hooks_of(rec: &Record) -> Result<bulkhead_spec::plan::HooksPlan, LifecycleError> {
-    let mut spec = oci_spec::runtime::Spec::default();
-    spec.set_hooks(rec.hooks.clone());
-    spec.set_linux(None);
-    spec.set_mounts(None);
-    spec.set_process(None);
-    Ok(Plan::from_spec(&spec, &rec.bundle)?.hooks)
+    Ok(Plan::from_spec(&rec.spec, &rec.bundle)?.hooks)
 }
 
 /// Undo a half-done create: no process, cgroup or state dir left behind.

@@ -38,7 +38,7 @@ pub fn alive(pid: i32, start: u64) -> bool {
     }
 }
 
-fn pidfd(pid: i32, start: u64) -> io::Result<std::os::fd::OwnedFd> {
+pub(crate) fn pidfd(pid: i32, start: u64) -> io::Result<std::os::fd::OwnedFd> {
     let p = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
     let fd = rustix::process::pidfd_open(p, PidfdFlags::empty())?;
     // Checked after opening: from here the fd pins this exact process.

@@ -117,6 +117,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Run a new process inside a running container.
+    Exec(commands::exec::ExecArgs),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -173,7 +175,7 @@ fn main() {
     // binary cannot be overwritten from inside it (CVE-2019-5736).
     if matches!(
         cmd,
-        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox { .. }
+        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox { .. } | Cmd::Exec(_)
     ) && let Err(e) = bulkhead_sys::exe::ensure_protected()
     {
         eprintln!("bulkhead: cannot protect the runtime binary: {e}");

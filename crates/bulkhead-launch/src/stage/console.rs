@@ -21,14 +21,50 @@ pub fn setup(
     process: &ProcessPlan,
     socket: Option<UnixStream>,
 ) -> Result<(), StageError> {
-    let socket = socket.ok_or_else(|| {
+    let socket = require_socket(socket)?;
+    let (master, slave) = open_pty(&rootfs.root, process)?;
+    // /dev/console: bind the verified slave onto it.
+    if rootfs.root.resolve_nofollow("/dev/console").is_err() {
+        rootfs
+            .root
+            .create_file(
+                "/dev/console",
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                &std::fs::Permissions::from_mode(0o600),
+            )
+            .map_err(StageError::sys("terminal: create /dev/console"))?;
+    }
+    let console = rootfs
+        .root
+        .resolve_nofollow("/dev/console")
+        .map_err(StageError::sys("terminal: /dev/console"))?;
+    bulkhead_sys::mount(
+        Some(&fd_path(&slave).to_string_lossy()),
+        &fd_path(&console),
+        None,
+        libc::MS_BIND,
+        None,
+    )
+    .map_err(StageError::sys("terminal: bind /dev/console"))?;
+    attach(master, slave, &socket)
+}
+
+pub(crate) fn require_socket(socket: Option<UnixStream>) -> Result<UnixStream, StageError> {
+    socket.ok_or_else(|| {
         StageError::msg(
             "process.terminal",
             "a terminal needs --console-socket (bulkhead does not proxy terminals itself)",
         )
-    })?;
-    let ptmx = rootfs
-        .root
+    })
+}
+
+/// A pty from the devpts instance under `root` (`/dev/pts/ptmx`), its peer
+/// opened through the master and owned by the process user.
+pub(crate) fn open_pty(
+    root: &pathrs::Root,
+    process: &ProcessPlan,
+) -> Result<(OwnedFd, OwnedFd), StageError> {
+    let ptmx = root
         .resolve("/dev/pts/ptmx")
         .map_err(StageError::sys("terminal: /dev/pts/ptmx"))?;
     let fs = rustix::fs::fstatfs(ptmx.as_fd()).map_err(StageError::sys("terminal: statfs"))?;
@@ -68,29 +104,16 @@ pub fn setup(
     // devpts gave it (tty, with gid=5).
     rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(process.uid)), None)
         .map_err(StageError::sys("terminal: chown pty"))?;
-    // /dev/console: bind the verified slave onto it.
-    if rootfs.root.resolve_nofollow("/dev/console").is_err() {
-        rootfs
-            .root
-            .create_file(
-                "/dev/console",
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-                &std::fs::Permissions::from_mode(0o600),
-            )
-            .map_err(StageError::sys("terminal: create /dev/console"))?;
-    }
-    let console = rootfs
-        .root
-        .resolve_nofollow("/dev/console")
-        .map_err(StageError::sys("terminal: /dev/console"))?;
-    bulkhead_sys::mount(
-        Some(&fd_path(&slave).to_string_lossy()),
-        &fd_path(&console),
-        None,
-        libc::MS_BIND,
-        None,
-    )
-    .map_err(StageError::sys("terminal: bind /dev/console"))?;
+    Ok((master, slave))
+}
+
+/// Make the peer the process's stdio and controlling terminal, and hand the
+/// master to the caller over the console socket.
+pub(crate) fn attach(
+    master: OwnedFd,
+    slave: OwnedFd,
+    socket: &UnixStream,
+) -> Result<(), StageError> {
     for fd in 0..3 {
         bulkhead_sys::dup2(slave.as_raw_fd(), fd).map_err(StageError::sys("terminal: stdio"))?;
     }

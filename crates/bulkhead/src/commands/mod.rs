@@ -9,6 +9,7 @@ use bulkhead_lifecycle::{CreateOptions, Store};
 
 use crate::{Cmd, CreateArgs};
 
+pub mod exec;
 mod sandbox;
 mod tty;
 
@@ -72,6 +73,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         Cmd::Spec { bundle, rootless } => spec(&bundle, rootless)?,
         Cmd::Features => features()?,
         Cmd::Sandbox { command } => return sandbox::run(&store, &command),
+        Cmd::Exec(args) => return exec::run(&store, &args),
     }
     Ok(0)
 }
@@ -126,6 +128,16 @@ pub(crate) fn run(
     if detach {
         return Ok(0);
     }
+    let code = wait_foreground(pid, master.as_ref())?;
+    if !keep {
+        store.delete(id, true)?;
+    }
+    Ok(code)
+}
+
+/// Wait for a process we forked (the init or an exec process), relaying its
+/// terminal if we hold the master and forwarding signals to it.
+pub(crate) fn wait_foreground(pid: i32, master: Option<&std::os::fd::OwnedFd>) -> Result<i32> {
     FORWARD_TO.store(pid, Ordering::Relaxed);
     for sig in [
         libc::SIGINT,
@@ -138,14 +150,11 @@ pub(crate) fn run(
     ] {
         bulkhead_sys::set_signal_handler(sig, forward).context("install signal forwarding")?;
     }
-    if let Some(m) = &master {
+    if let Some(m) = master {
         tty::relay(m)?;
     }
-    let status = bulkhead_sys::wait_exit(pid).context("wait for the container")?;
+    let status = bulkhead_sys::wait_exit(pid).context("wait for the process")?;
     FORWARD_TO.store(0, Ordering::Relaxed);
-    if !keep {
-        store.delete(id, true)?;
-    }
     Ok(status.code())
 }
 

@@ -1,0 +1,211 @@
+//! `exec`: a new process in a running container, confined exactly like its
+//! init (same namespaces, cgroups, seccomp, capabilities rules).
+//!
+//! Stage 0 (the runtime) forks stage 1 and places it in the container's
+//! cgroups. Stage 1 joins every namespace of the init at once with
+//! `setns(pidfd, flags)` (the kernel orders the user namespace first), then
+//! forks the process with `CLONE_PARENT` so the pid and time namespaces apply
+//! to it. That process runs the same security and exec stages as the init.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use bulkhead_cgroups::CgroupSet;
+use bulkhead_spec::plan::{NsKind, Plan, ProcessPlan};
+use bulkhead_sys::Forked;
+
+use crate::stage::{self, StageError};
+use crate::sync::{self, Channel, Msg};
+use crate::{LaunchError, io_err};
+
+#[derive(Debug)]
+pub struct ExecRequest<'a> {
+    /// The container's plan: namespaces, seccomp and the rest of the
+    /// confinement the new process shares with the init.
+    pub plan: &'a Plan,
+    pub process: &'a ProcessPlan,
+    /// A pidfd of the container init, opened after checking its start time.
+    pub init: BorrowedFd<'a>,
+    pub init_pid: i32,
+    pub cgroups: &'a CgroupSet,
+    /// `--cgroup`: a sub-cgroup (relative to the container's) to join.
+    pub sub_cgroup: Option<&'a str>,
+    pub console_socket: Option<&'a Path>,
+    pub preserve_fds: u32,
+}
+
+fn ns_inode(pid: &str, kind: NsKind) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{}", kind.proc_name()))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Start the process; returns its host pid once it is about to execve (so a
+/// missing program or bad user is reported here, not lost).
+pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
+    if !bulkhead_sys::is_single_threaded() {
+        return Err(LaunchError::Protocol(
+            "the runtime must be single-threaded before it forks".into(),
+        ));
+    }
+    // Join every namespace in which the init differs from us.
+    let init = req.init_pid.to_string();
+    let flags = NsKind::ALL
+        .iter()
+        .filter(|k| {
+            let theirs = ns_inode(&init, **k);
+            theirs.is_some() && theirs != ns_inode("self", **k)
+        })
+        .fold(0, |acc, k| acc | k.clone_flag());
+    let seccomp = match &req.plan.seccomp {
+        Some(s) => Some(bulkhead_seccomp::compile(s)?),
+        None => None,
+    };
+    let console = match req.console_socket {
+        Some(p) => Some(
+            UnixStream::connect(p).map_err(io_err(format!("--console-socket {}", p.display())))?,
+        ),
+        None => None,
+    };
+    let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
+    // SAFETY: checked single-threaded above.
+    match unsafe { bulkhead_sys::clone_fork(0) }.map_err(io_err("fork"))? {
+        Forked::Child => {
+            drop(parent);
+            let code = match stage1(req, &child, flags, console, seccomp.as_ref()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = child.send(&Msg::Error(e));
+                    1
+                }
+            };
+            bulkhead_sys::exit_now(code)
+        }
+        Forked::Parent(pid) => {
+            drop(child);
+            drop(console);
+            stage0(req, pid, &parent)
+        }
+    }
+}
+
+fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, LaunchError> {
+    let kill = |pid: i32| {
+        let _ = bulkhead_sys::kill(pid, libc::SIGKILL);
+        let _ = bulkhead_sys::wait_exit(pid);
+    };
+    let placed = match req.sub_cgroup {
+        None => req.cgroups.add_pid(stage1),
+        Some(sub) => req.cgroups.add_pid_to(sub, stage1),
+    };
+    if let Err(e) = placed {
+        kill(stage1);
+        return Err(e.into());
+    }
+    if let Err(e) = ch.send(&Msg::Go) {
+        kill(stage1);
+        return Err(io_err("sync")(e));
+    }
+    let pid = match ch.recv() {
+        Ok(Msg::InitPid(p)) => p,
+        Ok(Msg::Error(e)) => {
+            let _ = bulkhead_sys::wait_exit(stage1);
+            return Err(LaunchError::Setup(e));
+        }
+        Ok(m) => {
+            kill(stage1);
+            return Err(LaunchError::Protocol(format!("unexpected {m:?}")));
+        }
+        Err(e) => {
+            kill(stage1);
+            return Err(io_err("waiting for the exec process")(e));
+        }
+    };
+    let _ = bulkhead_sys::wait_exit(stage1);
+    match ch.recv() {
+        Ok(Msg::Ready) => Ok(pid),
+        Ok(Msg::Error(e)) => {
+            let _ = bulkhead_sys::wait_exit(pid);
+            Err(LaunchError::Setup(e))
+        }
+        other => {
+            kill(pid);
+            Err(LaunchError::Protocol(format!("unexpected {other:?}")))
+        }
+    }
+}
+
+fn stage1(
+    req: &ExecRequest<'_>,
+    ch: &Channel,
+    flags: i32,
+    console: Option<UnixStream>,
+    seccomp: Option<&bulkhead_seccomp::Compiled>,
+) -> Result<(), String> {
+    // Nothing of the runtime's but what the process needs crosses over.
+    let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.init.as_raw_fd()];
+    keep.extend(console.iter().map(|c| c.as_raw_fd()));
+    keep.extend(3..3 + req.preserve_fds as RawFd);
+    bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))?;
+    match ch.recv().map_err(|e| e.to_string())? {
+        Msg::Go => {}
+        m => return Err(format!("internal: unexpected {m:?}")),
+    }
+    if flags != 0 {
+        bulkhead_sys::setns(req.init.as_fd(), flags)
+            .map_err(|e| format!("join the container's namespaces: {e}"))?;
+    }
+    // SAFETY: a fork of the single-threaded runtime.
+    match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
+        Err(e) => Err(format!("fork exec process: {e}")),
+        Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
+        Ok(Forked::Child) => {
+            let res = setup(req, console, seccomp);
+            match res {
+                Ok(exec) => {
+                    if ch.send(&Msg::Ready).is_err() {
+                        bulkhead_sys::exit_now(1);
+                    }
+                    let err = exec.exec();
+                    eprintln!("bulkhead: exec {}: {err}", exec.display_path());
+                    bulkhead_sys::exit_now(if err.kind() == std::io::ErrorKind::NotFound {
+                        127
+                    } else {
+                        126
+                    })
+                }
+                Err(e) => {
+                    let _ = ch.send(&Msg::Error(e.to_string()));
+                    bulkhead_sys::exit_now(1)
+                }
+            }
+        }
+    }
+}
+
+/// The exec process's own stage list: terminal, then the init's security
+/// and exec stages in the same order.
+fn setup(
+    req: &ExecRequest<'_>,
+    console: Option<UnixStream>,
+    seccomp: Option<&bulkhead_seccomp::Compiled>,
+) -> Result<stage::exec::Exec, StageError> {
+    let process = req.process;
+    if process.terminal {
+        let socket = stage::console::require_socket(console)?;
+        rustix::process::setsid().map_err(StageError::sys("setsid"))?;
+        let root = pathrs::Root::open("/").map_err(StageError::sys("terminal: open root"))?;
+        let (master, slave) = stage::console::open_pty(&root, process)?;
+        stage::console::attach(master, slave, &socket)?;
+    }
+    stage::exec::enter_cwd(process)?;
+    let early = !process.no_new_privileges;
+    stage::security::apply(req.plan, process, seccomp.filter(|_| early))?;
+    let exec = stage::exec::prepare(process, req.preserve_fds)?;
+    if let Some(s) = seccomp.filter(|_| !early) {
+        stage::security::load_seccomp(s)?;
+    }
+    Ok(exec)
+}
