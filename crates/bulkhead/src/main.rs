@@ -118,7 +118,7 @@ enum Cmd {
         ps_args: Vec<String>,
     },
     /// Run a new process inside a running container.
-    Exec(commands::exec::ExecArgs),
+    Exec(Box<commands::exec::ExecArgs>),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
