@@ -291,6 +291,7 @@ fn features() -> Result<()> {
         selinux: std::path::Path::new("/sys/fs/selinux/enforce").exists(),
         cgroup_v1: true,
         cgroup_v2: true,
+        idmap: true,
         ..Default::default()
     };
     println!(
