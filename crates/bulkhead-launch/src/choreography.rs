@@ -89,14 +89,9 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     match unsafe { bulkhead_sys::clone_fork(user_flag) }.map_err(io_err("clone stage 1"))? {
         Forked::Child => {
             drop(parent);
-            let code = match stage1(req, &child, &joins, console, seccomp.as_ref(), &trees) {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = child.send(&Msg::Error(e));
-                    1
-                }
-            };
-            bulkhead_sys::exit_now(code)
+            child_main(&child, || {
+                stage1(req, &child, &joins, console, seccomp.as_ref(), &trees)
+            })
         }
         Forked::Parent(pid) => {
             drop(child);
@@ -106,6 +101,19 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
             stage0(req, pid, &parent)
         }
     }
+}
+
+/// Body of a forked setup process: run `f`, report its error to stage 0,
+/// and leave without running anything of the parent's (no destructors).
+pub(crate) fn child_main(ch: &Channel, f: impl FnOnce() -> Result<(), String>) -> ! {
+    let code = match f() {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e));
+            1
+        }
+    };
+    bulkhead_sys::exit_now(code)
 }
 
 fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32, LaunchError> {

@@ -15,6 +15,7 @@ use bulkhead_cgroups::CgroupSet;
 use bulkhead_spec::plan::{NsKind, Plan, ProcessPlan};
 use bulkhead_sys::Forked;
 
+use crate::choreography::child_main;
 use crate::stage::{self, StageError};
 use crate::sync::{self, Channel, Msg};
 use crate::{LaunchError, io_err};
@@ -74,14 +75,9 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
     match unsafe { bulkhead_sys::clone_fork(0) }.map_err(io_err("fork"))? {
         Forked::Child => {
             drop(parent);
-            let code = match stage1(req, &child, flags, console, seccomp.as_ref()) {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = child.send(&Msg::Error(e));
-                    1
-                }
-            };
-            bulkhead_sys::exit_now(code)
+            child_main(&child, || {
+                stage1(req, &child, flags, console, seccomp.as_ref())
+            })
         }
         Forked::Parent(pid) => {
             drop(child);
@@ -168,13 +164,7 @@ fn stage1(
                     if ch.send(&Msg::Ready).is_err() {
                         bulkhead_sys::exit_now(1);
                     }
-                    let err = exec.exec();
-                    eprintln!("bulkhead: exec {}: {err}", exec.display_path());
-                    bulkhead_sys::exit_now(if err.kind() == std::io::ErrorKind::NotFound {
-                        127
-                    } else {
-                        126
-                    })
+                    exec.run()
                 }
                 Err(e) => {
                     let _ = ch.send(&Msg::Error(e.to_string()));

@@ -43,14 +43,7 @@ pub(crate) fn run(
         eprintln!("bulkhead: {e}");
         bulkhead_sys::exit_now(1);
     }
-    let err = exec.exec();
-    // Nobody is listening on the sync socket any more: stderr is all we have.
-    eprintln!("bulkhead: exec {}: {err}", exec.display_path());
-    bulkhead_sys::exit_now(if err.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    })
+    exec.run()
 }
 
 /// The stage list, in execution order.

@@ -27,6 +27,18 @@ impl Exec {
     pub fn display_path(&self) -> String {
         self.path.to_string_lossy().into_owned()
     }
+
+    /// Exec, or report on stderr and exit 127/126 like a shell: by now nobody
+    /// listens on the sync socket any more.
+    pub fn run(&self) -> ! {
+        let err = self.exec();
+        eprintln!("bulkhead: exec {}: {err}", self.display_path());
+        bulkhead_sys::exit_now(if err.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        })
+    }
 }
 
 /// Enter the working directory while still privileged in the container.

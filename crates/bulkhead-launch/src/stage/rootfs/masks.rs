@@ -42,21 +42,30 @@ fn verified_dev_null(root: &Root) -> Result<OwnedFd, StageError> {
     Ok(h.into())
 }
 
-fn bind_fd_onto(src: impl AsFd, target: impl AsFd, recursive: bool) -> rustix::io::Result<()> {
+/// A detached copy of the mount at `src` (recursive or not).
+fn clone_tree(src: impl AsFd, recursive: bool) -> rustix::io::Result<OwnedFd> {
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
         | OpenTreeFlags::OPEN_TREE_CLOEXEC
         | OpenTreeFlags::AT_EMPTY_PATH;
     if recursive {
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
-    let tree = open_tree(src, "", flags)?;
+    open_tree(src, "", flags)
+}
+
+/// Attach a detached mount on top of `target`.
+fn move_onto(tree: impl AsFd, target: impl AsFd) -> rustix::io::Result<()> {
     move_mount(
-        tree.as_fd(),
+        tree,
         "",
         target,
         "",
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
+}
+
+fn bind_fd_onto(src: impl AsFd, target: impl AsFd, recursive: bool) -> rustix::io::Result<()> {
+    move_onto(clone_tree(src, recursive)?, target)
 }
 
 fn ro_tmpfs_onto(target: impl AsFd) -> rustix::io::Result<()> {
@@ -72,13 +81,7 @@ fn ro_tmpfs_onto(target: impl AsFd) -> rustix::io::Result<()> {
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )?;
-    move_mount(
-        mnt.as_fd(),
-        "",
-        target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
+    move_onto(mnt, target)
 }
 
 pub(super) fn apply(plan: &Plan) -> Result<(), StageError> {
@@ -128,13 +131,7 @@ pub(super) fn apply(plan: &Plan) -> Result<(), StageError> {
 /// Bind a path onto itself and make that mount read-only. mount_setattr only
 /// adds RDONLY, so flags the host locked (nosuid, nodev…) stay as they are.
 fn make_readonly(target: impl AsFd, recursive: bool) -> rustix::io::Result<()> {
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
-        | OpenTreeFlags::OPEN_TREE_CLOEXEC
-        | OpenTreeFlags::AT_EMPTY_PATH;
-    if recursive {
-        flags |= OpenTreeFlags::AT_RECURSIVE;
-    }
-    let tree = open_tree(target.as_fd(), "", flags)?;
+    let tree = clone_tree(target.as_fd(), recursive)?;
     bulkhead_sys::mount_setattr(
         tree.as_fd(),
         recursive,
@@ -143,11 +140,5 @@ fn make_readonly(target: impl AsFd, recursive: bool) -> rustix::io::Result<()> {
         None,
     )
     .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::INVAL))?;
-    move_mount(
-        tree.as_fd(),
-        "",
-        target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
+    move_onto(tree, target)
 }

@@ -151,15 +151,7 @@ pub(super) fn mount_one(
                     re |= locked & (libc::MS_NOATIME | libc::MS_RELATIME | libc::MS_NODIRATIME);
                 }
             }
-            let top = reresolve(rootfs, dest)?;
-            bulkhead_sys::mount(
-                None,
-                &fd_path(&top),
-                None,
-                libc::MS_REMOUNT | libc::MS_BIND | re,
-                None,
-            )
-            .map_err(StageError::sys("remount with options"))?;
+            remount_bind(rootfs, dest, re, "remount with options")?;
         }
     } else {
         let h = destination(rootfs, dest, true)?;
@@ -207,15 +199,7 @@ pub(super) fn mount_one(
                 )
                 .map_err(StageError::sys(format!("bind {host}")))?;
                 let re = (flags & REMOUNT_MASK) | locked_flags(host);
-                let top = reresolve(rootfs, dest)?;
-                bulkhead_sys::mount(
-                    None,
-                    &fd_path(&top),
-                    None,
-                    libc::MS_REMOUNT | libc::MS_BIND | re,
-                    None,
-                )
-                .map_err(StageError::sys(format!("remount {host}")))?;
+                remount_bind(rootfs, dest, re, format!("remount {host}"))?;
             }
             Err(e) => {
                 return Err(StageError::msg(
@@ -261,6 +245,24 @@ fn propagate(rootfs: &Rootfs, m: &MountPlan) -> Result<(), StageError> {
             .map_err(StageError::sys("set propagation"))?;
     }
     Ok(())
+}
+
+/// Remount the bind mount now on top of `dest` with `flags` (ro, nosuid…).
+fn remount_bind(
+    rootfs: &Rootfs,
+    dest: &Path,
+    flags: u64,
+    step: impl Into<String>,
+) -> Result<(), StageError> {
+    let top = reresolve(rootfs, dest)?;
+    bulkhead_sys::mount(
+        None,
+        &fd_path(&top),
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | flags,
+        None,
+    )
+    .map_err(StageError::sys(step))
 }
 
 /// After mounting, the destination fd still names the covered directory;
@@ -327,15 +329,12 @@ fn mount_cgroup(
         }
     }
     if ro {
-        let top = reresolve(rootfs, dest)?;
-        bulkhead_sys::mount(
-            None,
-            &fd_path(&top),
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | base,
-            None,
-        )
-        .map_err(StageError::sys("remount cgroup tmpfs read-only"))?;
+        remount_bind(
+            rootfs,
+            dest,
+            libc::MS_RDONLY | base,
+            "remount cgroup tmpfs read-only",
+        )?;
     }
     Ok(())
 }
@@ -356,17 +355,9 @@ fn bind_ro(
         None,
     )
     .map_err(StageError::sys(format!("bind {}", src.display())))?;
-    let top = reresolve(rootfs, dest)?;
     let mut re = base | if ro { libc::MS_RDONLY } else { 0 };
     if rootfs.in_userns {
         re |= locked_flags(&src.to_string_lossy());
     }
-    bulkhead_sys::mount(
-        None,
-        &fd_path(&top),
-        None,
-        libc::MS_REMOUNT | libc::MS_BIND | re,
-        None,
-    )
-    .map_err(StageError::sys(format!("remount {}", dest.display())))
+    remount_bind(rootfs, dest, re, format!("remount {}", dest.display()))
 }
