@@ -66,9 +66,14 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
         for w in &c.warnings {
             tracing::warn!("linux.seccomp: {w}");
         }
-        if c.notify {
+        let has_listener = req
+            .plan
+            .seccomp
+            .as_ref()
+            .is_some_and(|s| s.listener_path().is_some());
+        if c.notify && !has_listener {
             return Err(LaunchError::Setup(
-                "linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet".into(),
+                "linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY".into(),
             ));
         }
     }
@@ -138,18 +143,22 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     let _ = bulkhead_sys::wait_exit(stage1_pid);
     loop {
         match ch
-            .recv()
+            .recv_with_fd()
             .map_err(io_err("waiting for the container init"))?
         {
-            Msg::RunCreateRuntimeHooks => {
+            (Msg::SeccompListener, Some(fd)) => {
+                let state = req.hook_state.json("creating", init_pid);
+                crate::notify::hand_over(req.plan, &state, init_pid, fd)?;
+            }
+            (Msg::RunCreateRuntimeHooks, _) => {
                 let state = req.hook_state.json("creating", init_pid);
                 hooks::run_all("prestart", &req.plan.hooks.prestart, &state)?;
                 hooks::run_all("createRuntime", &req.plan.hooks.create_runtime, &state)?;
                 ch.send(&Msg::Go).map_err(io_err("sync"))?;
             }
-            Msg::Ready => break,
-            Msg::Error(e) => return Err(LaunchError::Setup(e)),
-            m => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
+            (Msg::Ready, _) => break,
+            (Msg::Error(e), _) => return Err(LaunchError::Setup(e)),
+            (m, _) => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
         }
     }
     init.disarm();

@@ -34,6 +34,8 @@ pub struct ExecRequest<'a> {
     pub sub_cgroup: Option<&'a str>,
     pub console_socket: Option<&'a Path>,
     pub preserve_fds: u32,
+    /// The container's state, for the seccomp notify agent.
+    pub hook_state: crate::hooks::HookState,
 }
 
 fn ns_inode(pid: &str, kind: NsKind) -> Option<u64> {
@@ -120,15 +122,24 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
         }
     };
     let _ = bulkhead_sys::wait_exit(stage1);
-    match ch.recv() {
-        Ok(Msg::Ready) => Ok(pid),
-        Ok(Msg::Error(e)) => {
-            let _ = bulkhead_sys::wait_exit(pid);
-            Err(LaunchError::Setup(e))
-        }
-        other => {
-            kill(pid);
-            Err(LaunchError::Protocol(format!("unexpected {other:?}")))
+    loop {
+        match ch.recv_with_fd() {
+            Ok((Msg::Ready, _)) => return Ok(pid),
+            Ok((Msg::SeccompListener, Some(fd))) => {
+                let state = req.hook_state.json("running", req.init_pid);
+                if let Err(e) = crate::notify::hand_over(req.plan, &state, pid, fd) {
+                    kill(pid);
+                    return Err(e);
+                }
+            }
+            Ok((Msg::Error(e), _)) => {
+                let _ = bulkhead_sys::wait_exit(pid);
+                return Err(LaunchError::Setup(e));
+            }
+            other => {
+                kill(pid);
+                return Err(LaunchError::Protocol(format!("unexpected {other:?}")));
+            }
         }
     }
 }
@@ -160,7 +171,12 @@ fn stage1(
         Ok(Forked::Child) => {
             let res = setup(req, console, seccomp);
             match res {
-                Ok(exec) => {
+                Ok((exec, listener)) => {
+                    if let Some(fd) = listener
+                        && ch.send_fd(&Msg::SeccompListener, fd.as_fd()).is_err()
+                    {
+                        bulkhead_sys::exit_now(1);
+                    }
                     if ch.send(&Msg::Ready).is_err() {
                         bulkhead_sys::exit_now(1);
                     }
@@ -181,7 +197,7 @@ fn setup(
     req: &ExecRequest<'_>,
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
-) -> Result<stage::exec::Exec, StageError> {
+) -> Result<(stage::exec::Exec, Option<std::os::fd::OwnedFd>), StageError> {
     let process = req.process;
     if process.terminal {
         let socket = stage::console::require_socket(console)?;
@@ -192,10 +208,10 @@ fn setup(
     }
     stage::exec::enter_cwd(process)?;
     let early = !process.no_new_privileges;
-    stage::security::apply(req.plan, process, seccomp.filter(|_| early))?;
+    let mut listener = stage::security::apply(req.plan, process, seccomp.filter(|_| early))?;
     let exec = stage::exec::prepare(process, req.preserve_fds)?;
     if let Some(s) = seccomp.filter(|_| !early) {
-        stage::security::load_seccomp(s)?;
+        listener = stage::security::load_seccomp(s)?;
     }
-    Ok(exec)
+    Ok((exec, listener))
 }

@@ -1,6 +1,7 @@
 //! Stage 2: the container init. This file is the one place where the setup
 //! order can be read top to bottom; each step lives in `stage/`.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::stage::{self, StageError};
@@ -15,13 +16,19 @@ pub(crate) fn run(
     seccomp: Option<&bulkhead_seccomp::Compiled>,
     trees: &crate::idmap::IdmapTrees,
 ) -> ! {
-    let exec = match setup(req, ch, console, seccomp, trees) {
-        Ok(exec) => exec,
+    let (exec, listener) = match setup(req, ch, console, seccomp, trees) {
+        Ok(r) => r,
         Err(e) => {
             let _ = ch.send(&Msg::Error(e.to_string()));
             bulkhead_sys::exit_now(1);
         }
     };
+    if let Some(fd) = listener {
+        if ch.send_fd(&Msg::SeccompListener, fd.as_fd()).is_err() {
+            bulkhead_sys::exit_now(1);
+        }
+        drop(fd);
+    }
     if ch.send(&Msg::Ready).is_err() {
         bulkhead_sys::exit_now(1);
     }
@@ -53,7 +60,7 @@ fn setup(
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
     trees: &crate::idmap::IdmapTrees,
-) -> Result<stage::exec::Exec, StageError> {
+) -> Result<(stage::exec::Exec, Option<OwnedFd>), StageError> {
     let plan = req.plan;
     let process = req.process;
 
@@ -97,13 +104,13 @@ fn setup(
     //    possible so the filter constrains the container, not our setup.
     stage::exec::enter_cwd(process)?;
     let early = !process.no_new_privileges;
-    stage::security::apply(plan, process, seccomp.filter(|_| early))?;
+    let mut listener = stage::security::apply(plan, process, seccomp.filter(|_| early))?;
 
     // 5. exec: resolve the program as the final user, verify the cwd, and
     //    mark every fd but stdio and --preserve-fds close-on-exec.
     let exec = stage::exec::prepare(process, req.preserve_fds)?;
     if let Some(s) = seccomp.filter(|_| !early) {
-        stage::security::load_seccomp(s)?;
+        listener = stage::security::load_seccomp(s)?;
     }
-    Ok(exec)
+    Ok((exec, listener))
 }

@@ -23,6 +23,7 @@ pub mod exec;
 pub mod hooks;
 mod idmap;
 mod init;
+mod notify;
 pub mod stage;
 pub mod sync;
 

@@ -523,6 +523,7 @@ impl Store {
             sub_cgroup: opts.sub_cgroup.as_deref(),
             console_socket: opts.console_socket.as_deref(),
             preserve_fds: opts.preserve_fds,
+            hook_state: hook_state(&rec),
         };
         let pid = bulkhead_launch::exec::exec_process(&req)?;
         if let Some(p) = &opts.pid_file {

@@ -242,3 +242,58 @@ fn mknod_needs_cap_mknod() {
         .probe_result(&["mknod", "/mnt/a/null", "c", "1", "3"]);
     assert_eq!(r["ok"], true, "{r}");
 }
+
+/// SCMP_ACT_NOTIFY with listenerPath: the agent receives the container
+/// process state and the listener fd, sees the notified syscall, and its
+/// answer (ENOTSUP) is what the container gets.
+#[test]
+fn seccomp_notify_reaches_the_agent() {
+    require_root!();
+    let agent_bin = common::profile_dir().join("bulkhead-notify-agent");
+    assert!(
+        agent_bin.exists(),
+        "build it first: cargo build -p bulkhead-notify-agent"
+    );
+    let dir = common::open_tempdir();
+    let sock = dir.path().join("agent.sock");
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let mut agent = std::process::Command::new(&agent_bin)
+        .args([sock.to_str().unwrap(), "--errno", "95"])
+        .stdout(log)
+        .spawn()
+        .unwrap();
+    common::wait_for("agent socket", std::time::Duration::from_secs(10), || {
+        sock.exists().then_some(())
+    });
+    let sock_s = sock.to_str().unwrap().to_string();
+    let out = Bundle::new()
+        .sh("mkdir /tmp/notified; echo rc=$?")
+        .mount("/tmp", "tmpfs", "tmpfs", &["size=1m"])
+        .json_patch(|c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": sock_s,
+                "listenerMetadata": "test-metadata",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+            })
+        })
+        .run();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    out.ok();
+    assert!(out.stdout.contains("rc=1"), "{out:?}");
+    assert!(
+        out.stderr.contains("Operation not supported") || out.stdout.contains("not supported"),
+        "{out:?}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(
+        log.contains("\"seccompFd\""),
+        "state message missing: {log}"
+    );
+    assert!(log.contains("test-metadata"), "metadata missing: {log}");
+    assert!(
+        log.contains("\"syscall\":\"mkdir"),
+        "no notification logged: {log}"
+    );
+}

@@ -2,6 +2,7 @@
 //! capabilities in the order the kernel's rules require.
 
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 
 use bulkhead_spec::plan::{Plan, ProcessPlan};
 use pathrs::procfs::{ProcfsBase, ProcfsHandle};
@@ -16,7 +17,7 @@ pub fn apply(
     plan: &Plan,
     p: &ProcessPlan,
     early_seccomp: Option<&bulkhead_seccomp::Compiled>,
-) -> Result<(), StageError> {
+) -> Result<Option<OwnedFd>, StageError> {
     for r in &p.rlimits {
         bulkhead_sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| {
             StageError::msg(
@@ -58,17 +59,19 @@ pub fn apply(
         rustix::thread::set_no_new_privs(true)
             .map_err(StageError::sys("process.noNewPrivileges"))?;
     }
-    if let Some(s) = early_seccomp {
-        load_seccomp(s)?;
-    }
+    let listener = match early_seccomp {
+        Some(s) => load_seccomp(s)?,
+        None => None,
+    };
     credentials(p)?;
     bulkhead_sys::umask(p.umask.unwrap_or(0o022));
-    Ok(())
+    Ok(listener)
 }
 
-pub fn load_seccomp(s: &bulkhead_seccomp::Compiled) -> Result<(), StageError> {
+/// Load the compiled filter; returns the notify listener fd when the profile
+/// uses SCMP_ACT_NOTIFY.
+pub fn load_seccomp(s: &bulkhead_seccomp::Compiled) -> Result<Option<OwnedFd>, StageError> {
     bulkhead_sys::seccomp::load_filter(&s.bpf, s.flags)
-        .map(drop)
         .map_err(StageError::sys("linux.seccomp: load filter"))
 }
 
