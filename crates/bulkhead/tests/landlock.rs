@@ -294,3 +294,25 @@ fn features_reports_the_abi() {
         assert!(abi.is_some_and(|a| a >= 1), "{abi:?}");
     }
 }
+
+#[test]
+fn applies_in_a_user_namespace_to_an_unprivileged_user() {
+    require_landlock!();
+    // Landlock goes in while the init still holds its capabilities; the
+    // domain stays after the switch to uid 1000 and is inherited on exec.
+    let mk = || {
+        policy(
+            Bundle::new()
+                .mount("/mnt/a", "tmpfs", "tmpfs", &["size=1m", "mode=1777"])
+                .userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)])
+                .user(1000, 1000, &[])
+                .json_patch(|c| c["process"]["noNewPrivileges"] = json!(false)),
+            write_policy(),
+        )
+    };
+    let r = mk().probe_result(&["write", "/mnt/a/f"]);
+    assert_eq!(r["ok"], true, "{r}");
+    // /dev/shm is world-writable: only Landlock stands in the way.
+    let r = mk().probe_result(&["write", "/dev/shm/f"]);
+    assert_eq!(r["errno"], EACCES, "{r}");
+}
