@@ -276,17 +276,18 @@ impl LandlockPlan {
             for r in rules {
                 let missing = r.rights & !supported;
                 if strict && missing != 0 {
-                    let need = (0..64)
-                        .map(|i| 1u64 << i)
-                        .filter(|b| missing & b != 0)
-                        .map(|b| {
-                            FS_RIGHTS
-                                .iter()
-                                .find(|(_, v, _)| *v == b)
-                                .map_or("unknown".to_string(), |(_, _, a)| a.to_string())
-                        })
-                        .max()
-                        .unwrap_or_default();
+                    // The ABI that brings every missing right; a bit this
+                    // build does not know has no known ABI yet.
+                    let known = FS_RIGHTS
+                        .iter()
+                        .filter(|(_, v, _)| missing & v != 0)
+                        .map(|(_, v, a)| (*v, *a));
+                    let known_bits = known.clone().fold(0, |m, (v, _)| m | v);
+                    let need = if missing & !known_bits != 0 {
+                        "newer than this build knows".to_string()
+                    } else {
+                        known.map(|(_, a)| a).max().unwrap_or(0).to_string()
+                    };
                     return Err(LandlockError::Unsupported {
                         field: format!("{}.access", r.field),
                         need,
