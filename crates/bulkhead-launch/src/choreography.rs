@@ -141,6 +141,9 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     let mut init = ChildGuard(Some(init_pid));
     s1.disarm();
     let _ = bulkhead_sys::wait_exit(stage1_pid);
+    // The init shares stage 1's end of the socket: it may only speak once
+    // stage 1's InitPid has been read, or the two would interleave.
+    ch.send(&Msg::Go).map_err(io_err("sync"))?;
     loop {
         match ch
             .recv_with_fd()

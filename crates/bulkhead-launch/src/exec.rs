@@ -122,6 +122,11 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
         }
     };
     let _ = bulkhead_sys::wait_exit(stage1);
+    // See choreography::stage0: the process may only speak after InitPid.
+    if let Err(e) = ch.send(&Msg::Go) {
+        kill(pid);
+        return Err(io_err("sync")(e));
+    }
     loop {
         match ch.recv_with_fd() {
             Ok((Msg::Ready, _)) => return Ok(pid),
@@ -169,6 +174,9 @@ fn stage1(
         Err(e) => Err(format!("fork exec process: {e}")),
         Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
         Ok(Forked::Child) => {
+            if !matches!(ch.recv(), Ok(Msg::Go)) {
+                bulkhead_sys::exit_now(1);
+            }
             let res = setup(req, console, seccomp);
             match res {
                 Ok((exec, listener)) => {

@@ -63,6 +63,10 @@ fn setup(
 ) -> Result<(stage::exec::Exec, Option<OwnedFd>), StageError> {
     let plan = req.plan;
     let process = req.process;
+    match ch.recv().map_err(StageError::sys("sync"))? {
+        Msg::Go => {}
+        m => return Err(StageError::msg("sync", format!("unexpected {m:?}"))),
+    }
 
     // A new session, so a terminal can become the controlling tty and the
     // container is detached from the caller's job control.

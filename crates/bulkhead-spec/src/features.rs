@@ -113,7 +113,11 @@ pub struct Support {
     pub cgroup_v2: bool,
     pub systemd: bool,
     pub idmap: bool,
+    /// The `io.bulkhead.landlock` annotation is supported (the kernel has
+    /// Landlock).
     pub landlock: bool,
+    /// The kernel's Landlock ABI, when known.
+    pub landlock_abi: Option<u32>,
 }
 
 /// Mount options recognised in `mounts[].options` (filesystem-specific data
@@ -210,9 +214,20 @@ pub fn features(support: &Support) -> Value {
         },
         "annotations": {
             "io.bulkhead.version": env!("CARGO_PKG_VERSION"),
-            "io.bulkhead.landlock": if support.landlock { "true" } else { "false" }
+            "io.bulkhead.landlock": landlock(support)
         }
     })
+}
+
+/// The `io.bulkhead.landlock` annotation's value: `abi=N` when the kernel
+/// has Landlock, `unavailable` otherwise (the annotation is then accepted,
+/// and only a strict policy fails).
+fn landlock(support: &Support) -> String {
+    match (support.landlock, support.landlock_abi) {
+        (true, Some(abi)) => format!("abi={abi}"),
+        (true, None) => "available".into(),
+        (false, _) => "unavailable".into(),
+    }
 }
 
 fn seccomp(support: &Support) -> Value {
@@ -252,6 +267,7 @@ mod tests {
             systemd: true,
             idmap: true,
             landlock: true,
+            landlock_abi: Some(7),
         }
     }
 
@@ -286,7 +302,7 @@ mod tests {
             v["annotations"]["io.bulkhead.version"],
             env!("CARGO_PKG_VERSION")
         );
-        assert_eq!(v["annotations"]["io.bulkhead.landlock"], "false");
+        assert_eq!(v["annotations"]["io.bulkhead.landlock"], "unavailable");
     }
 
     #[test]
@@ -331,7 +347,7 @@ mod tests {
         assert_eq!(s["knownFlags"].as_array().unwrap().len(), 4);
         assert_eq!(s["supportedFlags"], json!(["SECCOMP_FILTER_FLAG_TSYNC"]));
         assert_eq!(v["linux"]["cgroup"]["systemdUser"], true);
-        assert_eq!(v["annotations"]["io.bulkhead.landlock"], "true");
+        assert_eq!(v["annotations"]["io.bulkhead.landlock"], "abi=7");
 
         // Unknown lists are omitted rather than claimed empty.
         let v = features(&Support {

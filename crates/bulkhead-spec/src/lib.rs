@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod features;
 pub mod id;
+pub mod landlock;
 pub mod mountopt;
 pub mod passwd;
 pub mod plan;

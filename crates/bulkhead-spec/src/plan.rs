@@ -265,6 +265,8 @@ pub struct Plan {
     pub personality: Option<u64>,
     pub mount_label: Option<String>,
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The `io.bulkhead.landlock` annotation's policy (a bulkhead extension).
+    pub landlock: Option<crate::landlock::LandlockPlan>,
 }
 
 impl Plan {
@@ -441,6 +443,8 @@ impl Plan {
             }
         };
 
+        let landlock = crate::landlock::from_annotations(spec.annotations().as_ref())?;
+
         Ok(Plan {
             oci_version: spec.version().clone(),
             bundle: bundle.to_path_buf(),
@@ -475,6 +479,7 @@ impl Plan {
             personality,
             mount_label: linux.mount_label().clone().filter(|l| !l.is_empty()),
             seccomp: linux.seccomp().clone(),
+            landlock,
         })
     }
 }

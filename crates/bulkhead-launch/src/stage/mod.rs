@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod exec;
+pub mod landlock;
 pub mod namespaces;
 pub mod rootfs;
 pub mod security;

@@ -59,6 +59,11 @@ pub fn apply(
         rustix::thread::set_no_new_privs(true)
             .map_err(StageError::sys("process.noNewPrivileges"))?;
     }
+    // Landlock: after the filesystem is complete, before seccomp (which
+    // could block its syscalls) and while CAP_SYS_ADMIN is still held.
+    if let Some(policy) = &plan.landlock {
+        super::landlock::apply(policy)?;
+    }
     let listener = match early_seccomp {
         Some(s) => load_seccomp(s)?,
         None => None,

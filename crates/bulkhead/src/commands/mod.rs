@@ -282,6 +282,7 @@ fn spec(bundle: &std::path::Path, rootless: bool) -> Result<()> {
 }
 
 fn features() -> Result<()> {
+    let landlock_abi = bulkhead_launch::stage::landlock::kernel_abi();
     let support = bulkhead_spec::features::Support {
         seccomp: true,
         seccomp_actions: strings(bulkhead_seccomp::supported_actions()),
@@ -292,6 +293,8 @@ fn features() -> Result<()> {
         cgroup_v1: true,
         cgroup_v2: true,
         idmap: true,
+        landlock: landlock_abi.is_some(),
+        landlock_abi,
         ..Default::default()
     };
     println!(

@@ -935,6 +935,16 @@ pub fn container_cgroup_dirs(pid: i32) -> Vec<PathBuf> {
 
 /// Cgroup directories (two levels deep below each hierarchy) whose name
 /// contains `id`.
+/// A cgroup directory named after container `id`: exactly, or with a prefix
+/// ("libpod-<id>", ":runc:<id>"), never a longer id that starts with this one.
+fn names_container(name: &str, id: &str) -> bool {
+    name.strip_suffix(id)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with(['-', ':', '_', '.']))
+        || name
+            .strip_suffix(".scope")
+            .is_some_and(|n| names_container(n, id))
+}
+
 pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut roots: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup")];
@@ -950,12 +960,13 @@ pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
             if !p.is_dir() {
                 continue;
             }
-            if e.file_name().to_string_lossy().contains(id) {
+            if names_container(&e.file_name().to_string_lossy(), id) {
                 found.push(p.clone());
             }
             if let Ok(rd2) = fs::read_dir(&p) {
                 for e2 in rd2.flatten() {
-                    if e2.file_name().to_string_lossy().contains(id) && e2.path().is_dir() {
+                    if names_container(&e2.file_name().to_string_lossy(), id) && e2.path().is_dir()
+                    {
                         found.push(e2.path());
                     }
                 }
