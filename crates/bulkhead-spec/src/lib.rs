@@ -11,6 +11,7 @@ pub mod id;
 pub mod mountopt;
 pub mod passwd;
 pub mod plan;
+pub mod profile;
 pub mod rlimit;
 pub mod signal;
 pub mod template;
