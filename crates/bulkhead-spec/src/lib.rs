@@ -12,6 +12,7 @@ pub mod landlock;
 pub mod mountopt;
 pub mod passwd;
 pub mod plan;
+pub mod profile;
 pub mod rlimit;
 pub mod signal;
 pub mod template;

@@ -1,42 +1,19 @@
 //! The starter `config.json` written by `bulkhead spec`.
 //!
 //! Its shape follows what `runc spec` prints, because users and test suites
-//! edit that file by path (`.process.args`, `.root.path`, …). Two deliberate
-//! differences: no `inheritable` and no `ambient` capability sets
-//! (CVE-2022-29162), and the runtime-spec version is the one bulkhead targets.
+//! edit that file by path (`.process.args`, `.root.path`, …). The
+//! differences are deliberate: the hardened default profile
+//! ([`crate::profile`]: a seccomp allow-list, the minimal capability set,
+//! podman-or-broader masked and read-only paths, no_new_privs), no
+//! `inheritable` and no `ambient` capability sets (CVE-2022-29162), and the
+//! runtime-spec version is the one bulkhead targets.
 
 use serde_json::{Value, json};
 
+use crate::profile;
+
 /// runtime-spec version stamped into generated configs.
 pub const OCI_VERSION: &str = "1.2.1";
-
-/// Capabilities granted by the template: the same small set `runc spec` uses.
-const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
-
-/// Paths hidden from the container (the union of runc's and podman's lists).
-const MASKED_PATHS: [&str; 12] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-    "/sys/fs/selinux",
-];
-
-/// Paths made read-only inside the container.
-const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// Build the default config.
 ///
@@ -52,6 +29,7 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
         .iter()
         .map(|t| json!({ "type": t }))
         .collect();
+    let caps = profile::default_capabilities();
     let mut spec = json!({
         "ociVersion": OCI_VERSION,
         "process": {
@@ -64,9 +42,9 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
             ],
             "cwd": "/",
             "capabilities": {
-                "bounding": DEFAULT_CAPS,
-                "effective": DEFAULT_CAPS,
-                "permitted": DEFAULT_CAPS
+                "bounding": caps,
+                "effective": caps,
+                "permitted": caps
             },
             "rlimits": [
                 { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }
@@ -94,8 +72,9 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
                 "devices": [ { "allow": false, "access": "rwm" } ]
             },
             "namespaces": namespaces,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS
+            "maskedPaths": profile::default_masked_paths(),
+            "readonlyPaths": profile::default_readonly_paths(),
+            "seccomp": profile::default_seccomp()
         }
     });
     if let Some((uid, gid)) = rootless {
@@ -177,7 +156,9 @@ mod tests {
         assert_eq!(process.args().as_ref().unwrap(), &["sh".to_string()]);
         assert_eq!(process.no_new_privileges(), Some(true));
         let caps = process.capabilities().as_ref().unwrap();
-        assert_eq!(caps.bounding().as_ref().unwrap().len(), 3);
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 8);
+        assert_eq!(caps.effective(), caps.bounding());
+        assert_eq!(caps.permitted(), caps.bounding());
         assert!(caps.inheritable().is_none());
         assert!(caps.ambient().is_none());
         let root = spec.root().as_ref().unwrap();
@@ -195,7 +176,9 @@ mod tests {
         assert!(ns.contains(&LinuxNamespaceType::Cgroup));
         assert!(!ns.contains(&LinuxNamespaceType::User));
         assert!(linux.uid_mappings().is_none());
-        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 12);
+        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 13);
+        let seccomp = linux.seccomp().as_ref().expect("linux.seccomp");
+        assert!(seccomp.syscalls().as_ref().is_some_and(|s| !s.is_empty()));
         assert_eq!(linux.readonly_paths().as_ref().unwrap().len(), 5);
         assert_eq!(spec.mounts().as_ref().unwrap().len(), 7);
     }

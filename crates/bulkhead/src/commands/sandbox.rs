@@ -3,12 +3,17 @@
 //! bound read-only (no image, no download).
 //!
 //! The sandbox is an ordinary OCI container made from a generated config,
-//! so it goes through exactly the same plan, lifecycle and setup stages.
+//! so it goes through exactly the same plan, lifecycle and setup stages. It
+//! gets the hardened default seccomp profile and paths of
+//! [`bulkhead_spec::profile`], no capabilities at all, and its own user
+//! namespace.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use bulkhead_lifecycle::{CreateOptions, Store};
+use bulkhead_spec::profile;
 use serde_json::{Value, json};
 
 /// Host directories that make up the embedded default root.
@@ -62,6 +67,10 @@ pub fn config(rootfs: &Path, command: &[String], seed: u32) -> Result<Value> {
     let map = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
     let no_caps: Vec<String> = Vec::new();
+    // The default profile's masks, plus all of /sys/kernel (security, debug,
+    // tracing and mm interfaces no sandboxed command needs).
+    let mut masked = profile::default_masked_paths();
+    masked.push("/sys/kernel".into());
     Ok(json!({
         "ociVersion": bulkhead_spec::template::OCI_VERSION,
         "root": {"path": rootfs, "readonly": true},
@@ -85,11 +94,9 @@ pub fn config(rootfs: &Path, command: &[String], seed: u32) -> Result<Value> {
                            {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
             "uidMappings": map, "gidMappings": map,
             "resources": {"pids": {"limit": 1024}, "devices": [{"allow": false, "access": "rwm"}]},
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-                "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/fs/selinux",
-                "/sys/kernel"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+            "maskedPaths": masked,
+            "readonlyPaths": profile::default_readonly_paths(),
+            "seccomp": profile::default_seccomp()
         }
     }))
 }
@@ -107,16 +114,27 @@ pub fn run(store: &Store, command: &[String]) -> Result<i32> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let id = format!("sandbox-{seed}-{nanos:x}");
-    let bundle: PathBuf = store.root.join(".sandbox").join(&id);
+    // The bundle lives outside the state root: that one is 0700, and the
+    // container's root (an unprivileged host id) must be able to reach its
+    // root directory. A fresh directory in the temp dir, made with
+    // create_dir (never following an existing path), searchable but not
+    // listable by others.
+    let bundle: PathBuf = std::env::temp_dir().join(format!("bulkhead-{id}"));
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(&bundle)
+        .with_context(|| format!("create sandbox bundle {}", bundle.display()))?;
     let rootfs = bundle.join("rootfs");
-    std::fs::create_dir_all(&rootfs)
-        .with_context(|| format!("create sandbox root {}", rootfs.display()))?;
+    if let Err(e) = std::fs::create_dir(&rootfs) {
+        let _ = std::fs::remove_dir_all(&bundle);
+        return Err(e).with_context(|| format!("create sandbox root {}", rootfs.display()));
+    }
     // Container root is an unprivileged host id: it must own the (empty)
     // root to create its mountpoints there.
     let base = host_base(seed);
-    std::os::unix::fs::chown(&rootfs, Some(base), Some(base))
-        .with_context(|| format!("chown {}", rootfs.display()))?;
     let result = (|| {
+        std::os::unix::fs::chown(&rootfs, Some(base), Some(base))
+            .with_context(|| format!("chown {}", rootfs.display()))?;
         let cfg = config(&rootfs, command, seed)?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
         let opts = CreateOptions {
