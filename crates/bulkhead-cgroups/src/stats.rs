@@ -203,9 +203,9 @@ fn hugepage_sizes() -> Vec<String> {
                 .strip_suffix("kB")?
                 .parse()
                 .ok()?;
-            Some(if kb % (1 << 20) == 0 {
+            Some(if kb.is_multiple_of(1 << 20) {
                 format!("{}GB", kb >> 20)
-            } else if kb % (1 << 10) == 0 {
+            } else if kb.is_multiple_of(1 << 10) {
                 format!("{}MB", kb >> 10)
             } else {
                 format!("{kb}KB")
