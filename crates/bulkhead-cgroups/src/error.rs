@@ -106,6 +106,22 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+
+    /// An update failed and some of the previous values could not be
+    /// written back either.
+    #[error("{error} (restoring the previous values also failed: {})", failed.join("; "))]
+    Rollback {
+        error: Box<CgroupError>,
+        failed: Vec<String>,
+    },
+
+    /// Gathering statistics or watching for OOM events failed.
+    #[error("{what}: {source}")]
+    Events {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl CgroupError {

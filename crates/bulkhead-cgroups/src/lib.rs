@@ -7,7 +7,10 @@
 //! hierarchy; serializable for the state file), then
 //! [`CgroupSet::create`], [`CgroupSet::apply`] the resources,
 //! [`CgroupSet::add_pid`] the init process, and finally
-//! [`CgroupSet::remove`]. Everything goes through cgroupfs files; the crate
+//! [`CgroupSet::remove`]. A live container's limits change through
+//! [`CgroupSet::update`] (validated, rolled back on failure); its usage is
+//! read by [`CgroupSet::stats`] and OOM kills are watched with
+//! [`CgroupSet::oom_watcher`]. Everything goes through cgroupfs files; the crate
 //! has no `unsafe` and needs no systemd.
 #![forbid(unsafe_code)]
 
@@ -16,8 +19,15 @@ mod fsutil;
 mod layout;
 mod resources;
 mod set;
+mod stats;
+mod update;
 
 pub use error::CgroupError;
 pub use layout::{CGROUP_ROOT, Hierarchy, Layout, detect, parse_mountinfo};
 pub use resources::{device_rule, v2};
 pub use set::{CgroupDir, CgroupSet, resolve};
+pub use stats::{
+    Blkio, BlkioEntry, Cpu, CpuSet, CpuUsage, Hugetlb, IntelRdt, Memory, MemoryEntry, OomWatcher,
+    Pids, Stats, Throttling,
+};
+pub use update::{merge_resources, parse_list, update_changes, validate};

@@ -14,8 +14,6 @@
 //! `memory.disableOOMKiller` and the device rules (these would need an eBPF
 //! program). `network` is skipped when `net_cls`/`net_prio` are not mounted.
 
-use std::path::Path;
-
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
     LinuxNetwork, LinuxResources, LinuxThrottleDevice,
@@ -24,29 +22,19 @@ use oci_spec::runtime::{
 use crate::CgroupError;
 use crate::fsutil;
 use crate::set::{CgroupDir, CgroupSet};
+use crate::update::{Writer, validate};
 
 const R: &str = "linux.resources";
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CgroupError {
+pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CgroupError {
     CgroupError::InvalidResource {
         field: field.into(),
         reason: reason.into(),
     }
 }
 
-/// Write `value` to `dir/file`, naming `field` on failure.
-fn put(field: &str, dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
-    let path = dir.join(file);
-    fsutil::write_raw(&path, value).map_err(|source| CgroupError::WriteResource {
-        field: field.to_string(),
-        value: value.to_string(),
-        path,
-        source,
-    })
-}
-
 /// Reject negative byte values other than -1 (unlimited).
-fn check_bytes(field: &str, v: i64) -> Result<(), CgroupError> {
+pub(crate) fn check_bytes(field: &str, v: i64) -> Result<(), CgroupError> {
     if v < -1 {
         return Err(invalid(
             field,
@@ -171,7 +159,7 @@ pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<String, String> {
 impl CgroupSet {
     /// The directory a controller's settings go to: the v1 hierarchy
     /// carrying it, else a cgroup2 directory that has it available.
-    fn target(&self, controller: &str) -> Option<&CgroupDir> {
+    pub(crate) fn target(&self, controller: &str) -> Option<&CgroupDir> {
         self.dirs
             .iter()
             .find(|d| !d.v2 && d.has(controller))
@@ -189,28 +177,34 @@ impl CgroupSet {
     /// Apply resource limits to the container's cgroups (see the module
     /// docs for the mapping). Errors name the field that failed.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        validate(r)?;
+        self.apply_with(&Writer::plain(), r)
+    }
+
+    /// [`CgroupSet::apply`] through `w` (which may keep what it overwrote).
+    pub(crate) fn apply_with(&self, wr: &Writer, r: &LinuxResources) -> Result<(), CgroupError> {
         if let Some(m) = r.memory() {
-            self.apply_memory(m)?;
+            self.apply_memory(wr, m)?;
         }
         if let Some(p) = r.pids() {
             let field = format!("{R}.pids.limit");
             let d = self.need("pids", &field)?;
-            put(&field, &d.path, "pids.max", &v2::pids_max(p.limit()))?;
+            wr.put(&field, &d.path, "pids.max", &v2::pids_max(p.limit()))?;
         }
         if let Some(c) = r.cpu() {
-            self.apply_cpu(c)?;
+            self.apply_cpu(wr, c)?;
         }
         if let Some(b) = r.block_io() {
-            self.apply_blkio(b)?;
+            self.apply_blkio(wr, b)?;
         }
         if let Some(h) = r.hugepage_limits() {
-            self.apply_hugetlb(h)?;
+            self.apply_hugetlb(wr, h)?;
         }
         if let Some(devs) = r.devices() {
-            self.apply_devices(devs)?;
+            self.apply_devices(wr, devs)?;
         }
         if let Some(n) = r.network() {
-            self.apply_network(n)?;
+            self.apply_network(wr, n)?;
         }
         if let Some(rdma) = r.rdma() {
             let mut devs: Vec<_> = rdma.iter().collect();
@@ -226,35 +220,35 @@ impl CgroupSet {
                     line.push_str(&format!(" hca_object={o}"));
                 }
                 if line != *dev {
-                    put(&field, &d.path, "rdma.max", &line)?;
+                    wr.put(&field, &d.path, "rdma.max", &line)?;
                 }
             }
         }
         if let Some(u) = r.unified() {
-            self.apply_unified(u)?;
+            self.apply_unified(wr, u)?;
         }
         Ok(())
     }
 
     /// net_cls / net_prio exist only as v1 controllers; when they are not
     /// mounted the settings are skipped.
-    fn apply_network(&self, n: &LinuxNetwork) -> Result<(), CgroupError> {
+    fn apply_network(&self, wr: &Writer, n: &LinuxNetwork) -> Result<(), CgroupError> {
         let v1 = |c: &str| self.dirs.iter().find(|d| !d.v2 && d.has(c));
         if let (Some(id), Some(d)) = (n.class_id(), v1("net_cls")) {
             let field = format!("{R}.network.classID");
-            put(&field, &d.path, "net_cls.classid", &id.to_string())?;
+            wr.put(&field, &d.path, "net_cls.classid", &id.to_string())?;
         }
         if let (Some(prios), Some(d)) = (n.priorities(), v1("net_prio")) {
             for (i, p) in prios.iter().enumerate() {
                 let line = format!("{} {}", p.name(), p.priority());
                 let field = format!("{R}.network.priorities[{i}]");
-                put(&field, &d.path, "net_prio.ifpriomap", &line)?;
+                wr.put(&field, &d.path, "net_prio.ifpriomap", &line)?;
             }
         }
         Ok(())
     }
 
-    fn apply_memory(&self, m: &LinuxMemory) -> Result<(), CgroupError> {
+    fn apply_memory(&self, wr: &Writer, m: &LinuxMemory) -> Result<(), CgroupError> {
         let f = |k: &str| format!("{R}.memory.{k}");
         let (limit, swap, reservation) = (m.limit(), m.swap(), m.reservation());
         for (k, v) in [
@@ -288,13 +282,13 @@ impl CgroupSet {
         if d.v2 {
             let swap_max = v2::swap_max(limit, swap).map_err(|e| invalid(f("swap"), e))?;
             if let Some(l) = set(limit) {
-                put(&f("limit"), &d.path, "memory.max", &v2::bytes(l))?;
+                wr.put(&f("limit"), &d.path, "memory.max", &v2::bytes(l))?;
             }
             if let Some(s) = swap_max {
-                put(&f("swap"), &d.path, "memory.swap.max", &s)?;
+                wr.put(&f("swap"), &d.path, "memory.swap.max", &s)?;
             }
             if let Some(r) = set(reservation) {
-                put(&f("reservation"), &d.path, "memory.low", &v2::bytes(r))?;
+                wr.put(&f("reservation"), &d.path, "memory.low", &v2::bytes(r))?;
             }
             return Ok(());
         }
@@ -322,7 +316,7 @@ impl CgroupSet {
             None => false,
         };
         let write_swap = || match swap {
-            Some(s) => put(
+            Some(s) => wr.put(
                 &f("swap"),
                 &d.path,
                 "memory.memsw.limit_in_bytes",
@@ -334,7 +328,7 @@ impl CgroupSet {
             write_swap()?;
         }
         if let Some(l) = set(limit) {
-            put(
+            wr.put(
                 &f("limit"),
                 &d.path,
                 "memory.limit_in_bytes",
@@ -345,7 +339,7 @@ impl CgroupSet {
             write_swap()?;
         }
         if let Some(r) = set(reservation) {
-            put(
+            wr.put(
                 &f("reservation"),
                 &d.path,
                 "memory.soft_limit_in_bytes",
@@ -353,7 +347,7 @@ impl CgroupSet {
             )?;
         }
         if let Some(s) = m.swappiness() {
-            put(
+            wr.put(
                 &f("swappiness"),
                 &d.path,
                 "memory.swappiness",
@@ -361,7 +355,7 @@ impl CgroupSet {
             )?;
         }
         if let Some(off) = m.disable_oom_killer() {
-            put(
+            wr.put(
                 &f("disableOOMKiller"),
                 &d.path,
                 "memory.oom_control",
@@ -371,7 +365,7 @@ impl CgroupSet {
         Ok(())
     }
 
-    fn apply_cpu(&self, c: &LinuxCpu) -> Result<(), CgroupError> {
+    fn apply_cpu(&self, wr: &Writer, c: &LinuxCpu) -> Result<(), CgroupError> {
         let f = |k: &str| format!("{R}.cpu.{k}");
         let quota = c.quota().unwrap_or(0);
         if quota < -1 {
@@ -393,7 +387,7 @@ impl CgroupSet {
             let d = self.need("cpu", &format!("{R}.cpu"))?;
             if d.v2 {
                 if shares != 0 {
-                    put(
+                    wr.put(
                         &f("shares"),
                         &d.path,
                         "cpu.weight",
@@ -407,13 +401,13 @@ impl CgroupSet {
                     String::new()
                 };
                 if let Some(v) = v2::cpu_max(quota, period, &current) {
-                    put(&f("quota"), &d.path, "cpu.max", &v)?;
+                    wr.put(&f("quota"), &d.path, "cpu.max", &v)?;
                 }
                 if let Some(b) = c.burst() {
-                    put(&f("burst"), &d.path, "cpu.max.burst", &b.to_string())?;
+                    wr.put(&f("burst"), &d.path, "cpu.max.burst", &b.to_string())?;
                 }
                 if let Some(i) = c.idle() {
-                    put(&f("idle"), &d.path, "cpu.idle", &i.to_string())?;
+                    wr.put(&f("idle"), &d.path, "cpu.idle", &i.to_string())?;
                 }
                 if c.realtime_runtime().is_some_and(|v| v != 0)
                     || c.realtime_period().is_some_and(|v| v != 0)
@@ -425,10 +419,10 @@ impl CgroupSet {
                 }
             } else {
                 if shares != 0 {
-                    put(&f("shares"), &d.path, "cpu.shares", &shares.to_string())?;
+                    wr.put(&f("shares"), &d.path, "cpu.shares", &shares.to_string())?;
                 }
                 if period != 0 {
-                    put(
+                    wr.put(
                         &f("period"),
                         &d.path,
                         "cpu.cfs_period_us",
@@ -436,17 +430,17 @@ impl CgroupSet {
                     )?;
                 }
                 if quota != 0 {
-                    put(&f("quota"), &d.path, "cpu.cfs_quota_us", &quota.to_string())?;
+                    wr.put(&f("quota"), &d.path, "cpu.cfs_quota_us", &quota.to_string())?;
                 }
                 if let Some(b) = c.burst() {
-                    put(&f("burst"), &d.path, "cpu.cfs_burst_us", &b.to_string())?;
+                    wr.put(&f("burst"), &d.path, "cpu.cfs_burst_us", &b.to_string())?;
                 }
                 if let Some(i) = c.idle() {
-                    put(&f("idle"), &d.path, "cpu.idle", &i.to_string())?;
+                    wr.put(&f("idle"), &d.path, "cpu.idle", &i.to_string())?;
                 }
                 // The runtime must fit in the period: period first.
                 if let Some(p) = c.realtime_period().filter(|&p| p != 0) {
-                    put(
+                    wr.put(
                         &f("realtimePeriod"),
                         &d.path,
                         "cpu.rt_period_us",
@@ -454,7 +448,7 @@ impl CgroupSet {
                     )?;
                 }
                 if let Some(rt) = c.realtime_runtime().filter(|&r| r != 0) {
-                    put(
+                    wr.put(
                         &f("realtimeRuntime"),
                         &d.path,
                         "cpu.rt_runtime_us",
@@ -469,13 +463,13 @@ impl CgroupSet {
         ] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
                 let d = self.need("cpuset", &f(key))?;
-                put(&f(key), &d.path, file, v)?;
+                wr.put(&f(key), &d.path, file, v)?;
             }
         }
         Ok(())
     }
 
-    fn apply_blkio(&self, b: &LinuxBlockIo) -> Result<(), CgroupError> {
+    fn apply_blkio(&self, wr: &Writer, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         let f = |k: &str| format!("{R}.blockIO.{k}");
         let throttles: [(&str, &str, &str, &Option<Vec<LinuxThrottleDevice>>); 4] = [
             (
@@ -532,7 +526,7 @@ impl CgroupSet {
                 ("io.weight", v2::blkio_weight_to_io_weight)
             };
             if let Some(w) = b.weight() {
-                put(&f("weight"), &d.path, file, &v2::io_weight(None, conv(w)))?;
+                wr.put(&f("weight"), &d.path, file, &v2::io_weight(None, conv(w)))?;
             }
             if b.leaf_weight().is_some() {
                 return Err(invalid(f("leafWeight"), "not supported on cgroup v2"));
@@ -540,13 +534,13 @@ impl CgroupSet {
             for (i, wd) in b.weight_device().iter().flatten().enumerate() {
                 if let Some(w) = wd.weight() {
                     let v = v2::io_weight(Some((wd.major(), wd.minor())), conv(w));
-                    put(&f(&format!("weightDevice[{i}]")), &d.path, file, &v)?;
+                    wr.put(&f(&format!("weightDevice[{i}]")), &d.path, file, &v)?;
                 }
             }
             for (key, _, io_key, list) in throttles {
                 for (i, t) in list.iter().flatten().enumerate() {
                     let v = v2::io_max(t.major(), t.minor(), io_key, t.rate());
-                    put(&f(&format!("{key}[{i}]")), &d.path, "io.max", &v)?;
+                    wr.put(&f(&format!("{key}[{i}]")), &d.path, "io.max", &v)?;
                 }
             }
             return Ok(());
@@ -563,7 +557,7 @@ impl CgroupSet {
         if let Some(w) = b.weight() {
             let file = pick("blkio.weight", "blkio.bfq.weight")
                 .ok_or_else(|| invalid(f("weight"), "neither blkio.weight nor blkio.bfq.weight exists (no cfq/bfq scheduler support)"))?;
-            put(&f("weight"), &d.path, file, &w.to_string())?;
+            wr.put(&f("weight"), &d.path, file, &w.to_string())?;
         }
         if let Some(w) = b.leaf_weight() {
             if !d.path.join("blkio.leaf_weight").exists() {
@@ -572,7 +566,7 @@ impl CgroupSet {
                     "blkio.leaf_weight is not supported by this kernel",
                 ));
             }
-            put(
+            wr.put(
                 &f("leafWeight"),
                 &d.path,
                 "blkio.leaf_weight",
@@ -586,7 +580,7 @@ impl CgroupSet {
                     pick("blkio.weight_device", "blkio.bfq.weight_device").ok_or_else(|| {
                         invalid(&field, "no blkio.weight_device or blkio.bfq.weight_device")
                     })?;
-                put(
+                wr.put(
                     &field,
                     &d.path,
                     file,
@@ -594,7 +588,7 @@ impl CgroupSet {
                 )?;
             }
             if let Some(w) = wd.leaf_weight() {
-                put(
+                wr.put(
                     &field,
                     &d.path,
                     "blkio.leaf_weight_device",
@@ -605,13 +599,13 @@ impl CgroupSet {
         for (key, file, _, list) in throttles {
             for (i, t) in list.iter().flatten().enumerate() {
                 let v = format!("{}:{} {}", t.major(), t.minor(), t.rate());
-                put(&f(&format!("{key}[{i}]")), &d.path, file, &v)?;
+                wr.put(&f(&format!("{key}[{i}]")), &d.path, file, &v)?;
             }
         }
         Ok(())
     }
 
-    fn apply_hugetlb(&self, limits: &[LinuxHugepageLimit]) -> Result<(), CgroupError> {
+    fn apply_hugetlb(&self, wr: &Writer, limits: &[LinuxHugepageLimit]) -> Result<(), CgroupError> {
         for (i, h) in limits.iter().enumerate() {
             let field = format!("{R}.hugepageLimits[{i}]");
             let d = self.need("hugetlb", &field)?;
@@ -645,15 +639,15 @@ impl CgroupSet {
                     ),
                 ));
             }
-            put(&field, &d.path, &main, &value)?;
+            wr.put(&field, &d.path, &main, &value)?;
             if d.path.join(&rsvd).exists() {
-                put(&field, &d.path, &rsvd, &value)?;
+                wr.put(&field, &d.path, &rsvd, &value)?;
             }
         }
         Ok(())
     }
 
-    fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
+    fn apply_devices(&self, wr: &Writer, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
         let Some(d) = self.dirs.iter().find(|d| !d.v2 && d.has("devices")) else {
             // cgroup2 device control needs an eBPF program; not done here.
             return Ok(());
@@ -663,20 +657,21 @@ impl CgroupSet {
             let line = device_rule(rule).map_err(|e| invalid(format!("{R}.devices[{i}]"), e))?;
             lines.push((rule.allow(), line));
         }
-        put(&format!("{R}.devices"), &d.path, "devices.deny", "a")?;
+        wr.put(&format!("{R}.devices"), &d.path, "devices.deny", "a")?;
         for (i, (allow, line)) in lines.iter().enumerate() {
             let file = if *allow {
                 "devices.allow"
             } else {
                 "devices.deny"
             };
-            put(&format!("{R}.devices[{i}]"), &d.path, file, line)?;
+            wr.put(&format!("{R}.devices[{i}]"), &d.path, file, line)?;
         }
         Ok(())
     }
 
     fn apply_unified(
         &self,
+        wr: &Writer,
         u: &std::collections::HashMap<String, String>,
     ) -> Result<(), CgroupError> {
         if u.is_empty() {
@@ -687,18 +682,21 @@ impl CgroupSet {
             .ok_or_else(|| invalid(format!("{R}.unified"), "no cgroup2 hierarchy on this host"))?;
         let mut keys: Vec<_> = u.iter().collect();
         keys.sort();
-        for (k, v) in keys {
+        // Every key is checked before the first write.
+        for (k, _) in &keys {
             let field = format!("{R}.unified.{k}");
-            if k.is_empty() || k.contains('/') || k.contains('\0') || k == "." || k == ".." {
+            if k.is_empty() || k.contains('/') || k.contains('\0') || *k == "." || *k == ".." {
                 return Err(invalid(field, "must be a plain file name"));
             }
             if !d.path.join(k).is_file() {
                 return Err(invalid(
                     field,
-                    format!("no such file in {}", d.path.display()),
+                    format!("unknown key: no such file in {}", d.path.display()),
                 ));
             }
-            put(&field, &d.path, k, v)?;
+        }
+        for (k, v) in keys {
+            wr.put(&format!("{R}.unified.{k}"), &d.path, k, v)?;
         }
         Ok(())
     }

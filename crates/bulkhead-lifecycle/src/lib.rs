@@ -325,6 +325,10 @@ impl Store {
             .open(&fifo)
             .map_err(io("open exec fifo"))?;
 
+        // Bad limits are refused before any cgroup is made.
+        if let Some(r) = &plan.resources {
+            bulkhead_cgroups::validate(r)?;
+        }
         let layout = bulkhead_cgroups::detect()?;
         let cgroups = bulkhead_cgroups::resolve(
             &layout,
@@ -530,6 +534,35 @@ impl Store {
             write_atomic(p, pid.to_string().as_bytes(), 0o644)?;
         }
         Ok(pid)
+    }
+
+    /// `update`: change the resource limits of a live container. Zero
+    /// values leave a limit unchanged; an invalid or failing update leaves
+    /// the previous limits in place (see [`CgroupSet::update`]). The limits
+    /// now in force are stored in the record's config snapshot
+    /// (`linux.resources`), where `exec` and audits read them.
+    pub fn update(
+        &self,
+        id: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), LifecycleError> {
+        let _lock = self.lock(id)?;
+        let mut rec = self.load(id)?;
+        let status = self.status(&rec);
+        if status == Status::Stopped {
+            return Err(LifecycleError::BadStatus {
+                action: "update".into(),
+                id: id.into(),
+                status,
+            });
+        }
+        let applied = rec.cgroups.update(resources)?;
+        let mut linux = rec.spec.linux().clone().unwrap_or_default();
+        let mut current = linux.resources().clone().unwrap_or_default();
+        bulkhead_cgroups::merge_resources(&mut current, &applied);
+        linux.set_resources(Some(current));
+        rec.spec.set_linux(Some(linux));
+        self.save(&rec)
     }
 
     pub fn pause(&self, id: &str) -> Result<(), LifecycleError> {

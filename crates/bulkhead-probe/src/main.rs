@@ -13,6 +13,9 @@
 //!   integer arguments (decimal, negative, or `0x` hex; missing ones are 0)
 //!   and report `{"syscall", "ok", "ret", "errno"}`, to check what a seccomp
 //!   profile lets through.
+//! * `alloc MB [HOLD_SECONDS]` – allocate MB MiB of anonymous memory and
+//!   touch every page (so it is really charged), print `{"ok":true,"mb":MB}`
+//!   and keep it for HOLD_SECONDS (default 0).
 //!
 //! Everything is read through `/proc` or safe `rustix` wrappers; the only
 //! `unsafe` is the signal handler installation for `signal-wait` and the raw
@@ -58,15 +61,40 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        ["alloc", mb] => alloc(mb, None),
+        ["alloc", mb, hold] => alloc(mb, Some(hold)),
         _ => {
             eprintln!(
                 "usage: bulkhead-probe report | write PATH [DATA] | read PATH | stat PATH | \
                  ls PATH | mknod PATH c|b MAJ MIN | exec-check PATH | exit N | sleep SECS | signal-wait | \
-                 syscall NAME [ARG...]"
+                 syscall NAME [ARG...] | alloc MB [HOLD_SECS]"
             );
             ExitCode::from(2)
         }
     }
+}
+
+/// Allocate and touch `mb` MiB, page by page, then hold it.
+fn alloc(mb: &str, hold: Option<&&str>) -> ExitCode {
+    let Ok(mb) = mb.parse::<usize>() else {
+        return emit(&json!({"ok": false, "errno": 22, "error": "MB must be a number"}));
+    };
+    let hold: f64 = hold.and_then(|h| h.parse().ok()).unwrap_or(0.0);
+    let len = mb << 20;
+    let mut mem: Vec<u8> = Vec::new();
+    if mem.try_reserve_exact(len).is_err() {
+        return emit(&json!({"ok": false, "errno": 12, "error": "cannot reserve memory"}));
+    }
+    mem.resize(len, 0);
+    for i in (0..len).step_by(4096) {
+        mem[i] = 1;
+    }
+    // Keep the pages live and observable.
+    let touched = mem.iter().step_by(4096).filter(|&&b| b == 1).count();
+    let code = emit(&json!({"ok": true, "mb": mb, "pages": touched}));
+    std::thread::sleep(std::time::Duration::from_secs_f64(hold));
+    drop(mem);
+    code
 }
 
 fn emit(v: &Value) -> ExitCode {

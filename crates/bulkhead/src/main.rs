@@ -123,6 +123,10 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Change the resource limits of a container.
+    Update(Box<commands::update::UpdateArgs>),
+    /// Print a container's resource usage and OOM events as JSON.
+    Events(commands::events::EventsArgs),
     /// Write a starting config.json.
     Spec {
         #[arg(short = 'b', long, default_value = ".")]

@@ -407,3 +407,98 @@ fn containerd_detached_task_kill_and_delete() {
     let ls = c.run(&["task", "ls"]);
     assert!(!ls.stdout.contains("bh-task"), "{ls}");
 }
+
+/// The host directory of `pid`'s cgroup for a v1 `controller` (from
+/// `/proc/<pid>/cgroup` and the mount table), or the cgroup2 one.
+fn cgroup_dir_of(pid: &str, controller: &str) -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let lines = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for m in mountinfo.lines() {
+        let Some((pre, post)) = m.split_once(" - ") else {
+            continue;
+        };
+        let point = pre.split(' ').nth(4).unwrap_or("");
+        let mut post = post.split(' ');
+        let (fstype, opts) = (post.next().unwrap_or(""), post.nth(1).unwrap_or(""));
+        if fstype == "cgroup" && opts.split(',').any(|o| o == controller) {
+            let path = lines
+                .lines()
+                .find_map(|l| {
+                    let mut it = l.splitn(3, ':');
+                    let (_, c, p) = (it.next()?, it.next()?, it.next()?);
+                    c.split(',').any(|x| x == controller).then_some(p)
+                })
+                .unwrap();
+            return Path::new(point).join(path.trim_start_matches('/'));
+        }
+    }
+    let path = lines.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    let point = mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .unwrap();
+    Path::new(point).join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn podman_resource_limits_reach_the_kernel() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    let out = p.run(&[
+        "run",
+        "-d",
+        "--name",
+        "bh-limits",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        IMAGE,
+        "/bin/bulkhead-probe",
+        "sleep",
+        "600",
+    ]);
+    out.ok();
+    let pid = p.run(&["inspect", "--format", "{{.State.Pid}}", "bh-limits"]);
+    pid.ok();
+    let pid = pid.stdout.trim().to_string();
+    let read = |c: &str, f: &str| {
+        let path = cgroup_dir_of(&pid, c).join(f);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    };
+    let v2 = cgroup_dir_of(&pid, "memory")
+        .join("cgroup.controllers")
+        .exists();
+    if v2 {
+        assert_eq!(read("memory", "memory.max"), "67108864");
+        assert_eq!(read("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    }
+    assert_eq!(read("pids", "pids.max"), "50");
+    // `podman update` hands the runtime `update --resources FILE`.
+    p.run(&["update", "--memory", "128m", "--cpus", "0.25", "bh-limits"])
+        .ok();
+    if v2 {
+        assert_eq!(read("memory", "memory.max"), "134217728");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "134217728");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
+    }
+    assert_eq!(read("pids", "pids.max"), "50");
+    p.run(&["rm", "--force", "--time", "0", "bh-limits"]).ok();
+}

@@ -9,9 +9,11 @@ use bulkhead_lifecycle::{CreateOptions, Store};
 
 use crate::{Cmd, CreateArgs};
 
+pub mod events;
 pub mod exec;
 mod sandbox;
 mod tty;
+pub mod update;
 
 pub struct Ctx {
     pub root: PathBuf,
@@ -74,6 +76,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         Cmd::Features => features()?,
         Cmd::Sandbox { command } => return sandbox::run(&store, &command),
         Cmd::Exec(args) => return exec::run(&store, &args),
+        Cmd::Update(args) => update::run(&store, &args)?,
+        Cmd::Events(args) => events::run(&store, &args)?,
     }
     Ok(0)
 }
