@@ -25,6 +25,26 @@ use oci_spec::runtime::{
     LinuxSeccompOperator,
 };
 
+/// Real Linux syscalls (up to 6.18) that libseccomp 2.5.4's table lacks:
+/// profiles may name them; they are skipped with a warning rather than
+/// treated as typos.
+const NEWER_THAN_LIBSECCOMP: &[&str] = &[
+    "statmount",
+    "listmount",
+    "lsm_get_self_attr",
+    "lsm_set_self_attr",
+    "lsm_list_modules",
+    "mseal",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "open_tree_attr",
+    "file_getattr",
+    "file_setattr",
+    "uretprobe",
+];
+
 /// A profile compiled for the running architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
@@ -53,6 +73,8 @@ pub enum SeccompError {
     ErrnoRange { entry: String, value: u32 },
     #[error("{entry}: empty syscall name")]
     EmptyName { entry: String },
+    #[error("{entry}: unknown syscall {name:?} (not a syscall on any architecture)")]
+    UnknownSyscall { entry: String, name: String },
     #[error("{entry}: libseccomp could not {what}: {source}")]
     Libseccomp {
         entry: String,
@@ -315,6 +337,14 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
                 return Err(SeccompError::NotifyWrite { entry: entry() });
             }
             let Ok(sc) = ScmpSyscall::from_name(name) else {
+                // A real syscall newer than libseccomp's table is skipped (the
+                // ENOSYS stub covers it); a name no kernel has is a mistake.
+                if !NEWER_THAN_LIBSECCOMP.contains(&name.as_str()) {
+                    return Err(SeccompError::UnknownSyscall {
+                        entry: entry(),
+                        name: name.clone(),
+                    });
+                }
                 warnings.push(format!("{}: unknown syscall {name:?}, skipped", entry()));
                 continue;
             };

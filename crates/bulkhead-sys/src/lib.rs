@@ -216,6 +216,25 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     cvt_long(ret).map(drop)
 }
 
+/// Mark every fd >= `first` close-on-exec one by one (fcntl), for when
+/// close_range is not available or not allowed.
+pub fn cloexec_each_from(first: RawFd) -> io::Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    for fd in fds.into_iter().filter(|fd| *fd >= first) {
+        // SAFETY: fcntl on an fd number only changes its flags; a stale
+        // number (the read_dir fd itself) gives EBADF, which is fine.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
+}
+
 /// Clear close-on-exec on one fd (for `--preserve-fds`).
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a caller-provided fd number only changes its flags.

@@ -297,3 +297,36 @@ fn seccomp_notify_reaches_the_agent() {
         "no notification logged: {log}"
     );
 }
+
+/// With noNewPrivileges false the filter is loaded before capabilities are
+/// dropped, so everything the runtime does afterwards must get past an
+/// allow-list profile written for runc (regression: close_range,
+/// faccessat2 and procfs handles were refused by such profiles).
+#[test]
+fn allow_list_profile_without_no_new_privs_starts() {
+    require_root!();
+    skip_if!(is_runc(), "uses the profile of bulkhead's own `spec`");
+    let dir = common::open_tempdir();
+    common::rt(
+        dir.path(),
+        &["spec", "--bundle", dir.path().to_str().unwrap()],
+    )
+    .ok();
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    let seccomp = cfg["linux"]["seccomp"].clone();
+    assert!(seccomp.is_object(), "spec wrote no seccomp profile");
+    for user in [(0, 0), (1000, 1000)] {
+        let out = Bundle::new()
+            .user(user.0, user.1, &[])
+            .sh("echo started")
+            .json_patch(|c| {
+                c["linux"]["seccomp"] = seccomp.clone();
+                c["process"]["noNewPrivileges"] = json!(false);
+            })
+            .run();
+        out.ok();
+        assert!(out.stdout.contains("started"), "{out:?}");
+    }
+}

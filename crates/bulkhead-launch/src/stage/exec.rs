@@ -67,7 +67,10 @@ fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, StageError> {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             return Err(rustix::io::Errno::ACCESS);
         }
-        rustix::fs::accessat(CWD, p, Access::EXEC_OK, AtFlags::EACCESS)
+        // Plain faccessat (no flags): after setresuid the real and effective
+        // ids agree, and faccessat2 is missing from many seccomp profiles
+        // that may already be loaded here.
+        rustix::fs::accessat(CWD, p, Access::EXEC_OK, AtFlags::empty())
     };
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
@@ -142,7 +145,13 @@ pub fn prepare(p: &ProcessPlan, preserve_fds: u32) -> Result<Exec, StageError> {
         .map(|e| cstr("process.env", e.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
     // Nothing but stdio and the fds the caller asked to pass survives exec.
-    bulkhead_sys::cloexec_from(3).map_err(StageError::sys("close fds"))?;
+    bulkhead_sys::cloexec_from(3)
+        .or_else(|e| match e.raw_os_error() {
+            // close_range refused (an early seccomp filter) or absent.
+            Some(libc::EPERM) | Some(libc::ENOSYS) => bulkhead_sys::cloexec_each_from(3),
+            _ => Err(e),
+        })
+        .map_err(StageError::sys("close fds"))?;
     for fd in 3..3 + preserve_fds {
         if let Err(e) = bulkhead_sys::clear_cloexec(fd as i32)
             && e.raw_os_error() != Some(libc::EBADF)

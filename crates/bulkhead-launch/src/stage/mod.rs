@@ -4,6 +4,7 @@
 pub mod console;
 pub mod exec;
 pub mod landlock;
+pub mod lsm;
 pub mod namespaces;
 pub mod rootfs;
 pub mod security;

@@ -54,7 +54,7 @@ pub fn apply(
         bulkhead_sys::set_affinity(cpus)
             .map_err(StageError::sys("process.execCPUAffinity.final"))?;
     }
-    lsm_labels(p)?;
+    super::lsm::apply(p)?;
     if p.no_new_privileges {
         rustix::thread::set_no_new_privs(true)
             .map_err(StageError::sys("process.noNewPrivileges"))?;
@@ -64,11 +64,15 @@ pub fn apply(
     if let Some(policy) = &plan.landlock {
         super::landlock::apply(policy)?;
     }
+    // Everything that reads procfs happens before an early filter is loaded:
+    // profiles written for runc (allow-lists with an EPERM default) do not
+    // allow what a private procfs handle needs (fsopen, open_tree, openat2).
+    let last_cap = last_cap();
     let listener = match early_seccomp {
         Some(s) => load_seccomp(s)?,
         None => None,
     };
-    credentials(p)?;
+    credentials(p, last_cap)?;
     bulkhead_sys::umask(p.umask.unwrap_or(0o022));
     Ok(listener)
 }
@@ -78,26 +82,6 @@ pub fn apply(
 pub fn load_seccomp(s: &bulkhead_seccomp::Compiled) -> Result<Option<OwnedFd>, StageError> {
     bulkhead_sys::seccomp::load_filter(&s.bpf, s.flags)
         .map_err(StageError::sys("linux.seccomp: load filter"))
-}
-
-/// This host has neither AppArmor nor SELinux; asking for a label that
-/// cannot be applied is an error, as with runc, never a silent no-op.
-fn lsm_labels(p: &ProcessPlan) -> Result<(), StageError> {
-    if p.apparmor_profile.is_some()
-        && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
-    {
-        return Err(StageError::msg(
-            "process.apparmorProfile",
-            "AppArmor is not enabled on this host",
-        ));
-    }
-    if p.selinux_label.is_some() && !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
-        return Err(StageError::msg(
-            "process.selinuxLabel",
-            "SELinux is not enabled on this host",
-        ));
-    }
-    Ok(())
 }
 
 fn last_cap() -> u32 {
@@ -119,9 +103,9 @@ fn last_cap() -> u32 {
 
 /// Bounding set first (needs CAP_SETPCAP), then ids with the permitted set
 /// kept across setuid, then the final sets, then ambient.
-fn credentials(p: &ProcessPlan) -> Result<(), StageError> {
+fn credentials(p: &ProcessPlan, last_cap: u32) -> Result<(), StageError> {
     if let Some(c) = &p.caps {
-        for cap in 0..=last_cap() {
+        for cap in 0..=last_cap {
             if !c.bounding.contains(cap) {
                 bulkhead_sys::caps::bounding_drop(cap).map_err(|e| {
                     StageError::msg("process.capabilities.bounding", format!("drop {cap}: {e}"))

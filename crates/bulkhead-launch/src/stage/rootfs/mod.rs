@@ -46,6 +46,7 @@ pub fn prepare(
             "a new mount namespace is required to set up the root filesystem",
         ));
     }
+    crate::stage::lsm::check_mount_label(plan.mount_label.as_deref())?;
     // Nothing mounted from here on may propagate back to the host.
     let prop = plan
         .rootfs_propagation

@@ -166,7 +166,12 @@ pub(super) fn mount_one(
             None
         };
         let source = m.source.clone().unwrap_or_else(|| m.fstype.clone());
-        let data = m.options.data.as_str();
+        let labelled = crate::stage::lsm::with_mount_label(
+            &m.fstype,
+            &m.options.data,
+            plan.mount_label.as_deref(),
+        );
+        let data = labelled.as_str();
         let fs_flags = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         let res = bulkhead_sys::mount(
             Some(&source),
