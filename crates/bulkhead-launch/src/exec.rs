@@ -72,13 +72,18 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
         ),
         None => None,
     };
+    // The init's root, to enter after the namespaces: the same as the mount
+    // namespace's root for a pivoted container, but not for one that was
+    // chrooted (--no-pivot, or no mount namespace of its own).
+    let root = std::fs::File::open(format!("/proc/{}/root", req.init_pid))
+        .map_err(io_err("open the container's root"))?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
     // SAFETY: checked single-threaded above.
     match unsafe { bulkhead_sys::clone_fork(0) }.map_err(io_err("fork"))? {
         Forked::Child => {
             drop(parent);
             child_main(&child, || {
-                stage1(req, &child, flags, console, seccomp.as_ref())
+                stage1(req, &child, flags, console, seccomp.as_ref(), &root)
             })
         }
         Forked::Parent(pid) => {
@@ -155,9 +160,10 @@ fn stage1(
     flags: i32,
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
+    root: &std::fs::File,
 ) -> Result<(), String> {
     // Nothing of the runtime's but what the process needs crosses over.
-    let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.init.as_raw_fd()];
+    let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.init.as_raw_fd(), root.as_raw_fd()];
     keep.extend(console.iter().map(|c| c.as_raw_fd()));
     keep.extend(3..3 + req.preserve_fds as RawFd);
     bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))?;
@@ -169,6 +175,10 @@ fn stage1(
         bulkhead_sys::setns(req.init.as_fd(), flags)
             .map_err(|e| format!("join the container's namespaces: {e}"))?;
     }
+    rustix::process::fchdir(root).map_err(|e| format!("enter the container's root: {e}"))?;
+    bulkhead_sys::chroot(std::path::Path::new("."))
+        .map_err(|e| format!("enter the container's root: {e}"))?;
+    rustix::process::chdir("/").map_err(|e| format!("enter the container's root: {e}"))?;
     // SAFETY: a fork of the single-threaded runtime.
     match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
         Err(e) => Err(format!("fork exec process: {e}")),

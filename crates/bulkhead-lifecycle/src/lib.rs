@@ -305,6 +305,7 @@ impl Store {
             dir: Some(dir.clone()),
             cgroups: None,
             pid: None,
+            host_mounts: shares_host_mount_ns(&spec).then(|| plan.rootfs.clone()),
             poststop: Some((plan.hooks.poststop.clone(), hook_state.clone())),
         };
 
@@ -479,6 +480,10 @@ impl Store {
             proc::kill_and_wait(rec.pid, rec.pid_start).map_err(io("kill container init"))?;
         }
         rec.cgroups.remove()?;
+        if shares_host_mount_ns(&rec.spec) {
+            bulkhead_launch::stage::rootfs::detach_mounts_under(&rec.rootfs)
+                .map_err(io("detach the container's mounts"))?;
+        }
         let plan_hooks = hooks_of(&rec)?;
         if let Err(e) = hooks::run_all(
             "poststop",
@@ -646,6 +651,19 @@ fn with_default_devices(
     out
 }
 
+/// A config without a mount namespace: its mounts live in the host's
+/// namespace, on the rootfs, until delete detaches them.
+fn shares_host_mount_ns(spec: &oci_spec::runtime::Spec) -> bool {
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
+        })
+}
+
 fn hook_state(rec: &Record) -> HookState {
     HookState {
         oci_version: rec.oci_version.clone(),
@@ -664,6 +682,9 @@ struct Cleanup {
     dir: Option<PathBuf>,
     cgroups: Option<CgroupSet>,
     pid: Option<i32>,
+    /// The rootfs, when the container's mounts were made in the host's mount
+    /// namespace and must be detached.
+    host_mounts: Option<PathBuf>,
     /// A failed create still runs poststop hooks, as runc does, so that
     /// whatever prestart set up on the host is torn down.
     poststop: Option<(Vec<bulkhead_spec::plan::HookPlan>, HookState)>,
@@ -674,6 +695,7 @@ impl Cleanup {
         self.dir = None;
         self.cgroups = None;
         self.pid = None;
+        self.host_mounts = None;
         self.poststop = None;
     }
 }
@@ -686,6 +708,9 @@ impl Drop for Cleanup {
         }
         if let Some(cg) = self.cgroups.take() {
             let _ = cg.remove();
+        }
+        if let Some(rootfs) = self.host_mounts.take() {
+            let _ = bulkhead_launch::stage::rootfs::detach_mounts_under(&rootfs);
         }
         if let Some((hooks, state)) = self.poststop.take() {
             let _ = hooks::run_all("poststop", &hooks, &state.json("stopped", 0));

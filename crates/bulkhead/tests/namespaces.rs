@@ -549,3 +549,101 @@ fn user_namespace_devices_are_bind_mounted() {
     out.ok();
     assert_eq!(out.stdout.trim(), "3");
 }
+
+/// A private copy of the test rootfs: without a mount namespace the
+/// container's mounts land on its rootfs in the host namespace, which must
+/// not be the shared one other tests are using at the same time.
+fn private_rootfs(b: &Bundle) -> std::path::PathBuf {
+    let dst = b.dir().join("rootfs");
+    let st = Command::new("cp")
+        .args([
+            "-a",
+            common::rootfs().to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dst
+}
+
+fn mounts_under(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|m| m.starts_with(path.to_str().unwrap()))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// No mount namespace in the config: the container shares the host's (the
+/// runtime-spec's rule for omitted namespaces), is confined to its root by
+/// chroot, `exec` lands in that root too, and delete leaves no mount behind.
+#[test]
+fn no_mount_namespace_shares_the_host_one_and_cleans_up() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runc refuses masked/readonly paths without a mount namespace, and leaves its mounts behind"
+    );
+    let b = Bundle::new()
+        .args(&[common::PROBE, "sleep", "600"])
+        .without_namespace("mount");
+    let rootfs = private_rootfs(&b);
+    let rootfs_s = rootfs.to_str().unwrap().to_string();
+    let b = b.json_patch(|c| c["root"]["path"] = json!(rootfs_s));
+    b.run_with(&["-d"]).ok();
+    let pid = b.state()["pid"].as_i64().unwrap().to_string();
+    assert_eq!(
+        ns_inode(&pid, "mnt"),
+        ns_inode("self", "mnt"),
+        "not the host's mount namespace"
+    );
+    let ls = b.rt(&["exec", &b.id, "ls", "/"]);
+    ls.ok();
+    assert!(
+        ls.stdout.contains("bin") && !ls.stdout.contains("work"),
+        "{ls:?}"
+    );
+    assert!(
+        !mounts_under(&rootfs).is_empty(),
+        "container mounts should be on its rootfs"
+    );
+    b.delete_force().ok();
+    assert_eq!(
+        mounts_under(&rootfs),
+        Vec::<String>::new(),
+        "mounts left after delete"
+    );
+}
+
+/// Joining a mount namespace by path: the container's init is in it.
+#[test]
+fn join_mount_namespace_by_path() {
+    require_root!();
+    let mut holder = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let hp = holder.id().to_string();
+    common::wait_for("holder's mount namespace", Duration::from_secs(10), || {
+        (ns_inode(&hp, "mnt") != ns_inode("self", "mnt")).then_some(())
+    });
+    let path = format!("/proc/{hp}/ns/mnt");
+    let r = Bundle::new()
+        .without_namespace("mount")
+        .namespace("mount", Some(&path))
+        .run_probe();
+    let want = ns_inode(&hp, "mnt").unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        ns(&r, "mnt"),
+        want,
+        "init is not in the joined mount namespace"
+    );
+}

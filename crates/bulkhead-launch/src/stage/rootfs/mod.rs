@@ -40,21 +40,23 @@ pub fn prepare(
     cgroups: &CgroupSet,
     trees: &crate::idmap::IdmapTrees,
 ) -> Result<Rootfs, StageError> {
-    if !plan.creates(NsKind::Mount) {
-        return Err(StageError::msg(
-            "linux.namespaces",
-            "a new mount namespace is required to set up the root filesystem",
-        ));
-    }
     crate::stage::lsm::check_mount_label(plan.mount_label.as_deref())?;
-    // Nothing mounted from here on may propagate back to the host.
-    let prop = plan
-        .rootfs_propagation
-        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
-    bulkhead_sys::mount(None, Path::new("/"), None, prop, None)
-        .map_err(StageError::sys("make / private to the container"))?;
-    make_parent_private(&plan.rootfs)?;
-    // pivot_root needs the new root to be a mount point.
+    // Without a mount namespace of its own (the config omits it, so the
+    // container shares the host's, as the runtime-spec requires) nothing
+    // may touch the host's propagation or root: the mounts go on the rootfs
+    // in the host namespace (delete detaches them again) and the container
+    // is chrooted instead of pivoted.
+    if plan.ns(NsKind::Mount).is_some() {
+        // Nothing mounted from here on may propagate back to the host.
+        let prop = plan
+            .rootfs_propagation
+            .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+        bulkhead_sys::mount(None, Path::new("/"), None, prop, None)
+            .map_err(StageError::sys("make / private to the container"))?;
+        make_parent_private(&plan.rootfs)?;
+    }
+    // The root must be a mount point: for pivot_root, and for root.readonly
+    // (which would otherwise apply to whatever mount holds the rootfs).
     bulkhead_sys::mount(
         Some(&plan.rootfs.to_string_lossy()),
         &plan.rootfs,
@@ -131,7 +133,10 @@ pub fn pivot(plan: &Plan, rootfs: Rootfs, no_pivot: bool) -> Result<(), StageErr
     rustix::process::fchdir(rootfs.root.as_fd()).map_err(StageError::sys("chdir to rootfs"))?;
     drop(rootfs);
     let dot = Path::new(".");
-    if no_pivot {
+    if plan.ns(NsKind::Mount).is_none() {
+        // Shared host mount namespace: chroot only (see prepare).
+        bulkhead_sys::chroot(dot).map_err(StageError::sys("chroot"))?;
+    } else if no_pivot {
         bulkhead_sys::mount(Some("."), Path::new("/"), None, libc::MS_MOVE, None)
             .map_err(StageError::sys("move rootfs to / (--no-pivot)"))?;
         bulkhead_sys::chroot(dot).map_err(StageError::sys("chroot"))?;
@@ -144,7 +149,6 @@ pub fn pivot(plan: &Plan, rootfs: Rootfs, no_pivot: bool) -> Result<(), StageErr
         bulkhead_sys::umount2(dot, libc::MNT_DETACH).map_err(StageError::sys("detach old root"))?;
     }
     rustix::process::chdir("/").map_err(StageError::sys("chdir /"))?;
-    let _ = plan;
     Ok(())
 }
 
@@ -152,4 +156,49 @@ pub fn pivot(plan: &Plan, rootfs: Rootfs, no_pivot: bool) -> Result<(), StageErr
 /// root's propagation.
 pub fn finish(plan: &Plan) -> Result<(), StageError> {
     masks::apply(plan)
+}
+
+/// Detach every mount at or below `rootfs` in the caller's mount namespace,
+/// deepest first. Used when a container shared the host's mount namespace,
+/// so that delete (or a failed create) leaves no mount behind.
+pub fn detach_mounts_under(rootfs: &Path) -> std::io::Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.starts_with(rootfs))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for p in points {
+        match bulkhead_sys::umount2(&p, libc::MNT_DETACH) {
+            Ok(()) => {}
+            // Already gone with a parent detached before it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
