@@ -51,11 +51,6 @@ fn open_joins(req: &LaunchRequest<'_>) -> Result<Joins, LaunchError> {
 /// Create the container init; returns its host pid once it is fully set up
 /// and blocked before exec.
 pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
-    if !bulkhead_sys::is_single_threaded() {
-        return Err(LaunchError::Protocol(
-            "the runtime must be single-threaded before it forks".into(),
-        ));
-    }
     let joins = open_joins(req)?;
     // Compiled here, outside the sensitive child; the init only loads bytes.
     let seccomp = match &req.plan.seccomp {
@@ -90,8 +85,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     } else {
         0
     };
-    // SAFETY: launch() checked above that this process has a single thread.
-    match unsafe { bulkhead_sys::clone_fork(user_flag) }.map_err(io_err("clone stage 1"))? {
+    match bulkhead_sys::fork(user_flag).map_err(io_err("clone stage 1"))? {
         Forked::Child => {
             drop(parent);
             child_main(&child, || {
@@ -243,8 +237,7 @@ fn stage1(
     if !plan.time_offsets.is_empty() {
         write_time_offsets(&plan.time_offsets)?;
     }
-    // SAFETY: stage 1 is a fork of a single-threaded process.
-    match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
+    match bulkhead_sys::fork(libc::CLONE_PARENT as u64) {
         Err(e) => Err(format!("fork container init: {e}")),
         Ok(Forked::Child) => init::run(req, ch, console, seccomp, trees),
         Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),

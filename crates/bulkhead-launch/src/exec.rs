@@ -48,11 +48,6 @@ fn ns_inode(pid: &str, kind: NsKind) -> Option<u64> {
 /// Start the process; returns its host pid once it is about to execve (so a
 /// missing program or bad user is reported here, not lost).
 pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
-    if !bulkhead_sys::is_single_threaded() {
-        return Err(LaunchError::Protocol(
-            "the runtime must be single-threaded before it forks".into(),
-        ));
-    }
     // Join every namespace in which the init differs from us.
     let init = req.init_pid.to_string();
     let flags = NsKind::ALL
@@ -78,8 +73,7 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
     let root = std::fs::File::open(format!("/proc/{}/root", req.init_pid))
         .map_err(io_err("open the container's root"))?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
-    // SAFETY: checked single-threaded above.
-    match unsafe { bulkhead_sys::clone_fork(0) }.map_err(io_err("fork"))? {
+    match bulkhead_sys::fork(0).map_err(io_err("fork"))? {
         Forked::Child => {
             drop(parent);
             child_main(&child, || {
@@ -179,8 +173,7 @@ fn stage1(
     bulkhead_sys::chroot(std::path::Path::new("."))
         .map_err(|e| format!("enter the container's root: {e}"))?;
     rustix::process::chdir("/").map_err(|e| format!("enter the container's root: {e}"))?;
-    // SAFETY: a fork of the single-threaded runtime.
-    match unsafe { bulkhead_sys::clone_fork(libc::CLONE_PARENT as u64) } {
+    match bulkhead_sys::fork(libc::CLONE_PARENT as u64) {
         Err(e) => Err(format!("fork exec process: {e}")),
         Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
         Ok(Forked::Child) => {

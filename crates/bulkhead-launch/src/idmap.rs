@@ -78,10 +78,7 @@ fn tree(i: usize, m: &MountPlan) -> Result<OwnedFd, LaunchError> {
 /// child enters it, the maps are written, the fd is taken, the child leaves.
 fn userns_with(uids: &[IdMap], gids: &[IdMap]) -> Result<OwnedFd, LaunchError> {
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
-    // SAFETY: stage 0 is single-threaded (checked by launch()).
-    match unsafe { bulkhead_sys::clone_fork(libc::CLONE_NEWUSER as u64) }
-        .map_err(io_err("clone for idmap"))?
-    {
+    match bulkhead_sys::fork(libc::CLONE_NEWUSER as u64).map_err(io_err("clone for idmap"))? {
         Forked::Child => {
             drop(parent);
             // Wait for the parent to be done with us (EOF or a message).

@@ -12,6 +12,7 @@
 //!   caller's once the runtime exits) and then leaves.
 //! * **stage 2**, the init ([`init`]): runs the stage list in order:
 //!   namespaces → rootfs → (cgroups were placed by stage 0) → security → exec.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

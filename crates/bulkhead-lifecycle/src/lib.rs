@@ -6,6 +6,7 @@
 //! Status is never stored: it is derived from the kernel each time (is the
 //! init alive and the same process, does the fifo still exist, is the cgroup
 //! frozen), so a killed runtime can never leave a stale status behind.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

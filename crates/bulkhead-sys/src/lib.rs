@@ -72,6 +72,44 @@ pub unsafe fn clone_fork(flags: u64) -> io::Result<Forked> {
     }
 }
 
+/// Set once this process (or the parent it was forked from, which copies the
+/// flag) has been seen single-threaded.
+static SEEN_SINGLE_THREADED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// [`clone_fork`] for callers outside this crate: refuses when the process
+/// has other threads, which is the one condition that makes a fork-like
+/// clone unsound here. Where /proc cannot answer (a child that has entered a
+/// container's mount namespace, whose procfs does not show it), the answer
+/// recorded before is used: a fork of a single-threaded process that starts
+/// no thread stays single-threaded, and bulkhead never starts one.
+pub fn fork(flags: u64) -> io::Result<Forked> {
+    use std::sync::atomic::Ordering;
+    let single = match threads() {
+        Some(n) => n == 1,
+        None => SEEN_SINGLE_THREADED.load(Ordering::SeqCst),
+    };
+    if !single {
+        return Err(io::Error::other(
+            "refusing to fork: the process has (or may have) more than one thread",
+        ));
+    }
+    SEEN_SINGLE_THREADED.store(true, Ordering::SeqCst);
+    // SAFETY: checked just above that this is the only thread.
+    unsafe { clone_fork(flags) }
+}
+
+fn threads() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Threads:")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+        })
+}
+
 /// `unshare(2)` with raw `CLONE_NEW*` flags.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: unshare only changes this process's namespace membership; the
@@ -466,13 +504,7 @@ pub fn getcwd_bytes() -> io::Result<Vec<u8>> {
 /// Whether the calling process has any thread besides itself; forks and
 /// namespace changes below assume it does not.
 pub fn is_single_threaded() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim() == "1"))
-        })
-        .unwrap_or(false)
+    threads() == Some(1)
 }
 
 /// `setrlimit(2)` by raw resource number.

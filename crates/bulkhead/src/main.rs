@@ -1,5 +1,6 @@
 //! `bulkhead`: the runc-compatible command line. Parses flags, then hands a
 //! validated plan to the lifecycle; the only crate that uses anyhow.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
