@@ -156,6 +156,18 @@ pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<String, String> {
     ))
 }
 
+/// Whether a failure to load or attach the cgroup2 device program may be
+/// let pass with a warning: only when a v1 devices cgroup enforces the same
+/// rules, and only when the kernel refused BPF as such (no CAP_SYS_ADMIN,
+/// BPF compiled out or disabled), not for a program it found wrong.
+fn v1_covers_refusal(has_v1_devices: bool, e: &std::io::Error) -> bool {
+    has_v1_devices
+        && matches!(
+            e.raw_os_error(),
+            Some(libc::EPERM | libc::ENOSYS | libc::EOPNOTSUPP)
+        )
+}
+
 impl CgroupSet {
     /// The directory a controller's settings go to: the v1 hierarchy
     /// carrying it, else a cgroup2 directory that has it available.
@@ -683,13 +695,7 @@ impl CgroupSet {
         for d in v2_dirs {
             match ebpf::set_device_program(&d.path, &insns) {
                 Ok(_) => {}
-                Err(f)
-                    if v1.is_some()
-                        && matches!(
-                            f.source.raw_os_error(),
-                            Some(libc::EPERM | libc::ENOSYS | libc::EOPNOTSUPP)
-                        ) =>
-                {
+                Err(f) if v1_covers_refusal(v1.is_some(), &f.source) => {
                     tracing::warn!(
                         "{field}: {} the cgroup2 device program ({}) refused: {}; \
                          the v1 devices cgroup alone enforces the rules",
@@ -810,6 +816,20 @@ mod tests {
     }
 
     #[test]
+    fn refused_device_program_falls_back_to_v1_only_on_hybrid() {
+        use std::io::Error;
+        let e = Error::from_raw_os_error;
+        for errno in [libc::EPERM, libc::ENOSYS, libc::EOPNOTSUPP] {
+            assert!(v1_covers_refusal(true, &e(errno)));
+            assert!(!v1_covers_refusal(false, &e(errno)), "pure v2: an error");
+        }
+        // A verifier rejection or a bad directory is never let pass.
+        for errno in [libc::EINVAL, libc::EACCES, libc::EBADF, libc::ENOENT] {
+            assert!(!v1_covers_refusal(true, &e(errno)));
+        }
+    }
+
+    #[test]
     fn device_rules() {
         let rule = |typ, major, minor, access: Option<&str>| {
             let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(typ);
@@ -835,5 +855,7 @@ mod tests {
         assert_eq!(rule(U, Some(5), Some(1), Some("rw")), Ok("c 5:1 rw".into()));
         assert!(rule(P, None, None, None).is_err());
         assert!(rule(C, Some(1), Some(3), Some("rwx")).is_err());
+        assert!(rule(C, Some(1i64 << 32), Some(3), Some("r")).is_err());
+        assert!(rule(C, Some(1), Some(-5), Some("r")).is_ok());
     }
 }
