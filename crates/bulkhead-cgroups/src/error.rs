@@ -107,6 +107,17 @@ pub enum CgroupError {
         source: io::Error,
     },
 
+    /// The cgroup2 device program for `linux.resources.devices` could not
+    /// be loaded or attached.
+    #[error("{field}: {op} the cgroup2 device program ({path}): {source}")]
+    DeviceProgram {
+        field: String,
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     /// An update failed and some of the previous values could not be
     /// written back either.
     #[error("{error} (restoring the previous values also failed: {})", failed.join("; "))]
@@ -131,7 +142,8 @@ impl CgroupError {
             CgroupError::Mountinfo { source, .. }
             | CgroupError::Io { source, .. }
             | CgroupError::Kill { source, .. }
-            | CgroupError::WriteResource { source, .. } => source.raw_os_error(),
+            | CgroupError::WriteResource { source, .. }
+            | CgroupError::DeviceProgram { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

@@ -11,9 +11,12 @@
 //! [`CgroupSet::update`] (validated, rolled back on failure); its usage is
 //! read by [`CgroupSet::stats`] and OOM kills are watched with
 //! [`CgroupSet::oom_watcher`]. Everything goes through cgroupfs files; the crate
-//! has no `unsafe` and needs no systemd.
+//! has no `unsafe` and needs no systemd. Device rules on cgroup2 become an eBPF
+//! program ([`devfilter`]) loaded and attached through `bulkhead_sys::bpf`.
 #![forbid(unsafe_code)]
 
+pub mod devfilter;
+mod ebpf;
 mod error;
 mod fsutil;
 mod layout;
@@ -22,6 +25,7 @@ mod set;
 mod stats;
 mod update;
 
+pub use ebpf::device_programs;
 pub use error::CgroupError;
 pub use layout::{CGROUP_ROOT, Hierarchy, Layout, detect, parse_mountinfo};
 pub use resources::{device_rule, v2};

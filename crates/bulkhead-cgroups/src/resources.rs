@@ -10,9 +10,10 @@
 //! Zero means "not set" for memory limits, CPU shares, quota and period
 //! (as in runc); `pids.limit` writes 0 as 0 and any negative value as
 //! `max`. Not applied: `memory.kernel`/`kernelTCP` (no longer supported by
-//! the kernel), `memory.useHierarchy`, and on cgroup2 `memory.swappiness`,
-//! `memory.disableOOMKiller` and the device rules (these would need an eBPF
-//! program). `network` is skipped when `net_cls`/`net_prio` are not mounted.
+//! the kernel), `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
+//! `memory.disableOOMKiller`. Device rules become an eBPF program on every
+//! cgroup2 directory (on a hybrid host in addition to the v1 rules).
+//! `network` is skipped when `net_cls`/`net_prio` are not mounted.
 
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
@@ -23,6 +24,7 @@ use crate::CgroupError;
 use crate::fsutil;
 use crate::set::{CgroupDir, CgroupSet};
 use crate::update::{Writer, validate};
+use crate::{devfilter, ebpf};
 
 const R: &str = "linux.resources";
 
@@ -128,8 +130,11 @@ pub mod v2 {
 }
 
 /// A v1 device-cgroup rule, e.g. `c 1:3 rwm`; missing or negative
-/// major/minor become `*`, a missing access `rwm`.
+/// major/minor become `*`, a missing access `rwm`. Rules the cgroup2 device
+/// program could not express either (type `p`, access letters other than
+/// `rwm`, numbers beyond 32 bits) are refused.
 pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<String, String> {
+    devfilter::parse_rule(rule)?;
     let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
         LinuxDeviceType::A => "a",
         LinuxDeviceType::B => "b",
@@ -144,16 +149,23 @@ pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<String, String> {
         None | Some("") => "rwm",
         Some(a) => a,
     };
-    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(format!(
-            "invalid access {access:?}: only r, w and m are allowed"
-        ));
-    }
     Ok(format!(
         "{typ} {}:{} {access}",
         num(rule.major()),
         num(rule.minor())
     ))
+}
+
+/// Whether a failure to load or attach the cgroup2 device program may be
+/// let pass with a warning: only when a v1 devices cgroup enforces the same
+/// rules, and only when the kernel refused BPF as such (no CAP_SYS_ADMIN,
+/// BPF compiled out or disabled), not for a program it found wrong.
+fn v1_covers_refusal(has_v1_devices: bool, e: &std::io::Error) -> bool {
+    has_v1_devices
+        && matches!(
+            e.raw_os_error(),
+            Some(libc::EPERM | libc::ENOSYS | libc::EOPNOTSUPP)
+        )
 }
 
 impl CgroupSet {
@@ -647,24 +659,60 @@ impl CgroupSet {
         Ok(())
     }
 
+    /// Device rules: on v1 the `devices` hierarchy's allow/deny files; on
+    /// every cgroup2 directory an eBPF device program built from the same
+    /// list. On a hybrid host both enforce (the kernel consults the task's
+    /// cgroup2 programs whatever controllers are on v1); when the program
+    /// is refused there (no CAP_SYS_ADMIN, BPF disabled) a warning is
+    /// logged and the v1 rules stay in force. Without a v1 devices
+    /// hierarchy a refused program is an error.
+    ///
+    /// Not journaled for rollback: `update` never passes device rules.
     fn apply_devices(&self, wr: &Writer, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
-        let Some(d) = self.dirs.iter().find(|d| !d.v2 && d.has("devices")) else {
-            // cgroup2 device control needs an eBPF program; not done here.
-            return Ok(());
-        };
+        let field = format!("{R}.devices");
         let mut lines = Vec::with_capacity(rules.len());
         for (i, rule) in rules.iter().enumerate() {
-            let line = device_rule(rule).map_err(|e| invalid(format!("{R}.devices[{i}]"), e))?;
+            let line = device_rule(rule).map_err(|e| invalid(format!("{field}[{i}]"), e))?;
             lines.push((rule.allow(), line));
         }
-        wr.put(&format!("{R}.devices"), &d.path, "devices.deny", "a")?;
-        for (i, (allow, line)) in lines.iter().enumerate() {
-            let file = if *allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            wr.put(&format!("{R}.devices[{i}]"), &d.path, file, line)?;
+        let v1 = self.dirs.iter().find(|d| !d.v2 && d.has("devices"));
+        if let Some(d) = v1 {
+            wr.put(&field, &d.path, "devices.deny", "a")?;
+            for (i, (allow, line)) in lines.iter().enumerate() {
+                let file = if *allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                wr.put(&format!("{field}[{i}]"), &d.path, file, line)?;
+            }
+        }
+        let v2_dirs: Vec<&CgroupDir> = self.dirs.iter().filter(|d| d.v2).collect();
+        if v2_dirs.is_empty() {
+            return Ok(());
+        }
+        let insns = devfilter::encode(&devfilter::program(rules)?);
+        for d in v2_dirs {
+            match ebpf::set_device_program(&d.path, &insns) {
+                Ok(_) => {}
+                Err(f) if v1_covers_refusal(v1.is_some(), &f.source) => {
+                    tracing::warn!(
+                        "{field}: {} the cgroup2 device program ({}) refused: {}; \
+                         the v1 devices cgroup alone enforces the rules",
+                        f.op,
+                        d.path.display(),
+                        f.source
+                    );
+                }
+                Err(f) => {
+                    return Err(CgroupError::DeviceProgram {
+                        field,
+                        op: f.op,
+                        path: d.path.clone(),
+                        source: f.source,
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -768,6 +816,20 @@ mod tests {
     }
 
     #[test]
+    fn refused_device_program_falls_back_to_v1_only_on_hybrid() {
+        use std::io::Error;
+        let e = Error::from_raw_os_error;
+        for errno in [libc::EPERM, libc::ENOSYS, libc::EOPNOTSUPP] {
+            assert!(v1_covers_refusal(true, &e(errno)));
+            assert!(!v1_covers_refusal(false, &e(errno)), "pure v2: an error");
+        }
+        // A verifier rejection or a bad directory is never let pass.
+        for errno in [libc::EINVAL, libc::EACCES, libc::EBADF, libc::ENOENT] {
+            assert!(!v1_covers_refusal(true, &e(errno)));
+        }
+    }
+
+    #[test]
     fn device_rules() {
         let rule = |typ, major, minor, access: Option<&str>| {
             let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(typ);
@@ -793,5 +855,7 @@ mod tests {
         assert_eq!(rule(U, Some(5), Some(1), Some("rw")), Ok("c 5:1 rw".into()));
         assert!(rule(P, None, None, None).is_err());
         assert!(rule(C, Some(1), Some(3), Some("rwx")).is_err());
+        assert!(rule(C, Some(1i64 << 32), Some(3), Some("r")).is_err());
+        assert!(rule(C, Some(1), Some(-5), Some("r")).is_ok());
     }
 }

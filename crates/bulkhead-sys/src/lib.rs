@@ -3,7 +3,8 @@
 //! rustix covers most of what the runtime needs with safe wrappers; this crate
 //! adds the calls it lacks (fork-like clone with `CLONE_PARENT`, `close_range`,
 //! `setns`/`unshare` by raw flags, `mount(2)` with raw flag words, `execve`,
-//! credential changes) and keeps each `unsafe` block small and justified.
+//! credential changes, `bpf(2)` for cgroup device programs) and keeps each
+//! `unsafe` block small and justified.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -11,6 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub mod bpf;
 pub mod exe;
 pub mod seccomp;
 

@@ -1,0 +1,563 @@
+//! `linux.resources.devices` as a cgroup2 device program: the eBPF
+//! instructions of a `BPF_PROG_TYPE_CGROUP_DEVICE` program, generated here
+//! without libbpf or a compiler. Loading and attaching is done by
+//! `bulkhead_sys::bpf`.
+//!
+//! The kernel runs the program on every device access by a task of the
+//! cgroup (open, mknod) with a pointer to
+//!
+//! ```text
+//! struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; };
+//! ```
+//!
+//! where `access_type` is `(access << 16) | type`, type 1 = block,
+//! 2 = char, access bits 1 = mknod, 2 = read, 4 = write. A return value of
+//! 1 allows the access, 0 denies it (EPERM).
+//!
+//! Semantics (those of the OCI rule list as a v1 device cgroup reads it, and
+//! as runc and crun emulate it): the last rule that matches decides; when no
+//! rule matches, access is denied (the v1 path starts with `devices.deny a`
+//! too). A rule matches when its type is `a` or the device's type (`u` is a
+//! char device), its major and minor are absent/negative (any) or equal, and
+//! the access asked for is a subset of the rule's (`rwm` when absent).
+//!
+//! The generated code walks the rules from last to first, one block per
+//! rule: a conditional jump past the block for every field that does not
+//! match, then `r0 = allow; exit`. A rule that matches everything ends the
+//! program (anything after it could never run, and the verifier refuses
+//! unreachable code); otherwise the program ends with `r0 = 0; exit`.
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+
+use crate::CgroupError;
+use crate::resources::invalid;
+
+/// `BPF_DEVCG_DEV_BLOCK`.
+pub const DEV_BLOCK: u32 = 1;
+/// `BPF_DEVCG_DEV_CHAR`.
+pub const DEV_CHAR: u32 = 2;
+/// `BPF_DEVCG_ACC_MKNOD`.
+pub const ACC_MKNOD: u32 = 1;
+/// `BPF_DEVCG_ACC_READ`.
+pub const ACC_READ: u32 = 2;
+/// `BPF_DEVCG_ACC_WRITE`.
+pub const ACC_WRITE: u32 = 4;
+const ACC_ALL: u32 = ACC_MKNOD | ACC_READ | ACC_WRITE;
+
+/// One eBPF instruction (`struct bpf_insn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl Insn {
+    /// The 8 bytes the kernel reads, in host byte order (the register
+    /// nibbles are a bitfield whose order follows the byte order).
+    pub fn to_bytes(self) -> [u8; 8] {
+        let regs = if cfg!(target_endian = "little") {
+            (self.src << 4) | (self.dst & 0xf)
+        } else {
+            (self.dst << 4) | (self.src & 0xf)
+        };
+        let off = self.off.to_ne_bytes();
+        let imm = self.imm.to_ne_bytes();
+        [
+            self.code, regs, off[0], off[1], imm[0], imm[1], imm[2], imm[3],
+        ]
+    }
+}
+
+/// Concatenated [`Insn::to_bytes`], as `bulkhead_sys::bpf` loads it.
+pub fn encode(prog: &[Insn]) -> Vec<u8> {
+    prog.iter().flat_map(|i| i.to_bytes()).collect()
+}
+
+/// Opcodes (class | op | source) of the instructions the generator uses.
+pub(crate) mod op {
+    /// `BPF_LDX | BPF_MEM | BPF_W` (`BPF_W` is 0): `dst = *(u32 *)(src + off)`.
+    pub const LDX_W: u8 = 0x01 | 0x60;
+    /// `BPF_ALU | BPF_AND | BPF_K`: `w_dst &= imm` (upper half zeroed).
+    pub const AND32_K: u8 = 0x04 | 0x50;
+    /// `BPF_ALU | BPF_RSH | BPF_K`: `w_dst >>= imm`.
+    pub const RSH32_K: u8 = 0x04 | 0x70;
+    /// `BPF_ALU64 | BPF_MOV | BPF_K`: `dst = imm`.
+    pub const MOV64_K: u8 = 0x07 | 0xb0;
+    /// `BPF_JMP32 | BPF_JNE | BPF_K`: `if w_dst != imm goto +off`.
+    pub const JNE32_K: u8 = 0x06 | 0x50;
+    /// `BPF_JMP32 | BPF_JSET | BPF_K`: `if w_dst & imm goto +off`.
+    pub const JSET32_K: u8 = 0x06 | 0x40;
+    /// `BPF_JMP | BPF_EXIT`.
+    pub const EXIT: u8 = 0x05 | 0x90;
+}
+
+// Registers: r1 holds the context on entry, r0 the return value.
+const R0: u8 = 0;
+const R1: u8 = 1;
+/// Access bits the device is opened with.
+const R_ACCESS: u8 = 2;
+/// Device type.
+const R_TYPE: u8 = 3;
+const R_MAJOR: u8 = 4;
+const R_MINOR: u8 = 5;
+
+fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        dst,
+        src,
+        off,
+        imm,
+    }
+}
+
+/// A device rule reduced to what the program compares; `None` is "any".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rule {
+    pub allow: bool,
+    pub typ: Option<u32>,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    /// `ACC_*` bits, never 0.
+    pub access: u32,
+}
+
+impl Rule {
+    /// Whether the rule matches every access to every device.
+    fn matches_all(&self) -> bool {
+        self.typ.is_none() && self.major.is_none() && self.minor.is_none() && self.access == ACC_ALL
+    }
+}
+
+/// Check one OCI rule and reduce it: type `p` is refused (fifos are not
+/// devices the cgroup controls), access may only hold `r`, `w` and `m`
+/// (absent or empty: `rwm`), major and minor must fit the kernel's 32-bit
+/// numbers (negative: any).
+pub(crate) fn parse_rule(rule: &LinuxDeviceCgroup) -> Result<Rule, String> {
+    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::A => None,
+        LinuxDeviceType::B => Some(DEV_BLOCK),
+        LinuxDeviceType::C | LinuxDeviceType::U => Some(DEV_CHAR),
+        LinuxDeviceType::P => return Err("type \"p\" (fifo) cannot be controlled".into()),
+    };
+    let num = |what: &str, n: Option<i64>| match n {
+        None => Ok(None),
+        Some(n) if n < 0 => Ok(None),
+        Some(n) => u32::try_from(n)
+            .map(Some)
+            .map_err(|_| format!("{what} {n} is out of range (at most {})", u32::MAX)),
+    };
+    let mut access = 0;
+    match rule.access().as_deref() {
+        None | Some("") => access = ACC_ALL,
+        Some(a) => {
+            for c in a.chars() {
+                access |= match c {
+                    'r' => ACC_READ,
+                    'w' => ACC_WRITE,
+                    'm' => ACC_MKNOD,
+                    _ => {
+                        return Err(format!("invalid access {a:?}: only r, w and m are allowed"));
+                    }
+                };
+            }
+        }
+    }
+    Ok(Rule {
+        allow: rule.allow(),
+        typ,
+        major: num("major", rule.major())?,
+        minor: num("minor", rule.minor())?,
+        access,
+    })
+}
+
+/// The program for `rules` (see the module docs). Errors name the rule
+/// (`linux.resources.devices[i]`).
+pub fn program(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Insn>, CgroupError> {
+    let parsed = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            parse_rule(r).map_err(|e| invalid(format!("linux.resources.devices[{i}]"), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(generate(&parsed))
+}
+
+pub(crate) fn generate(rules: &[Rule]) -> Vec<Insn> {
+    let mut p = vec![
+        ins(op::LDX_W, R_TYPE, R1, 0, 0),
+        ins(op::AND32_K, R_TYPE, 0, 0, 0xffff),
+        ins(op::LDX_W, R_ACCESS, R1, 0, 0),
+        ins(op::RSH32_K, R_ACCESS, 0, 0, 16),
+        ins(op::LDX_W, R_MAJOR, R1, 4, 0),
+        ins(op::LDX_W, R_MINOR, R1, 8, 0),
+    ];
+    for rule in rules.iter().rev() {
+        // (opcode, register, immediate) of each "does not match" test.
+        let mut tests: Vec<(u8, u8, u32)> = Vec::with_capacity(4);
+        if let Some(t) = rule.typ {
+            tests.push((op::JNE32_K, R_TYPE, t));
+        }
+        if rule.access != ACC_ALL {
+            // Any requested bit outside the rule's access: no match.
+            tests.push((op::JSET32_K, R_ACCESS, !rule.access & ACC_ALL));
+        }
+        if let Some(m) = rule.major {
+            tests.push((op::JNE32_K, R_MAJOR, m));
+        }
+        if let Some(m) = rule.minor {
+            tests.push((op::JNE32_K, R_MINOR, m));
+        }
+        let n = tests.len();
+        for (k, (code, reg, imm)) in tests.into_iter().enumerate() {
+            // Skip the remaining tests and the two-instruction verdict.
+            let off = (n - k - 1 + 2) as i16;
+            // JMP32 compares the low 32 bits with imm as a u32.
+            p.push(ins(code, reg, 0, off, imm as i32));
+        }
+        p.push(ins(op::MOV64_K, R0, 0, 0, i32::from(rule.allow)));
+        p.push(ins(op::EXIT, 0, 0, 0, 0));
+        if rule.matches_all() {
+            return p;
+        }
+    }
+    p.push(ins(op::MOV64_K, R0, 0, 0, 0));
+    p.push(ins(op::EXIT, 0, 0, 0, 0));
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxDeviceCgroupBuilder;
+
+    /// A tiny interpreter for exactly the instructions the generator
+    /// emits, with the checks the kernel's verifier would make on them:
+    /// jumps forward and in range, r0 written before exit, the context
+    /// read only as u32 at offsets 0, 4, 8, no unknown opcode.
+    fn run(prog: &[Insn], ctx: [u32; 3]) -> u64 {
+        let mut reg = [0u64; 11];
+        let mut init = [false; 11];
+        init[1] = true;
+        let mut pc = 0usize;
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps <= prog.len(), "program loops");
+            let i = *prog.get(pc).expect("fell off the end of the program");
+            let (d, s) = (i.dst as usize, i.src as usize);
+            assert!(d < 11 && s < 11);
+            let mut next = pc + 1;
+            let jump = |cond: bool| -> usize {
+                assert!(i.off >= 0, "backward jump at {pc}");
+                let t = pc + 1 + i.off as usize;
+                assert!(t < prog.len(), "jump out of range at {pc}");
+                if cond { t } else { pc + 1 }
+            };
+            match i.code {
+                op::LDX_W => {
+                    assert_eq!(s, 1, "load from something else than the context");
+                    assert!(matches!(i.off, 0 | 4 | 8), "bad context offset {}", i.off);
+                    reg[d] = u64::from(ctx[i.off as usize / 4]);
+                    init[d] = true;
+                }
+                op::AND32_K => {
+                    assert!(init[d]);
+                    reg[d] = u64::from(reg[d] as u32 & i.imm as u32);
+                }
+                op::RSH32_K => {
+                    assert!(init[d]);
+                    reg[d] = u64::from((reg[d] as u32) >> (i.imm as u32));
+                }
+                op::MOV64_K => {
+                    reg[d] = i.imm as i64 as u64;
+                    init[d] = true;
+                }
+                op::JNE32_K => {
+                    assert!(init[d]);
+                    next = jump(reg[d] as u32 != i.imm as u32);
+                }
+                op::JSET32_K => {
+                    assert!(init[d]);
+                    next = jump(reg[d] as u32 & i.imm as u32 != 0);
+                }
+                op::EXIT => {
+                    assert!(init[0], "exit without a return value");
+                    return reg[0];
+                }
+                c => panic!("unknown opcode {c:#x} at {pc}"),
+            }
+            pc = next;
+        }
+    }
+
+    /// Every instruction can be reached (the verifier refuses dead code).
+    fn all_reachable(prog: &[Insn]) -> bool {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= prog.len() || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            let i = prog[pc];
+            match i.code {
+                op::EXIT => {}
+                op::JNE32_K | op::JSET32_K => {
+                    todo.push(pc + 1);
+                    todo.push(pc + 1 + i.off as usize);
+                }
+                _ => todo.push(pc + 1),
+            }
+        }
+        seen.iter().all(|&s| s)
+    }
+
+    /// The rule list read directly: last match wins, default deny.
+    fn reference(rules: &[Rule], typ: u32, major: u32, minor: u32, access: u32) -> bool {
+        for r in rules.iter().rev() {
+            let hit = r.typ.is_none_or(|t| t == typ)
+                && r.major.is_none_or(|m| m == major)
+                && r.minor.is_none_or(|m| m == minor)
+                && access & !r.access == 0;
+            if hit {
+                return r.allow;
+            }
+        }
+        false
+    }
+
+    fn ctx(typ: u32, major: u32, minor: u32, access: u32) -> [u32; 3] {
+        [(access << 16) | typ, major, minor]
+    }
+
+    fn oci(
+        allow: bool,
+        typ: LinuxDeviceType,
+        major: Option<i64>,
+        minor: Option<i64>,
+        access: &str,
+    ) -> LinuxDeviceCgroup {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access.to_string());
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap()
+    }
+
+    const MAJORS: [u32; 7] = [0, 1, 5, 136, 4095, 0x8000_0000, u32::MAX];
+    const MINORS: [u32; 7] = [0, 3, 5, 9, 255, 0xfffff, u32::MAX];
+
+    /// Every (type, major, minor, access) of the grid gives the reference
+    /// verdict.
+    fn check(rules: &[Rule]) {
+        let prog = generate(rules);
+        assert!(all_reachable(&prog), "dead code for {rules:?}");
+        for typ in [DEV_BLOCK, DEV_CHAR] {
+            for major in MAJORS {
+                for minor in MINORS {
+                    for access in 1..=ACC_ALL {
+                        let want = reference(rules, typ, major, minor, access);
+                        let got = run(&prog, ctx(typ, major, minor, access));
+                        assert_eq!(
+                            got,
+                            u64::from(want),
+                            "type {typ} {major}:{minor} access {access:#b} with {rules:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runtime_default_list() {
+        use LinuxDeviceType::*;
+        // A container's usual list: deny all, the runtime's defaults, one
+        // explicit device, and a late deny that must win over an allow.
+        let mut rules = vec![oci(false, A, None, None, "rwm")];
+        rules.push(oci(true, C, None, None, "m"));
+        rules.push(oci(true, B, None, None, "m"));
+        for (ma, mi) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+        ] {
+            rules.push(oci(true, C, Some(ma), Some(mi), "rwm"));
+        }
+        rules.push(oci(true, C, Some(136), None, "rwm"));
+        rules.push(oci(true, B, Some(8), Some(0), "r"));
+        rules.push(oci(false, C, Some(1), Some(9), "w"));
+        let prog = program(&rules).unwrap();
+        let parsed: Vec<Rule> = rules.iter().map(|r| parse_rule(r).unwrap()).collect();
+        check(&parsed);
+
+        let verdict = |t, ma, mi, acc| run(&prog, ctx(t, ma, mi, acc));
+        assert_eq!(verdict(DEV_CHAR, 1, 3, ACC_READ | ACC_WRITE), 1); // /dev/null
+        assert_eq!(verdict(DEV_CHAR, 1, 9, ACC_READ), 1); // /dev/urandom read
+        assert_eq!(verdict(DEV_CHAR, 1, 9, ACC_WRITE), 0); // ... write denied later
+        assert_eq!(verdict(DEV_CHAR, 136, 4, ACC_READ), 1); // a pty
+        assert_eq!(verdict(DEV_BLOCK, 8, 0, ACC_READ), 1);
+        assert_eq!(verdict(DEV_BLOCK, 8, 0, ACC_WRITE), 0);
+        assert_eq!(verdict(DEV_BLOCK, 8, 1, ACC_MKNOD), 1); // mknod of anything
+        assert_eq!(verdict(DEV_BLOCK, 8, 1, ACC_READ), 0);
+        assert_eq!(verdict(DEV_CHAR, 10, 200, ACC_READ), 0);
+    }
+
+    #[test]
+    fn wildcards_and_shortcuts() {
+        use LinuxDeviceType::*;
+        // Allow-all at the end: one verdict, nothing after it.
+        let prog = program(&[
+            oci(false, A, None, None, "rwm"),
+            oci(true, A, None, None, "rwm"),
+        ])
+        .unwrap();
+        assert_eq!(prog.len(), 6 + 2);
+        assert!(all_reachable(&prog));
+        // No rules: deny everything.
+        let prog = program(&[]).unwrap();
+        assert_eq!(run(&prog, ctx(DEV_CHAR, 1, 3, ACC_READ)), 0);
+        // Negative numbers and a missing access are wildcards.
+        let r = parse_rule(
+            &LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .major(-1)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Rule {
+                allow: true,
+                typ: None,
+                major: None,
+                minor: None,
+                access: ACC_ALL
+            }
+        );
+        assert!(r.matches_all());
+        // `u` is a char device.
+        assert_eq!(
+            parse_rule(&oci(true, U, Some(4), Some(1), "r"))
+                .unwrap()
+                .typ,
+            Some(DEV_CHAR)
+        );
+    }
+
+    #[test]
+    fn refused_rules_name_the_field() {
+        use LinuxDeviceType::*;
+        for bad in [
+            oci(true, P, None, None, "rwm"),
+            oci(true, C, Some(1), Some(3), "rwx"),
+            oci(true, C, Some(1 << 32), Some(3), "r"),
+            oci(true, C, Some(1), Some(i64::MAX), "r"),
+        ] {
+            let msg = program(&[oci(false, A, None, None, "rwm"), bad])
+                .unwrap_err()
+                .to_string();
+            assert!(msg.starts_with("linux.resources.devices[1]: "), "{msg}");
+        }
+    }
+
+    #[test]
+    fn encoding() {
+        let i = ins(op::JNE32_K, R_MAJOR, 0, 3, 136);
+        let b = i.to_bytes();
+        assert_eq!(b[0], 0x56);
+        if cfg!(target_endian = "little") {
+            assert_eq!(b, [0x56, 0x04, 3, 0, 136, 0, 0, 0]);
+        }
+        assert_eq!(ins(op::LDX_W, R_TYPE, R1, 8, 0).to_bytes()[..4], {
+            let mut e = [0x61, 0, 0, 0];
+            e[1] = if cfg!(target_endian = "little") {
+                0x13
+            } else {
+                0x31
+            };
+            e[2..4].copy_from_slice(&8i16.to_ne_bytes());
+            e
+        });
+        assert_eq!(encode(&[i, i]).len(), 16);
+        assert_eq!(op::EXIT, 0x95);
+        assert_eq!(op::MOV64_K, 0xb7);
+        assert_eq!(op::JSET32_K, 0x46);
+    }
+
+    /// xorshift64*: deterministic pseudo-random rule lists.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn one_in(&mut self, n: u64) -> bool {
+            self.next().is_multiple_of(n)
+        }
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn random_rule_lists_match_the_reference() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..1500 {
+            let n = (rng.next() % 9) as usize;
+            let mut rules = Vec::with_capacity(n + 1);
+            // Usually the list starts with deny-all, as runtimes send it.
+            if !rng.one_in(4) {
+                rules.push(Rule {
+                    allow: false,
+                    typ: None,
+                    major: None,
+                    minor: None,
+                    access: ACC_ALL,
+                });
+            }
+            for _ in 0..n {
+                let any = |rng: &mut Rng, v: &[u32]| {
+                    if rng.one_in(3) {
+                        None
+                    } else {
+                        Some(rng.pick(v))
+                    }
+                };
+                rules.push(Rule {
+                    allow: !rng.one_in(3),
+                    typ: any(&mut rng, &[DEV_BLOCK, DEV_CHAR]),
+                    major: any(&mut rng, &MAJORS),
+                    minor: any(&mut rng, &MINORS),
+                    // Mostly full access; every subset appears.
+                    access: if rng.one_in(2) {
+                        ACC_ALL
+                    } else {
+                        1 + (rng.next() % 7) as u32
+                    },
+                });
+            }
+            check(&rules);
+        }
+    }
+}
