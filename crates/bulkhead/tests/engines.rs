@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -1248,4 +1249,203 @@ fn docker_run_exec_stop_top_pause() {
     d.run(&["stop", "--time", "20", "bh-term"]).ok();
     assert_eq!(d.inspect("bh-term", "{{.State.ExitCode}}"), "143");
     d.run(&["rm", "bh-term"]).ok();
+}
+
+#[test]
+fn podman_shared_namespaces_and_volumes() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    p.run_detached("bh-ns", &[], &["/bin/bulkhead-probe", "sleep", "600"])
+        .ok();
+    let first = p.run(&["exec", "bh-ns", "/bin/bulkhead-probe", "report"]);
+    first.ok();
+    let first = first.json();
+    // `--pid/--ipc/--uts/--network container:X`: podman puts
+    // `/proc/<pid>/ns/*` paths in config.json.
+    let out = p.run(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--pid",
+        "container:bh-ns",
+        "--ipc",
+        "container:bh-ns",
+        "--uts",
+        "container:bh-ns",
+        "--network",
+        "container:bh-ns",
+        IMAGE,
+        "/bin/bulkhead-probe",
+        "report",
+    ]);
+    out.ok();
+    let joined = out.json();
+    for ns in ["pid", "ipc", "uts", "net"] {
+        assert_eq!(joined["ns"][ns], first["ns"][ns], "{ns}: {}", joined["ns"]);
+    }
+    assert_ne!(joined["ns"]["mnt"], first["ns"]["mnt"]);
+    assert_ne!(joined["pid"], 1, "joined the pid namespace: not its init");
+
+    // A read-only bind volume and a tmpfs.
+    let vol = tempfile::Builder::new()
+        .prefix("bh-podman-vol-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(vol.path().join("file"), "from the host\n").unwrap();
+    let bind = format!("{}:/data:ro", vol.path().display());
+    let out = p.run_container(
+        &["-v", &bind, "--tmpfs", "/mnt/a"],
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /data/file; touch /data/new 2>/dev/null && echo data-writable; \
+             touch /mnt/a/new && echo tmpfs-writable; grep ' /mnt/a ' /proc/self/mountinfo",
+        ],
+    );
+    out.ok();
+    assert!(out.stdout.contains("from the host"), "{out}");
+    assert!(!out.stdout.contains("data-writable"), "{out}");
+    assert!(out.stdout.contains("tmpfs-writable"), "{out}");
+    assert!(out.stdout.contains(" - tmpfs "), "{out}");
+    assert!(!vol.path().join("new").exists());
+    p.run(&["rm", "--force", "--time", "0", "bh-ns"]).ok();
+}
+
+#[test]
+fn podman_stdin_missing_program_restart_and_privileged() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    // `run -i`: stdin is a pipe from conmon.
+    let input = p.io.path().join("stdin.txt");
+    std::fs::write(&input, "line one\nline two\n").unwrap();
+    let mut cmd = p.cmd(&[
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "wc -l",
+    ]);
+    cmd.stdin(std::fs::File::open(&input).unwrap());
+    let out = run_cmd(cmd, p.io.path(), common::cmd_timeout());
+    out.ok();
+    assert_eq!(out.stdout.trim(), "2", "{out}");
+
+    // A missing program fails `create` with "no such file or directory",
+    // which podman maps to 127.
+    let out = p.run_container(&[], &["/no/such/program"]);
+    assert_eq!(out.code(), Some(127), "{out}");
+
+    // `restart`: kill, `delete --force`, then create/start again with the
+    // same id and bundle.
+    p.run_detached("bh-restart", &[], &["/bin/bulkhead-probe", "sleep", "600"])
+        .ok();
+    let before = p.inspect("bh-restart", "{{.State.Pid}}");
+    p.run(&["restart", "--time", "0", "bh-restart"]).ok();
+    assert_eq!(p.inspect("bh-restart", "{{.State.Status}}"), "running");
+    let after = p.inspect("bh-restart", "{{.State.Pid}}");
+    assert_ne!(before, after);
+    p.run(&["exec", "bh-restart", "/bin/true"]).ok();
+    p.run(&["rm", "--force", "--time", "0", "bh-restart"]).ok();
+
+    // `--privileged`: every capability root has, host devices.
+    let out = p.run_container(&["--privileged"], &["/bin/bulkhead-probe", "report"]);
+    out.ok();
+    let r = out.json();
+    let host = host_status_field("self", "CapBnd");
+    assert_eq!(r["status"]["CapEff"], host.as_str(), "{}", r["status"]);
+    assert_eq!(r["status"]["CapBnd"], host.as_str(), "{}", r["status"]);
+    let out = p.run_container(&["--privileged"], &["/bin/ls", "/dev"]);
+    out.ok();
+    let host_dev: Vec<String> = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_block_device()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if let Some(dev) = host_dev.first() {
+        assert!(
+            out.stdout.split_whitespace().any(|d| d == dev),
+            "host block device {dev} missing: {out}"
+        );
+    }
+}
+
+#[test]
+fn docker_tty_update_and_restart() {
+    require_root!();
+    let Some(d) = Docker::new() else { return };
+    d.import_image();
+    let docker = |args: &[&str]| {
+        let cmd = d.cmd(args);
+        let mut line = cmd.get_program().to_string_lossy().into_owned();
+        for a in cmd.get_args() {
+            line.push_str(" '");
+            line.push_str(&a.to_string_lossy());
+            line.push('\'');
+        }
+        line
+    };
+    // `run -t` → `create --console-socket …`.
+    let args = d.run_args(&["--rm", "-t"], &["/bin/sh", "-c", "tty"]);
+    let Some(out) = run_in_pty(&docker(&args), d.io.path()) else {
+        return;
+    };
+    out.ok();
+    assert!(out.stdout.contains("/dev/pts/"), "{out}");
+
+    d.run(&d.run_args(
+        &["-d", "--name", "bh-upd", "--memory", "64m"],
+        &["/bin/bulkhead-probe", "sleep", "600"],
+    ))
+    .ok();
+    let out = run_in_pty(
+        &docker(&["exec", "-t", "bh-upd", "/bin/sh", "-c", "tty; exit 7"]),
+        d.io.path(),
+    )
+    .unwrap();
+    assert_eq!(out.code(), Some(7), "{out}");
+    assert!(out.stdout.contains("/dev/pts/"), "{out}");
+
+    // `update` → `update --resources -` (LinuxResources JSON on stdin).
+    let pid = d.inspect("bh-upd", "{{.State.Pid}}");
+    let limit = || {
+        let dir = cgroup_dir_of(&pid, "memory");
+        let f = if dir.join("memory.max").exists() {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(limit(), "67108864");
+    d.run(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "bh-upd",
+    ])
+    .ok();
+    assert_eq!(limit(), "134217728");
+
+    // `restart`: a new task with the same id.
+    d.run(&["restart", "--time", "0", "bh-upd"]).ok();
+    assert_eq!(d.inspect("bh-upd", "{{.State.Status}}"), "running");
+    assert_ne!(d.inspect("bh-upd", "{{.State.Pid}}"), pid);
+    d.run(&["rm", "--force", "bh-upd"]).ok();
 }
