@@ -17,6 +17,8 @@ use tempfile::TempDir;
 struct Podman {
     dir: TempDir,
     io: TempDir,
+    /// A private containers.conf (`CONTAINERS_CONF`), if any.
+    conf: Option<PathBuf>,
 }
 
 const IMAGE: &str = "localhost/bulkhead-test:latest";
@@ -45,6 +47,7 @@ impl Podman {
                 .prefix("bh-podman-io-")
                 .tempdir()
                 .unwrap(),
+            conf: None,
         };
         let mut tar = Command::new("tar")
             .arg("-C")
@@ -85,7 +88,25 @@ impl Podman {
             .arg(runtime())
             .args(args)
             .stdin(Stdio::null());
+        if let Some(conf) = &self.conf {
+            c.env("CONTAINERS_CONF", conf);
+        }
         c
+    }
+
+    /// Lists the runtime's basename in `runtime_supports_json`, so podman
+    /// passes it `--log-format=json --log FILE` (as it does for runc).
+    fn with_json_log(mut self) -> Podman {
+        let name = runtime();
+        let name = name.file_name().unwrap().to_str().unwrap();
+        let conf = self.path("containers.conf");
+        std::fs::write(
+            &conf,
+            format!("[engine]\nruntime_supports_json = [\"crun\", \"runc\", \"{name}\"]\n"),
+        )
+        .unwrap();
+        self.conf = Some(conf);
+        self
     }
 
     #[track_caller]
@@ -1448,4 +1469,90 @@ fn docker_tty_update_and_restart() {
     assert_eq!(d.inspect("bh-upd", "{{.State.Status}}"), "running");
     assert_ne!(d.inspect("bh-upd", "{{.State.Pid}}"), pid);
     d.run(&["rm", "--force", "bh-upd"]).ok();
+}
+
+#[test]
+fn podman_runtime_errors_map_to_exit_codes() {
+    require_root!();
+    for json in [false, true] {
+        let Some(p) = Podman::new() else { return };
+        let p = if json { p.with_json_log() } else { p };
+        // The runtime's error text decides podman's exit code: "no such
+        // file or directory" → 127, "permission denied" → 126. With
+        // `--log-format=json` podman parses the log file as one JSON object.
+        let out = p.run_container(&[], &["/no/such/program"]);
+        assert_eq!(out.code(), Some(127), "json log {json}: {out}");
+        let out = p.run_container(&[], &["/etc/passwd"]);
+        assert_eq!(out.code(), Some(126), "json log {json}: {out}");
+        p.run_detached("bh-errors", &[], &["/bin/bulkhead-probe", "sleep", "600"])
+            .ok();
+        let out = p.run(&["exec", "bh-errors", "/no/such/program"]);
+        assert_eq!(out.code(), Some(127), "json log {json}: {out}");
+        let out = p.run(&["exec", "bh-errors", "/etc/passwd"]);
+        assert_eq!(out.code(), Some(126), "json log {json}: {out}");
+        // A failing exec leaves the container running.
+        assert_eq!(p.inspect("bh-errors", "{{.State.Status}}"), "running");
+        p.run(&["rm", "--force", "--time", "0", "bh-errors"]).ok();
+    }
+}
+
+#[test]
+fn containerd_pause_resume_and_errors() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    let Some(c) = Containerd::new() else { return };
+    c.import_image(&p);
+    let rt = runtime();
+    let rt = rt.to_str().unwrap();
+    let status = |id: &str| {
+        let ls = c.run(&["task", "ls"]);
+        ls.ok();
+        ls.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut args = c.run_args(rt);
+    args.extend([
+        "-d",
+        IMAGE,
+        "bh-pause",
+        "/bin/bulkhead-probe",
+        "sleep",
+        "600",
+    ]);
+    c.run(&args).ok();
+    common::wait_for("task running", Duration::from_secs(10), || {
+        (status("bh-pause") == "RUNNING").then_some(())
+    });
+    c.run(&["task", "pause", "bh-pause"]).ok();
+    assert_eq!(status("bh-pause"), "PAUSED");
+    c.run(&["task", "resume", "bh-pause"]).ok();
+    assert_eq!(status("bh-pause"), "RUNNING");
+    let out = c.run(&["task", "exec", "--exec-id", "x", "bh-pause", "/bin/true"]);
+    out.ok();
+    // An exec of a missing program fails in the runtime's `exec`; the shim
+    // reports the runtime's (JSON log) message.
+    let out = c.run(&["task", "exec", "--exec-id", "y", "bh-pause", "/no/such"]);
+    out.fails_with(&["no such file or directory"]);
+    c.run(&["task", "kill", "--signal", "KILL", "bh-pause"])
+        .ok();
+    common::wait_for("task stopped", Duration::from_secs(10), || {
+        (status("bh-pause") == "STOPPED").then_some(())
+    });
+    // Signalling a stopped task: "container not running" → NotFound.
+    let out = c.run(&["task", "kill", "bh-pause"]);
+    out.fails_with(&["not found", "process already finished"]);
+    c.run(&["task", "delete", "bh-pause"]).ok();
+    c.run(&["container", "delete", "bh-pause"]).ok();
+
+    // A missing program fails `create`; the task is cleaned up.
+    let mut args = c.run_args(rt);
+    args.extend(["--rm", IMAGE, "bh-missing", "/no/such/program"]);
+    let out = c.run(&args);
+    out.fails_with(&["no such file or directory"]);
+    let ls = c.run(&["task", "ls"]);
+    assert!(!ls.stdout.contains("bh-missing"), "{ls}");
 }
