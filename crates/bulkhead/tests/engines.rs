@@ -1556,3 +1556,76 @@ fn containerd_pause_resume_and_errors() {
     let ls = c.run(&["task", "ls"]);
     assert!(!ls.stdout.contains("bh-missing"), "{ls}");
 }
+
+#[test]
+fn podman_devices_sysctls_and_process_options() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    let out = p.run_container(
+        &[
+            "--device",
+            "/dev/zero:/dev/myzero",
+            "--sysctl",
+            "kernel.msgmax=12345",
+            "--shm-size",
+            "1m",
+            "--cgroupns",
+            "private",
+            "--group-add",
+            "2000",
+            "--oom-score-adj",
+            "100",
+            "--workdir",
+            "/tmp",
+            "--user",
+            "1000:1000",
+        ],
+        &[
+            "/bin/sh",
+            "-c",
+            "head -c 4 /dev/myzero | od -An -tx1; cat /proc/sys/kernel/msgmax; \
+             grep ' /dev/shm ' /proc/self/mountinfo; grep memory /proc/self/cgroup; \
+             id; cat /proc/self/oom_score_adj; pwd",
+        ],
+    );
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(lines.len(), 7, "{out}");
+    assert_eq!(lines[0], "00 00 00 00", "device: {out}");
+    assert_eq!(lines[1], "12345", "sysctl: {out}");
+    assert!(lines[2].contains("size=1024k"), "shm: {out}");
+    assert!(lines[3].ends_with(":/"), "cgroup namespace: {out}");
+    assert_eq!(
+        lines[4], "uid=1000(tester) gid=1000(tester) groups=1000(tester),2000(extra)",
+        "{out}"
+    );
+    assert_eq!(lines[5], "100", "oom_score_adj: {out}");
+    assert_eq!(lines[6], "/tmp", "{out}");
+}
+
+#[test]
+fn podman_wait_and_auto_removal() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    // A container that ends by itself: conmon reaps it, podman reads the
+    // runtime's state (pid 0, "stopped").
+    p.run_detached("bh-wait", &[], &["/bin/bulkhead-probe", "exit", "9"])
+        .ok();
+    let out = p.run(&["wait", "bh-wait"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "9", "{out}");
+    assert_eq!(p.inspect("bh-wait", "{{.State.Status}}"), "exited");
+    // Starting it again reuses the id and bundle.
+    p.run(&["start", "bh-wait"]).ok();
+    let out = p.run(&["wait", "bh-wait"]);
+    assert_eq!(out.stdout.trim(), "9", "{out}");
+    p.run(&["rm", "bh-wait"]).ok();
+
+    // `run -d --rm`: conmon's exit command deletes the container.
+    p.run_detached("bh-auto", &["--rm"], &["/bin/bulkhead-probe", "sleep", "1"])
+        .ok();
+    common::wait_for("auto removal", Duration::from_secs(20), || {
+        let ps = p.run(&["ps", "--all", "--format", "{{.Names}}"]);
+        (!ps.stdout.contains("bh-auto")).then_some(())
+    });
+}
