@@ -1,7 +1,11 @@
-//! The runtime under real container engines: podman (with conmon) and
-//! containerd (with its runc v2 shim) drive it through the same CLI as they
-//! drive runc. Each test uses private storage and state directories, no
-//! network, and the shared test rootfs imported as an image.
+//! The runtime under real container engines: podman (with conmon),
+//! containerd (with its runc v2 shim, through `ctr`) and docker (a private
+//! dockerd on a private containerd) drive it through the same CLI as they
+//! drive runc. Each test uses private storage, state directories, sockets
+//! and cgroup parents, no network, and the shared test rootfs imported as
+//! an image; guards stop the daemons and remove containers on drop, also
+//! when a test fails. A missing engine skips its tests with a printed
+//! reason. The CRI path is not covered: crictl is not packaged in Debian 12.
 
 #[macro_use]
 mod common;
