@@ -17,6 +17,7 @@ PACKAGES=(
     iproute2
     fuse-overlayfs
     containernetworking-plugins
+    docker.io
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,5 +40,14 @@ fi
 
 echo "install-deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages with services (docker.io, containerd) must not start system-wide
+# daemons: the tests run private instances. Deny service starts during the
+# install unless the host already has a policy of its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
