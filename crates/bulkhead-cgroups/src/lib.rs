@@ -34,4 +34,4 @@ pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuSet, CpuUsage, Hugetlb, IntelRdt, Memory, MemoryEntry, OomWatcher,
     Pids, Stats, Throttling,
 };
-pub use update::{merge_resources, parse_list, update_changes, validate};
+pub use update::{merge_resources, parse_list, update_changes, validate, zero_is_unset};

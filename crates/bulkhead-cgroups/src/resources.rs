@@ -189,6 +189,7 @@ impl CgroupSet {
     /// Apply resource limits to the container's cgroups (see the module
     /// docs for the mapping). Errors name the field that failed.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        let r = &crate::update::zero_is_unset(r);
         validate(r)?;
         self.apply_with(&Writer::plain(), r)
     }

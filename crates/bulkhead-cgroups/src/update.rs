@@ -258,6 +258,15 @@ pub fn validate(r: &LinuxResources) -> Result<(), CgroupError> {
 /// no longer supports them); device rules are dropped (as runc does: an
 /// update never rewrites the device cgroup, see [`validate`] for the check
 /// they still get).
+/// A config's resources with the zero values clients send for "not set"
+/// taken as not set (docker writes `blockIO.weight: 0`, `cpu.shares: 0`
+/// into every config.json), device rules kept.
+pub fn zero_is_unset(r: &LinuxResources) -> LinuxResources {
+    let mut n = update_changes(r);
+    n.set_devices(r.devices().clone());
+    n
+}
+
 pub fn update_changes(r: &LinuxResources) -> LinuxResources {
     let nz_i = |v: Option<i64>| v.filter(|&v| v != 0);
     let nz_u = |v: Option<u64>| v.filter(|&v| v != 0);
@@ -592,5 +601,27 @@ mod tests {
         set.update(&ok).unwrap();
         assert_eq!(read(mem.join("memory.limit_in_bytes")), "1048576");
         assert_eq!(read(cpu.join("cpu.shares")), "512");
+    }
+}
+
+#[cfg(test)]
+mod zero_tests {
+    use super::*;
+
+    /// docker 20.10 writes these zeros into every config.json.
+    #[test]
+    fn dockers_zero_values_are_unset_at_create() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "blockIO": {"weight": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0},
+            "memory": {"limit": 0},
+            "devices": [{"allow": false, "access": "rwm"}]
+        }))
+        .unwrap();
+        let n = zero_is_unset(&r);
+        validate(&n).unwrap();
+        assert_eq!(n.block_io().as_ref().and_then(|b| b.weight()), None);
+        assert_eq!(n.cpu().as_ref().and_then(|c| c.shares()), None);
+        assert_eq!(n.devices().as_ref().map(|d| d.len()), Some(1));
     }
 }

@@ -329,7 +329,7 @@ impl Store {
 
         // Bad limits are refused before any cgroup is made.
         if let Some(r) = &plan.resources {
-            bulkhead_cgroups::validate(r)?;
+            bulkhead_cgroups::validate(&bulkhead_cgroups::zero_is_unset(r))?;
         }
         let layout = bulkhead_cgroups::detect()?;
         let cgroups = bulkhead_cgroups::resolve(
