@@ -187,10 +187,7 @@ impl Unpacker<'_> {
         }
     }
 
-    fn meta<R: Read>(
-        &self,
-        entry: &mut tar::Entry<'_, R>,
-    ) -> Result<(Meta, Xattrs)> {
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<(Meta, Xattrs)> {
         let h = entry.header();
         let bad = |what: &str, e: io::Error| self.reject(format!("bad {what} in header: {e}"));
         let mut uid = h.uid().map_err(|e| bad("uid", e))?;
