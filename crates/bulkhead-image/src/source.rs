@@ -16,6 +16,9 @@ pub(crate) enum Source {
         path: PathBuf,
         len: u64,
         items: HashMap<String, Item>,
+        /// Whether an end-of-archive (zero) block follows the last entry;
+        /// without it the archive was probably cut short.
+        complete: bool,
     },
 }
 
@@ -90,6 +93,7 @@ impl Source {
         let mut ar = tar::Archive::new(file);
         let mut items = HashMap::new();
         let mut count = 0usize;
+        let mut end = 0u64;
         for entry in ar
             .entries_with_seek()
             .map_err(|e| corrupt(format!("tar: {e}")))?
@@ -101,6 +105,11 @@ impl Source {
                 return Err(corrupt(format!("entry {raw:?} escapes the archive")));
             };
             let size = entry.size();
+            end = end.max(
+                entry
+                    .raw_file_position()
+                    .saturating_add(size.div_ceil(512) * 512),
+            );
             let item = match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let offset = entry.raw_file_position();
@@ -132,11 +141,34 @@ impl Source {
                 reason: "not a tar archive (or an empty one)".into(),
             });
         }
+        let mut complete = false;
+        if end.saturating_add(512) <= len {
+            let mut block = [0u8; 512];
+            let mut f = ar.into_inner();
+            f.seek(SeekFrom::Start(end)).map_err(io_err(what()))?;
+            f.read_exact(&mut block).map_err(io_err(what()))?;
+            complete = block.iter().all(|b| *b == 0);
+        }
         Ok(Source::Tar {
             path: tar_path.to_path_buf(),
             len,
             items,
+            complete,
         })
+    }
+
+    /// For a tar archive that ends without an end-of-archive block: the
+    /// error to give instead of "missing" or "not an image".
+    pub(crate) fn truncated(&self, what: &Path) -> Option<Error> {
+        match self {
+            Source::Tar {
+                complete: false, ..
+            } => Some(Error::Corrupt {
+                what: what.display().to_string(),
+                reason: "the archive ends without an end-of-archive block (truncated?)".into(),
+            }),
+            _ => None,
+        }
     }
 
     /// Whether a file `name` (archive- or layout-relative) exists.
@@ -199,7 +231,9 @@ impl Source {
                 let len = f.metadata().map_err(io_err(p.display().to_string()))?.len();
                 Ok((Box::new(f), len))
             }
-            Source::Tar { path, len, items } => {
+            Source::Tar {
+                path, len, items, ..
+            } => {
                 let Some((offset, size)) = self.resolve(name, items, 0) else {
                     return Err(Error::Missing {
                         what: name.to_string(),

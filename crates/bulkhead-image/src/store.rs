@@ -315,14 +315,20 @@ impl Store {
             .map_err(io_err(tmp.display().to_string()))?;
         let src = Source::open(source, scratch.path())?;
         let plan = if src.exists("index.json") {
-            plan_oci(&src, source, opts)?
+            plan_oci(&src, source, opts)
         } else if src.exists("manifest.json") {
-            plan_docker(&src, source, opts)?
+            plan_docker(&src, source, opts)
         } else {
-            return Err(Error::NotAnImage {
+            Err(Error::NotAnImage {
                 path: source.into(),
                 reason: "neither index.json nor manifest.json found".into(),
-            });
+            })
+        };
+        let plan = match plan {
+            Err(e @ (Error::Missing { .. } | Error::NotAnImage { .. })) => {
+                return Err(src.truncated(source).unwrap_or(e));
+            }
+            p => p?,
         };
         let config: ConfigFile = parse_json(&format!("config {}", plan.id), &plan.config_raw)?;
         if config.rootfs.kind != "layers" {
@@ -516,7 +522,14 @@ impl Store {
                 });
             }
         }
-        let (reader, total) = src.open_file(&lp.file)?;
+        let (reader, total) = match src.open_file(&lp.file) {
+            Err(Error::Missing { what, hint }) => {
+                return Err(src
+                    .truncated(Path::new(&what))
+                    .unwrap_or(Error::Missing { what, hint }));
+            }
+            r => r?,
+        };
         if let Some((_, size)) = &lp.expect
             && *size != total
         {
