@@ -111,9 +111,6 @@ impl Unpacker<'_> {
     /// Splits a raw tar name into components; refuses absolute names and
     /// `..` anywhere (before any normalisation could hide it).
     fn components(&self, raw: &[u8], what: &str) -> Result<Vec<Vec<u8>>> {
-        if raw.first() == Some(&b'/') {
-            return Err(self.reject(format!("{what} is an absolute path")));
-        }
         let mut out = Vec::new();
         for c in raw.split(|b| *b == b'/') {
             match c {
@@ -122,6 +119,11 @@ impl Unpacker<'_> {
                 c if c.contains(&0) => return Err(self.reject(format!("{what} contains NUL"))),
                 c => out.push(c.to_vec()),
             }
+        }
+        // `/` alone (umoci writes it) is the layer root; any other
+        // absolute name is refused.
+        if raw.first() == Some(&b'/') && !out.is_empty() {
+            return Err(self.reject(format!("{what} is an absolute path")));
         }
         Ok(out)
     }

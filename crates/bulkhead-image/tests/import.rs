@@ -193,6 +193,46 @@ fn skopeo_oci_archive_and_docker_archive() {
 }
 
 #[test]
+fn umoci_oci_layout() {
+    require_root!();
+    let Some(umoci) = tool("umoci") else {
+        eprintln!("skipped: umoci is not installed (apt-get install umoci)");
+        return;
+    };
+    let t = tmp();
+    let rootfs = t.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    let layout = t.path().join("layout");
+    let image = format!("{}:demo", layout.display());
+    run(Command::new(&umoci)
+        .arg("init")
+        .arg("--layout")
+        .arg(&layout));
+    run(Command::new(&umoci).args(["new", "--image", &image]));
+    run(Command::new(&umoci)
+        .args(["insert", "--image", &image])
+        .arg(&rootfs)
+        .arg("/"));
+    run(Command::new(&umoci).args(["config", "--image", &image, "--config.cmd", "/bin/sh"]));
+    let store = Store::open(&t.path().join("store")).unwrap();
+    let got = import(&store, &layout).expect("umoci layout");
+    assert_eq!(got.names, ["demo"]);
+    assert_eq!(got.config.cmd, Some(vec!["/bin/sh".to_string()]));
+    let top = &got.layers.last().unwrap().dir;
+    assert_eq!(
+        std::fs::read(top.join("bin/busybox")).unwrap(),
+        std::fs::read(BUSYBOX).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(top.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    assert_consistent(store.root());
+}
+
+#[test]
 fn podman_docker_archive_and_oci_archive() {
     require_root!();
     if tool("podman").is_none() {
