@@ -18,6 +18,8 @@ PACKAGES=(
     fuse-overlayfs
     containernetworking-plugins
     docker.io
+    skopeo
+    umoci
 )
 
 if [ "$(id -u)" -ne 0 ]; then
