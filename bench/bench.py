@@ -39,9 +39,9 @@ import time
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
-RUN_M = ["wall_ms", "cpu_ms", "maxrss_kib"]
+RUN_M = ["wall_ms", "cpu_ms"]
 SPLIT_M = [f"{c}_{m}" for c in ("create", "start", "delete") for m in ("wall_ms", "cpu_ms")] + [
-    "create_maxrss_kib", "total_wall_ms", "total_cpu_ms"]
+    "total_wall_ms", "total_cpu_ms"]
 
 
 # --------------------------------------------------------------------------
@@ -50,7 +50,7 @@ SPLIT_M = [f"{c}_{m}" for c in ("create", "start", "delete") for m in ("wall_ms"
 
 
 class Result:
-    __slots__ = ("pid", "argv", "start", "end", "status", "ru", "err", "timed_out")
+    __slots__ = ("pid", "argv", "start", "end", "status", "ru", "err", "timed_out", "_errfd")
 
     def __init__(self, pid, argv, start):
         self.pid = pid
@@ -78,10 +78,6 @@ class Result:
     @property
     def cpu_ms(self):
         return (self.ru.ru_utime + self.ru.ru_stime) * 1e3
-
-    @property
-    def maxrss_kib(self):
-        return self.ru.ru_maxrss
 
     def describe(self):
         if self.timed_out:
@@ -322,7 +318,6 @@ class Bench:
                 if i >= w:
                     self.record("run", "wall_ms", rt.name, r.wall_ms)
                     self.record("run", "cpu_ms", rt.name, r.cpu_ms)
-                    self.record("run", "maxrss_kib", rt.name, r.maxrss_kib)
 
     def scen_split(self, rts):
         print("== create / start / delete", flush=True)
@@ -386,7 +381,6 @@ class Bench:
                     for name, r in (("create", c), ("start", s), ("delete", d)):
                         self.record("split", f"{name}_wall_ms", rt.name, r.wall_ms)
                         self.record("split", f"{name}_cpu_ms", rt.name, r.cpu_ms)
-                    self.record("split", "create_maxrss_kib", rt.name, c.maxrss_kib)
                     self.record("split", "total_wall_ms", rt.name, c.wall_ms + s.wall_ms + d.wall_ms)
                     self.record("split", "total_cpu_ms", rt.name, c.cpu_ms + s.cpu_ms + d.cpu_ms)
 
@@ -395,6 +389,7 @@ class Bench:
         ids = {}
         for rt in rts:
             cid = self.new_id(rt, "e")
+            before = set(self.descendants())
             r = self.call(rt.cmd("run", "--detach", "--bundle", rt.bundles["sleep"], cid))
             if not r.ok:
                 self.error(rt.name, "exec setup (run -d): " + r.describe())
@@ -402,6 +397,8 @@ class Bench:
                 continue
             self.live.setdefault(rt.name, set()).add(cid)
             ids[rt.name] = cid
+            time.sleep(0.2)  # let a detached runtime's helpers settle
+            self.resident(rt, [cid], "exec_single", exclude=before)
         act = [rt for rt in rts if rt.name in ids]
         w, n = self.warm_and_iters()
         try:
@@ -416,10 +413,6 @@ class Bench:
                     if i >= w:
                         self.record("exec", "wall_ms", rt.name, r.wall_ms)
                         self.record("exec", "cpu_ms", rt.name, r.cpu_ms)
-                        self.record("exec", "maxrss_kib", rt.name, r.maxrss_kib)
-            # resident cost of one running container
-            for rt in act:
-                self.resident(rt, [ids[rt.name]], "exec_single")
         finally:
             for rt in act:
                 d = self.force_delete(rt, ids[rt.name])
@@ -452,9 +445,9 @@ class Bench:
         # our own threads are not in /proc listing as pids; nothing else to drop
         return out
 
-    def resident(self, rt, cids, label):
-        pids = self.descendants()
-        pss = rss = 0
+    def resident(self, rt, cids, label, exclude=()):
+        pids = [p for p in self.descendants() if p not in exclude]
+        pss = rss = uss = 0
         n = 0
         comms = {}
         for pid in pids:
@@ -470,6 +463,8 @@ class Bench:
                     pss += int(line.split()[1])
                 elif line.startswith("Rss:"):
                     rss += int(line.split()[1])
+                elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    uss += int(line.split()[1])
         k = max(len(cids), 1)
         self.extra.setdefault("resident", {}).setdefault(label, {})[rt.name] = {
             "containers": len(cids),
@@ -477,6 +472,7 @@ class Bench:
             "processes_per_container": n / k,
             "pss_kib_per_container": pss / k,
             "rss_kib_per_container": rss / k,
+            "uss_kib_per_container": uss / k,
             "comms": comms,
         }
 
@@ -515,18 +511,67 @@ class Bench:
                 self.live[rt.name].difference_update(ids)
                 if bad:
                     self.record_none("concurrent", ["start_wall_s", "start_cpu_ms_total",
-                                                    "start_until_state_s", "start_maxrss_kib"], rt.name)
+                                                    "start_until_state_s"], rt.name)
                 else:
                     self.record("concurrent", "start_wall_s", rt.name, (t_ret - t0) / 1e9)
                     self.record("concurrent", "start_cpu_ms_total", rt.name, sum(r.cpu_ms for r in rs))
                     self.record("concurrent", "start_until_state_s", rt.name, (t_run - t0) / 1e9)
-                    self.record("concurrent", "start_maxrss_kib", rt.name, max(r.maxrss_kib for r in rs))
                 if dbad:
                     self.record_none("concurrent", ["delete_wall_s", "delete_cpu_ms_total"], rt.name)
                 else:
                     self.record("concurrent", "delete_wall_s", rt.name, (d_end - d0) / 1e9)
                     self.record("concurrent", "delete_cpu_ms_total", rt.name, sum(r.cpu_ms for r in ds))
                 self.check_leftovers(rt, f"concurrent round {i}")
+
+    def timed_rss(self, argv):
+        """Peak RSS through /usr/bin/time (a forked, small parent): the
+        children we posix_spawn share our address space until exec, so
+        their ru_maxrss starts at ours."""
+        out = Path(self.args.workdir) / "rss.out"
+        r = self.call(["/usr/bin/time", "-f", "%M", "-o", str(out)] + argv)
+        if not r.ok:
+            return r, None
+        try:
+            return r, int(out.read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            return r, None
+
+    def scen_rss(self, rts):
+        k = self.args.rss_runs
+        print(f"== peak RSS (/usr/bin/time -f %M) of run, create, exec ({k} runs)", flush=True)
+        ids = {}
+        for rt in rts:
+            cid = self.new_id(rt, "x")
+            r = self.call(rt.cmd("run", "--detach", "--bundle", rt.bundles["sleep"], cid))
+            if r.ok:
+                ids[rt.name] = cid
+                self.live.setdefault(rt.name, set()).add(cid)
+            else:
+                self.error(rt.name, "rss setup (run -d): " + r.describe())
+        try:
+            for i in range(k):
+                for rt in self.order(rts, i):
+                    cid = self.new_id(rt, "m")
+                    r, v = self.timed_rss(rt.cmd("run", "--bundle", rt.bundles["true"], cid))
+                    if v is None:
+                        self.error(rt.name, "rss run: " + r.describe())
+                        self.force_delete(rt, cid)
+                    self.record("rss", "run_kib", rt.name, v)
+                    cid = self.new_id(rt, "n")
+                    r, v = self.timed_rss(rt.cmd("create", "--bundle", rt.bundles["true"], cid))
+                    if v is None:
+                        self.error(rt.name, "rss create: " + r.describe())
+                    self.record("rss", "create_kib", rt.name, v)
+                    self.force_delete(rt, cid)
+                    if rt.name in ids:
+                        r, v = self.timed_rss(rt.cmd("exec", ids[rt.name], "/bin/true"))
+                        if v is None:
+                            self.error(rt.name, "rss exec: " + r.describe())
+                        self.record("rss", "exec_kib", rt.name, v)
+        finally:
+            for rt in rts:
+                if rt.name in ids:
+                    self.force_delete(rt, ids[rt.name])
 
     # -- leftovers -------------------------------------------------------
 
@@ -671,6 +716,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--containers", type=int, default=50)
+    ap.add_argument("--rss-runs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--scenarios", default="wrapper,run,split,exec,concurrent")
     ap.add_argument("--json", required=True)
@@ -718,7 +764,7 @@ def main():
         if "wrapper" in scen and args.wrapper and any(rt.wrapped for rt in rts):
             b.baseline_wrapper(args.wrapper)
         for name, fn in (("run", b.scen_run), ("split", b.scen_split), ("exec", b.scen_exec),
-                         ("concurrent", b.scen_concurrent)):
+                         ("concurrent", b.scen_concurrent), ("rss", b.scen_rss)):
             if name in scen:
                 fn(rts)
                 loads.append(os.getloadavg())

@@ -31,14 +31,13 @@ FIGURES = [
     ("exec", "cpu_ms", "`exec true`, cpu", "ms", 1, True),
     ("concurrent", "start_wall_s", "50 × `run -d` at once, until all returned, wall", "s", 0, False),
     ("concurrent", "start_until_state_s", "… until `state` said running for all, wall", "s", 0, False),
-    ("concurrent", "start_cpu_ms_total", "50 × `run -d`, cpu (sum)", "ms", 50, True),
+    ("concurrent", "start_cpu_ms_total", "50 × `run -d`, cpu (sum)", "ms", "M", True),
     ("concurrent", "delete_wall_s", "50 × `delete --force` at once, wall", "s", 0, False),
-    ("concurrent", "delete_cpu_ms_total", "50 × `delete --force`, cpu (sum)", "ms", 50, True),
-    ("run", "maxrss_kib", "peak RSS of `run`", "KiB", 0, False),
-    ("exec", "maxrss_kib", "peak RSS of `exec`", "KiB", 0, False),
-    ("split", "create_maxrss_kib", "peak RSS of `create`", "KiB", 0, False),
+    ("concurrent", "delete_cpu_ms_total", "50 × `delete --force`, cpu (sum)", "ms", "M", True),
+    ("rss", "run_kib", "peak RSS of `run`", "KiB", 0, False),
+    ("rss", "create_kib", "peak RSS of `create`", "KiB", 0, False),
+    ("rss", "exec_kib", "peak RSS of `exec`", "KiB", 0, False),
 ]
-FIGURES = [(s, m, lbl, u, c, sub) for s, m, lbl, u, c, sub in FIGURES]
 
 CHART = [
     ("run", "wall_ms", "run, wall"),
@@ -50,7 +49,7 @@ CHART = [
     ("exec", "cpu_ms", "exec, cpu"),
     ("concurrent", "start_wall_s", "50 × run -d, wall"),
     ("concurrent", "delete_wall_s", "50 × delete -f, wall"),
-    ("run", "maxrss_kib", "peak RSS (run)"),
+    ("rss", "run_kib", "peak RSS (run)"),
     ("size", "bytes_with_libs", "binary + libs"),
 ]
 
@@ -76,6 +75,8 @@ class Data:
         self.wc = res.get("wrapper_cost", {})
 
     def wrapper_cost(self, metric, calls, sub):
+        if calls == "M":
+            calls = self.res["params"]["containers"]
         if not sub or not calls:
             return 0.0
         if "wall" in metric:
@@ -96,6 +97,10 @@ class Data:
             c = self.wrapper_cost(metric, calls, sub)
             xs = [None if x is None else x - c for x in xs]
         return xs
+
+    def label(self, text):
+        return text.replace("50 ×", f"{self.res['params']['containers']} ×").replace(
+            "50 times for the 50-container", f"{self.res['params']['containers']} times for the {self.res['params']['containers']}-container")
 
     def paired(self, scen, metric, a, b, calls=1, sub=True):
         xa = self.values(scen, metric, a, calls=calls, sub=sub)
@@ -156,6 +161,7 @@ def write_md(d: Data, path):
                  f"{w.get('wall_ms', {}).get('true', {}).get('median', 0):.2f} ms wall). "
                  "\"crun (net)\" subtracts it once per wrapped call (50 times for the 50-container cpu sums; "
                  "not from the concurrent wall times, where the calls overlap).")
+        L[-1] = d.label(L[-1])
     if "bulkhead-hardened" in names:
         L.append("* `bulkhead` uses the same `runc spec` config as the peers; `bulkhead-hardened` uses the config "
                  "written by `bulkhead spec` (bulkhead's hardened defaults: seccomp allow-list, reduced "
@@ -186,7 +192,7 @@ def write_md(d: Data, path):
         row = [d.paired(scen, metric, a, b, calls, sub) for a, b in cols]
         if all(r is None for r in row):
             continue
-        L.append(f"| {label} | " + " | ".join(fr(r) for r in row) + " |")
+        L.append(f"| {d.label(label)} | " + " | ".join(fr(r) for r in row) + " |")
     # resident and size: single values, plain ratios
     rez = res.get("extra", {}).get("resident", {}).get("concurrent", {})
     if rez:
@@ -196,6 +202,13 @@ def write_md(d: Data, path):
             row.append(ra["pss_kib_per_container"] / rb["pss_kib_per_container"]
                        if ra and rb and rb["pss_kib_per_container"] else None)
         L.append("| PSS resident per running container (host side) | " + " | ".join(fr(r) for r in row) + " |")
+        row = []
+        for a, b in cols:
+            ra, rb = rez.get(a), rez.get(b)
+            ua = ra and ra.get("uss_kib_per_container")
+            ub = rb and rb.get("uss_kib_per_container")
+            row.append(ua / ub if ua and ub else None)
+        L.append("| USS resident per running container (host side) | " + " | ".join(fr(r) for r in row) + " |")
     for key, label in (("bytes", "binary size"), ("bytes_with_libs", "binary + shared libs")):
         row = []
         for a, b in cols:
@@ -231,7 +244,7 @@ def write_md(d: Data, path):
                     continue
                 cells.append(f"{fmt(statistics.median(xs), unit)} ({fmt(min(xs), unit)}–{fmt(max(xs), unit)})")
         if anyv:
-            L.append(f"| {label} | {unit} | " + " | ".join(cells) + " |")
+            L.append(f"| {d.label(label)} | {unit} | " + " | ".join(cells) + " |")
     L.append("")
 
     # resident
@@ -240,10 +253,14 @@ def write_md(d: Data, path):
         L.append("")
         L.append("Host-side processes left per container once the runtime has returned (every process "
                  "re-parented to the benchmark, which is a child subreaper), summed from "
-                 "`/proc/PID/smaps_rollup`. Kernel memory (namespaces, cgroups, page tables) is not included.")
+                 "`/proc/PID/smaps_rollup`. USS = Private_Clean + Private_Dirty (memory only this container "
+                 "holds); PSS also charges a share of pages shared with the other containers, so it depends on "
+                 "how many run at once (first rows: all of them; last rows: one container, measured while the "
+                 "other runtimes' exec containers were running). Kernel memory (namespaces, cgroups, page "
+                 "tables) is not included.")
         L.append("")
-        L.append("| runtime | containers | processes per container | PSS per container, KiB | RSS per container, KiB | processes |")
-        L.append("|---|---|---|---|---|---|")
+        L.append("| runtime | containers | processes per container | USS per container, KiB | PSS per container, KiB | RSS per container, KiB | processes |")
+        L.append("|---|---|---|---|---|---|---|")
         for label in ("concurrent", "exec_single"):
             for n in names:
                 r = res["extra"]["resident"].get(label, {}).get(n)
@@ -251,6 +268,7 @@ def write_md(d: Data, path):
                     continue
                 comms = ", ".join(f"{k}×{v}" for k, v in sorted(r["comms"].items()))
                 L.append(f"| {n} | {r['containers']} | {r['processes_per_container']:.2f} | "
+                         f"{r.get('uss_kib_per_container', 0):.0f} | "
                          f"{r['pss_kib_per_container']:.0f} | {r['rss_kib_per_container']:.0f} | {comms} |")
         L.append("")
 
@@ -302,7 +320,7 @@ def write_svg(d: Data, path):
                 calls, sub = (fig[4], fig[5]) if fig else (1, True)
                 vals.append(d.paired(scen, metric, n, "runc", calls, sub))
         if any(v is not None for v in vals):
-            rows.append((label, vals))
+            rows.append((d.label(label), vals))
     bar_h, gap, left, right, top = 11, 10, 150, 60, 58
     group_h = bar_h * len(series) + gap
     width = 760

@@ -12,16 +12,16 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-n=30 warmup=2 rounds=3 containers=50 timeout=30
+n=30 warmup=2 rounds=3 containers=50 timeout=30 rss_runs=10
 with_youki=0 build=1 install=1 keep=0
-scenarios=wrapper,run,split,exec,concurrent
+scenarios=wrapper,run,split,exec,concurrent,rss
 out="$repo/docs/bench"
 cache=${BULKHEAD_BENCH_CACHE:-/var/cache/bulkhead-bench}
 
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) n=5 warmup=1 rounds=1 ;;
+        --quick) n=5 warmup=1 rounds=1 rss_runs=3 ;;
         --with-youki) with_youki=1 ;;
         -n) n=$2; shift ;;
         --warmup) warmup=$2; shift ;;
@@ -95,6 +95,7 @@ bench_pid=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    set +e +o pipefail
     if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
         kill -TERM "$bench_pid" 2>/dev/null || true   # it deletes its containers
         wait "$bench_pid" 2>/dev/null || true
@@ -123,7 +124,7 @@ cleanup() {
             -exec rmdir {} \; 2>/dev/null || true
     fi
     grep -F "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r |
-        while read -r m; do umount -l "$m" 2>/dev/null || true; done
+        while read -r m; do umount -l "$m" 2>/dev/null; done
     if [ "$keep" = 1 ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
     exit "$rc"
 }
@@ -188,7 +189,7 @@ json="$out/results-$date.json"
 log "measuring (n=$n, warm-up=$warmup, rounds=$rounds, containers=$containers); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$here/bench.py" --workdir "$work" --wrapper "$here/crun-hybrid-wrap.sh" \
     -n "$n" --warmup "$warmup" --rounds "$rounds" --containers "$containers" \
-    --timeout "$timeout" --scenarios "$scenarios" --json "$json" --tag-file "$work/tag" \
+    --timeout "$timeout" --scenarios "$scenarios" --rss-runs "$rss_runs" --json "$json" --tag-file "$work/tag" \
     "${runtimes[@]}" "${bundles[@]}" "${binaries[@]}" "${versions[@]}" &
 bench_pid=$!
 wait "$bench_pid" || { rc=$?; bench_pid=; echo "bench.py failed ($rc)" >&2; exit "$rc"; }
