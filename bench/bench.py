@@ -389,7 +389,6 @@ class Bench:
         ids = {}
         for rt in rts:
             cid = self.new_id(rt, "e")
-            before = set(self.descendants())
             r = self.call(rt.cmd("run", "--detach", "--bundle", rt.bundles["sleep"], cid))
             if not r.ok:
                 self.error(rt.name, "exec setup (run -d): " + r.describe())
@@ -397,8 +396,6 @@ class Bench:
                 continue
             self.live.setdefault(rt.name, set()).add(cid)
             ids[rt.name] = cid
-            time.sleep(0.2)  # let a detached runtime's helpers settle
-            self.resident(rt, [cid], "exec_single", exclude=before)
         act = [rt for rt in rts if rt.name in ids]
         w, n = self.warm_and_iters()
         try:
@@ -536,7 +533,23 @@ class Bench:
         except (OSError, ValueError, IndexError):
             return r, None
 
+    def scen_single(self, rts):
+        """Resident cost of one container, alone: no other container runs
+        (USS and PSS depend on how many processes share the busybox pages)."""
+        for rt in rts:
+            cid = self.new_id(rt, "1")
+            r = self.call(rt.cmd("run", "--detach", "--bundle", rt.bundles["sleep"], cid))
+            if not r.ok:
+                self.error(rt.name, "single (run -d): " + r.describe())
+            else:
+                self.live.setdefault(rt.name, set()).add(cid)
+                time.sleep(0.2)  # let a detached runtime's helpers settle
+                self.resident(rt, [cid], "single")
+            self.force_delete(rt, cid)
+            self.check_leftovers(rt, "single")
+
     def scen_rss(self, rts):
+        self.scen_single(rts)
         k = self.args.rss_runs
         print(f"== peak RSS (/usr/bin/time -f %M) of run, create, exec ({k} runs)", flush=True)
         ids = {}

@@ -103,6 +103,7 @@ class Data:
             "50 times for the 50-container", f"{self.res['params']['containers']} times for the {self.res['params']['containers']}-container")
 
     def paired(self, scen, metric, a, b, calls=1, sub=True):
+        """Median of per-iteration A/B; sub=False: crun with its wrapper."""
         xa = self.values(scen, metric, a, calls=calls, sub=sub)
         xb = self.values(scen, metric, b, calls=calls, sub=sub)
         if not xa or not xb:
@@ -175,6 +176,11 @@ def write_md(d: Data, path):
     # ratios
     L.append("## Paired ratios (median of per-iteration ratios; < 1 means bulkhead is faster / smaller)")
     L.append("")
+    if d.wrapped:
+        L.append("Against crun, the bold figure uses crun net of its wrapper; the figure in parentheses uses "
+                 "crun with the wrapper (its cost not subtracted). The true ratio lies between the two: the "
+                 "wrapper's cost is a median, and subtracting it from single noisy samples can overshoot.")
+        L.append("")
     cols = []
     for s in subjects:
         for pr in peers:
@@ -192,7 +198,15 @@ def write_md(d: Data, path):
         row = [d.paired(scen, metric, a, b, calls, sub) for a, b in cols]
         if all(r is None for r in row):
             continue
-        L.append(f"| {d.label(label)} | " + " | ".join(fr(r) for r in row) + " |")
+        cells = []
+        for (a, b), r in zip(cols, row):
+            c = fr(r)
+            if b in d.wrapped and r is not None and sub and calls:
+                raw = d.paired(scen, metric, a, b, calls, False)
+                if raw is not None:
+                    c += f" ({raw:.2f})"
+            cells.append(c)
+        L.append(f"| {d.label(label)} | " + " | ".join(cells) + " |")
     # resident and size: single values, plain ratios
     rez = res.get("extra", {}).get("resident", {}).get("concurrent", {})
     if rez:
@@ -255,13 +269,13 @@ def write_md(d: Data, path):
                  "re-parented to the benchmark, which is a child subreaper), summed from "
                  "`/proc/PID/smaps_rollup`. USS = Private_Clean + Private_Dirty (memory only this container "
                  "holds); PSS also charges a share of pages shared with the other containers, so it depends on "
-                 "how many run at once (first rows: all of them; last rows: one container, measured while the "
-                 "other runtimes' exec containers were running). Kernel memory (namespaces, cgroups, page "
+                 "how many run at once (first rows: all of them at once; last rows: one container, "
+                 "alone). Kernel memory (namespaces, cgroups, page "
                  "tables) is not included.")
         L.append("")
         L.append("| runtime | containers | processes per container | USS per container, KiB | PSS per container, KiB | RSS per container, KiB | processes |")
         L.append("|---|---|---|---|---|---|---|")
-        for label in ("concurrent", "exec_single"):
+        for label in ("concurrent", "single"):
             for n in names:
                 r = res["extra"]["resident"].get(label, {}).get(n)
                 if not r:

@@ -174,13 +174,13 @@ done
 runtimes=(--runtime "bulkhead=$BH" --runtime "bulkhead-hardened=$BH"
           --runtime "runc=$RUNC" --runtime "crun=wrap:$CRUN")
 binaries=(--binary "bulkhead=$BH" --binary "runc=$RUNC" --binary "crun=$CRUN")
-versions=(--version "bulkhead=$("$BH" --version | head -1) ($(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
-          --version "runc=$("$RUNC" --version | head -1)"
-          --version "crun=$("$CRUN" --version | head -1)")
+versions=(--version "bulkhead=$("$BH" --version 2>&1 | sed -n 1p) ($(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+          --version "runc=$("$RUNC" --version 2>&1 | sed -n 1p)"
+          --version "crun=$("$CRUN" --version 2>&1 | sed -n 1p)")
 if [ -n "$YOUKI" ]; then
     runtimes+=(--runtime "youki=$YOUKI")
     binaries+=(--binary "youki=$YOUKI")
-    versions+=(--version "youki=$("$YOUKI" --version | head -1)")
+    versions+=(--version "youki=$("$YOUKI" --version 2>&1 | sed -n 1p)")
 fi
 
 date=$(date -u +%Y-%m-%d)
