@@ -300,6 +300,13 @@ def write_md(d: Data, path):
     if res.get("errors"):
         L.append("## Errors during the run")
         L.append("")
+        yk = res["errors"].get("youki", [])
+        if yk and all("timed out" in m and " run " in m for m in yk):
+            L.append("youki's timeouts are its known foreground-`run` hang (youki 0.7.0 waits for SIGCHLD only "
+                     "after `start` returns, so an init that exits first is missed and `run` blocks forever; "
+                     "`crates/youki/src/commands/run.rs`). The harness kills the call after the timeout and "
+                     "leaves the sample out; youki's `run` figures are over the remaining iterations.")
+            L.append("")
         for n, msgs in res["errors"].items():
             for msg in msgs:
                 L.append(f"* {n}: `{msg.replace('`', chr(39))[:300]}`")
