@@ -18,7 +18,7 @@ scenarios=wrapper,run,split,exec,concurrent,rss
 out="$repo/docs/bench"
 cache=${BULKHEAD_BENCH_CACHE:-/var/cache/bulkhead-bench}
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) n=5 warmup=1 rounds=1 rss_runs=3 ;;
