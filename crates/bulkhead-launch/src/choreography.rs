@@ -54,7 +54,10 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     let joins = open_joins(req)?;
     // Compiled here, outside the sensitive child; the init only loads bytes.
     let seccomp = match &req.plan.seccomp {
-        Some(s) => Some(bulkhead_seccomp::compile(s)?),
+        Some(s) => Some(match req.seccomp_cache {
+            Some(dir) => bulkhead_seccomp::compile_cached(s, dir)?,
+            None => bulkhead_seccomp::compile(s)?,
+        }),
         None => None,
     };
     if let Some(c) = &seccomp {

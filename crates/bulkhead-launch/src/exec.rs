@@ -36,6 +36,8 @@ pub struct ExecRequest<'a> {
     pub preserve_fds: u32,
     /// The container's state, for the seccomp notify agent.
     pub hook_state: crate::hooks::HookState,
+    /// Where compiled seccomp filters are cached (None: compile every time).
+    pub seccomp_cache: Option<&'a Path>,
 }
 
 fn ns_inode(pid: &str, kind: NsKind) -> Option<u64> {
@@ -58,7 +60,10 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
         })
         .fold(0, |acc, k| acc | k.clone_flag());
     let seccomp = match &req.plan.seccomp {
-        Some(s) => Some(bulkhead_seccomp::compile(s)?),
+        Some(s) => Some(match req.seccomp_cache {
+            Some(dir) => bulkhead_seccomp::compile_cached(s, dir)?,
+            None => bulkhead_seccomp::compile(s)?,
+        }),
         None => None,
     };
     let console = match req.console_socket {

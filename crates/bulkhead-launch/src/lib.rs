@@ -47,6 +47,8 @@ pub struct LaunchRequest<'a> {
     pub hook_state: hooks::HookState,
     /// Create a new session keyring for the container (runc's default).
     pub new_keyring: bool,
+    /// Where compiled seccomp filters are cached (None: compile every time).
+    pub seccomp_cache: Option<&'a Path>,
 }
 
 /// Why a launch failed. Messages from the container side come back as text

@@ -153,6 +153,11 @@ impl Store {
         Store { root }
     }
 
+    /// Compiled seccomp filters, shared by all containers of this root.
+    fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(".cache").join("seccomp")
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -355,6 +360,7 @@ impl Store {
             no_pivot: opts.no_pivot,
             hook_state,
             new_keyring: !opts.no_new_keyring,
+            seccomp_cache: Some(&self.seccomp_cache()),
         };
         let pid = bulkhead_launch::launch(&req)?;
         cleanup.pid = Some(pid);
@@ -534,6 +540,7 @@ impl Store {
             console_socket: opts.console_socket.as_deref(),
             preserve_fds: opts.preserve_fds,
             hook_state: hook_state(&rec),
+            seccomp_cache: Some(&self.seccomp_cache()),
         };
         let pid = bulkhead_launch::exec::exec_process(&req)?;
         if let Some(p) = &opts.pid_file {

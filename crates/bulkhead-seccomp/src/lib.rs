@@ -25,6 +25,9 @@ use oci_spec::runtime::{
     LinuxSeccompOperator,
 };
 
+mod cache;
+pub use cache::compile_cached;
+
 /// Real Linux syscalls (up to 6.18) that libseccomp 2.5.4's table lacks:
 /// profiles may name them; they are skipped with a warning rather than
 /// treated as typos.
