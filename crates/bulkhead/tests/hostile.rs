@@ -369,7 +369,7 @@ fn malformed_config_bytes_are_rejected_cleanly() {
         ("a JSON array", b"[1,2,3]".to_vec(), vec!["config.json"]),
         (
             "truncated JSON",
-            base()[..200].as_bytes().to_vec(),
+            base().as_bytes()[..200].to_vec(),
             vec!["config.json"],
         ),
         (
@@ -506,25 +506,25 @@ fn process_corpus_is_rejected_cleanly_by_exec() {
         (
             "invalid-utf8",
             byte_for_marker(&p.replacen("/bin/true", "/bin/\u{1}", 1), 0xff),
-            vec!["process.json", "args"],
+            vec!["process-invalid-utf8.json", "args[0]"],
         ),
         (
             "deep",
             p.replacen("[\"/bin/true\"]", &deep, 1).into_bytes(),
-            vec!["process.json", "recursion"],
+            vec!["process-deep.json", "args[0]"],
         ),
         (
             "giant-program",
             p.replacen("\"/bin/true\"", &giant, 1).into_bytes(),
             vec!["args"],
         ),
-        ("empty", Vec::new(), vec!["process.json"]),
+        ("empty", Vec::new(), vec!["process-empty.json", "EOF"]),
         (
             "trailing-garbage",
             format!("{p}{{\"args\":[]}}").into_bytes(),
-            vec!["process.json"],
+            vec!["process-trailing-garbage.json"],
         ),
-        ("array", b"[]".to_vec(), vec!["process.json"]),
+        ("array", b"[]".to_vec(), vec!["process-array.json"]),
     ];
     failures.extend(check_table(
         &raw,
@@ -755,6 +755,41 @@ fn race_once(share_host_mount_ns: bool) {
     let rootfs = private_rootfs(&owner);
     let race = rootfs.join("mnt/race");
     fs::create_dir_all(race.join("sub")).unwrap();
+    let host_s = host.path().to_str().unwrap().to_owned();
+    let bundle = || {
+        let mut b = with_root(Bundle::in_root(owner.state_root()), &rootfs)
+            .args(&["/bin/true"])
+            .mount(
+                "/mnt/race/sub/new",
+                "bind",
+                src.path().to_str().unwrap(),
+                &["rbind", "ro"],
+            )
+            .watch_mounts(&host_s)
+            .watch_mounts(rootfs.to_str().unwrap());
+        if share_host_mount_ns {
+            b = b.without_namespace("mount");
+            b.config["linux"]["maskedPaths"] = json!([]);
+            b.config["linux"]["readonlyPaths"] = json!([]);
+        }
+        b
+    };
+    let host_unchanged = |out: &RtOutput| {
+        assert!(
+            entries(&host.path().join("sub")).is_empty() && entries(host.path()) == ["sub"],
+            "the host directory changed: {:?} {:?}\n{out}",
+            entries(host.path()),
+            entries(&host.path().join("sub"))
+        );
+    };
+
+    // Without the racer the config is good, so refusals below are the race.
+    let control = bundle();
+    let out = control.create();
+    out.ok();
+    control.delete_force().ok();
+    host_unchanged(&out);
+    drop(control);
 
     let stop = Arc::new(AtomicBool::new(false));
     let racer = {
@@ -779,43 +814,26 @@ fn race_once(share_host_mount_ns: bool) {
 
     let start = Instant::now();
     let (mut ok, mut failed) = (0, 0);
+    let mut reasons = std::collections::BTreeSet::new();
     let mut outcome = Ok(());
-    while start.elapsed() < Duration::from_secs(1) || ok + failed < 3 {
-        let mut b = with_root(Bundle::in_root(owner.state_root()), &rootfs)
-            .args(&["/bin/true"])
-            .mount(
-                "/mnt/race/sub/new",
-                "bind",
-                src.path().to_str().unwrap(),
-                &["rbind", "ro"],
-            )
-            .watch_mounts(host.path().to_str().unwrap())
-            .watch_mounts(rootfs.to_str().unwrap());
-        if share_host_mount_ns {
-            b = b.without_namespace("mount");
-            b.config["linux"]["maskedPaths"] = json!([]);
-            b.config["linux"]["readonlyPaths"] = json!([]);
-        }
+    while start.elapsed() < Duration::from_secs(1) || ok + failed < 8 {
+        let b = bundle();
         let res = catch_unwind(AssertUnwindSafe(|| {
             let out = b.create();
             if out.success() {
                 ok += 1;
                 let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
                 assert!(
-                    !mi.contains(host.path().to_str().unwrap()),
-                    "bind mount landed on the host directory"
+                    !mi.contains(&host_s),
+                    "a mount landed on the host directory"
                 );
             } else {
                 failed += 1;
                 assert!(!out.stderr.contains("panicked at"), "panic: {out}");
+                reasons.insert(out.stderr.trim().replace(&b.id, "<id>"));
             }
             b.delete_force().ok();
-            assert!(
-                entries(&host.path().join("sub")).is_empty() && entries(host.path()) == ["sub"],
-                "the host directory changed: {:?} {:?}\n{out}",
-                entries(host.path()),
-                entries(&host.path().join("sub"))
-            );
+            host_unchanged(&out);
             drop(b);
         }));
         if let Err(e) = res {
@@ -833,7 +851,8 @@ fn race_once(share_host_mount_ns: bool) {
         fs::rename(rootfs.join("mnt/race.dir"), &race).unwrap();
     }
     eprintln!(
-        "race (host mount ns: {share_host_mount_ns}): {ok} created, {failed} refused, {swaps} swaps"
+        "race (host mount ns: {share_host_mount_ns}): {ok} created, {failed} refused, \
+         {swaps} swaps; refusals: {reasons:#?}"
     );
     if let Err(e) = outcome {
         std::panic::resume_unwind(e);
