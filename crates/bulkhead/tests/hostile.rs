@@ -858,3 +858,22 @@ fn race_once(share_host_mount_ns: bool) {
         std::panic::resume_unwind(e);
     }
 }
+
+/// A seccomp profile past the kernel's 4096 BPF instructions (built here:
+/// as a corpus file it would be a megabyte).
+#[test]
+fn seccomp_profile_over_the_instruction_limit_is_rejected() {
+    require_root!();
+    let rules: Vec<Value> = (0..8000)
+        .map(|v| {
+            json!({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                   "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]})
+        })
+        .collect();
+    let b = Bundle::new().args(&["/bin/true"]).json_patch(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules});
+    });
+    b.write_config();
+    let out = create_raw(&b, &b.id, &[]);
+    assert_rejected(&b, &b.id, &out, &["seccomp", "4096"]);
+}
