@@ -742,6 +742,10 @@ fn pid_file_in_missing_directory_leaves_nothing() {
 fn rootfs_swapped_for_a_symlink_during_create() {
     require_root!();
     for share_host_mount_ns in [true, false] {
+        if share_host_mount_ns && is_runc() {
+            eprintln!("skipped without a mount namespace: runc leaves its mounts behind");
+            continue;
+        }
         race_once(share_host_mount_ns);
     }
 }
