@@ -47,11 +47,13 @@ mkdir -p logs
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
+    dict=()
+    [ -f "dicts/$t.dict" ] && dict=(-dict="$PWD/dicts/$t.dict")
     echo "fuzz.sh: $t for ${secs}s"
     # -rss_limit_mb: libseccomp and serde on deep JSON are the big users;
     # -timeout: one input taking more than 10 s is a hang worth a report.
     if cargo +nightly fuzz run "$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 \
+        -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 "${dict[@]}" \
         >"logs/$t.log" 2>&1; then
         grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "logs/$t.log" |
             sed "s/^/    /"
