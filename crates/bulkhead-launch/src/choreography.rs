@@ -42,6 +42,14 @@ fn open_joins(req: &LaunchRequest<'_>) -> Result<Joins, LaunchError> {
                 "linux.namespaces[{i}].path: {}",
                 path.display()
             )))?;
+            const NSFS_MAGIC: i64 = 0x6e73_6673;
+            let is_ns = rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type == NSFS_MAGIC);
+            if !is_ns {
+                return Err(LaunchError::Setup(format!(
+                    "linux.namespaces[{i}].path: {} is not a namespace file",
+                    path.display()
+                )));
+            }
             out.push((ns.kind, OwnedFd::from(f)));
         }
     }
@@ -54,10 +62,15 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     let joins = open_joins(req)?;
     // Compiled here, outside the sensitive child; the init only loads bytes.
     let seccomp = match &req.plan.seccomp {
-        Some(s) => Some(match req.seccomp_cache {
-            Some(dir) => bulkhead_seccomp::compile_cached(s, dir)?,
-            None => bulkhead_seccomp::compile(s)?,
-        }),
+        Some(s) => Some(
+            match req
+                .seccomp_cache
+                .and_then(|d| bulkhead_seccomp::lookup_cached(s, d))
+            {
+                Some(c) => c,
+                None => bulkhead_seccomp::compile(s)?,
+            },
+        ),
         None => None,
     };
     if let Some(c) = &seccomp {
@@ -100,7 +113,13 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
             drop(console);
             drop(joins);
             drop(trees);
-            stage0(req, pid, &parent)
+            let pid = stage0(req, pid, &parent)?;
+            // Cached only once it has served a container that came up.
+            if let (Some(s), Some(c), Some(dir)) = (&req.plan.seccomp, &seccomp, req.seccomp_cache)
+            {
+                bulkhead_seccomp::remember_compiled(s, dir, c);
+            }
+            Ok(pid)
         }
     }
 }
@@ -142,10 +161,7 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     // stage 1's InitPid has been read, or the two would interleave.
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
     loop {
-        match ch
-            .recv_with_fd()
-            .map_err(io_err("waiting for the container init"))?
-        {
+        match ch.recv_with_fd().map_err(|e| init_lost(req.plan, e))? {
             (Msg::SeccompListener, Some(fd)) => {
                 let state = req.hook_state.json("creating", init_pid);
                 crate::notify::hand_over(req.plan, &state, init_pid, fd)?;
@@ -163,6 +179,20 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     }
     init.disarm();
     Ok(init_pid)
+}
+
+/// The init went away without a word. With a seccomp profile loaded before
+/// exec the likeliest reason is a refused syscall (the runtime's own
+/// sendmsg, read or execve); say so rather than just "EOF".
+pub(crate) fn init_lost(plan: &bulkhead_spec::plan::Plan, e: std::io::Error) -> LaunchError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof && plan.seccomp.is_some() {
+        return LaunchError::Setup(
+            "the container process died during setup without reporting; linux.seccomp may \
+             refuse a syscall the runtime needs before exec (sendmsg, read, execve)"
+                .into(),
+        );
+    }
+    io_err("waiting for the container init")(e)
 }
 
 /// Write uid_map and gid_map of a process in a new user namespace. Done by

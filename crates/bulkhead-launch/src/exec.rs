@@ -60,10 +60,15 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
         })
         .fold(0, |acc, k| acc | k.clone_flag());
     let seccomp = match &req.plan.seccomp {
-        Some(s) => Some(match req.seccomp_cache {
-            Some(dir) => bulkhead_seccomp::compile_cached(s, dir)?,
-            None => bulkhead_seccomp::compile(s)?,
-        }),
+        Some(s) => Some(
+            match req
+                .seccomp_cache
+                .and_then(|d| bulkhead_seccomp::lookup_cached(s, d))
+            {
+                Some(c) => c,
+                None => bulkhead_seccomp::compile(s)?,
+            },
+        ),
         None => None,
     };
     let console = match req.console_socket {
@@ -88,7 +93,12 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
         Forked::Parent(pid) => {
             drop(child);
             drop(console);
-            stage0(req, pid, &parent)
+            let pid = stage0(req, pid, &parent)?;
+            if let (Some(s), Some(c), Some(dir)) = (&req.plan.seccomp, &seccomp, req.seccomp_cache)
+            {
+                bulkhead_seccomp::remember_compiled(s, dir, c);
+            }
+            Ok(pid)
         }
     }
 }
@@ -144,6 +154,10 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
             Ok((Msg::Error(e), _)) => {
                 let _ = bulkhead_sys::wait_exit(pid);
                 return Err(LaunchError::Setup(e));
+            }
+            Err(e) => {
+                kill(pid);
+                return Err(crate::choreography::init_lost(req.plan, e));
             }
             other => {
                 kill(pid);

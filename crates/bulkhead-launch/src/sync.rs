@@ -31,6 +31,9 @@ pub enum Msg {
     Error(String),
 }
 
+/// Longest error text sent over the socket (packets are read into 64 KiB).
+const MAX_ERROR: usize = 4096;
+
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
@@ -54,6 +57,17 @@ impl std::os::fd::AsRawFd for Channel {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
+        // An error text quoting a hostile config could exceed one packet:
+        // keep the start, which names the field.
+        if let Msg::Error(text) = msg
+            && text.len() > MAX_ERROR
+        {
+            let mut cut = MAX_ERROR;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            return self.send(&Msg::Error(format!("{}…", &text[..cut])));
+        }
         let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
         rustix::net::send(self.fd.as_fd(), &bytes, SendFlags::NOSIGNAL)?;
         Ok(())

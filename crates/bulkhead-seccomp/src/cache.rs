@@ -62,18 +62,31 @@ fn decode(b: &[u8]) -> Option<Compiled> {
 /// [`compile`] through the cache in `dir` (created 0700 if missing). Cache
 /// failures never fail the caller: they fall back to compiling.
 pub fn compile_cached(s: &LinuxSeccomp, dir: &Path) -> Result<Compiled, SeccompError> {
-    let Some(k) = key(s) else {
-        return compile(s);
-    };
-    let path = dir.join(&k);
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Some(c) = decode(&bytes)
-    {
+    if let Some(c) = lookup(s, dir) {
         return Ok(c);
     }
     let c = compile(s)?;
-    let _ = store(dir, &k, &encode(&c));
+    remember(s, dir, &c);
     Ok(c)
+}
+
+/// The cached program for `s`, if there is a valid entry.
+pub fn lookup(s: &LinuxSeccomp, dir: &Path) -> Option<Compiled> {
+    let k = key(s)?;
+    decode(&std::fs::read(dir.join(k)).ok()?)
+}
+
+/// Record a compiled program (best effort). Callers do this once the
+/// program has been used successfully, so a rejected config leaves nothing.
+pub fn remember(s: &LinuxSeccomp, dir: &Path, c: &Compiled) {
+    if let Some(k) = key(s)
+        && std::fs::read(dir.join(&k))
+            .ok()
+            .and_then(|b| decode(&b))
+            .is_none()
+    {
+        let _ = store(dir, &k, &encode(c));
+    }
 }
 
 fn store(dir: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {

@@ -26,7 +26,7 @@ use oci_spec::runtime::{
 };
 
 mod cache;
-pub use cache::compile_cached;
+pub use cache::{compile_cached, lookup as lookup_cached, remember as remember_compiled};
 
 /// Real Linux syscalls (up to 6.18) that libseccomp 2.5.4's table lacks:
 /// profiles may name them; they are skipped with a warning rather than

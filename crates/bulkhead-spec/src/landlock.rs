@@ -389,7 +389,7 @@ pub fn from_annotations(
 pub fn parse(value: &str) -> Result<LandlockPlan, LandlockError> {
     let root = field_root();
     let de = &mut serde_json::Deserializer::from_str(value);
-    let raw: RawDoc = serde_path_to_error::deserialize(de).map_err(|e| {
+    let raw: RawDoc = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         LandlockError::Json {
             field: if path == "." {
@@ -399,6 +399,11 @@ pub fn parse(value: &str) -> Result<LandlockPlan, LandlockError> {
             },
             msg: e.inner().to_string(),
         }
+    })?;
+    // Text after the document is a broken annotation, not something to ignore.
+    de.end().map_err(|e| LandlockError::Json {
+        field: root.clone(),
+        msg: e.to_string(),
     })?;
 
     let mode = match raw.mode.as_deref() {

@@ -40,22 +40,29 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PlanError {
 
 /// Parse a config.json from bytes; errors name the JSON path that failed.
 pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec, PlanError> {
+    parse_json(path, bytes)
+}
+
+/// Deserialize one whole JSON document: text after it is an error (a config
+/// with trailing garbage is corrupt, not something to half-read).
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, PlanError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| PlanError::Parse {
+    let v = serde_path_to_error::deserialize(&mut *de).map_err(|e| PlanError::Parse {
         path: path.to_path_buf(),
         field: e.path().to_string(),
         msg: e.inner().to_string(),
-    })
+    })?;
+    de.end().map_err(|e| PlanError::Parse {
+        path: path.to_path_buf(),
+        field: ".".into(),
+        msg: e.to_string(),
+    })?;
+    Ok(v)
 }
 
 /// Parse a process.json (for `exec --process`).
 pub fn parse_process(path: &Path, bytes: &[u8]) -> Result<Process, PlanError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| PlanError::Parse {
-        path: path.to_path_buf(),
-        field: e.path().to_string(),
-        msg: e.inner().to_string(),
-    })
+    parse_json(path, bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -408,6 +415,19 @@ impl Plan {
             if d.major() < 0 || d.minor() < 0 {
                 return Err(invalid(field, "major and minor must not be negative"));
             }
+            // The kernel's device numbers hold a 12-bit major and a 20-bit
+            // minor: anything larger would be silently truncated by mknod
+            // into another device (4097:1 becomes 1:1, /dev/mem).
+            if d.major() > 0xfff || d.minor() > 0xf_ffff {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "device {}:{} is out of range (major at most 4095, minor at most 1048575)",
+                        d.major(),
+                        d.minor()
+                    ),
+                ));
+            }
             devices.push(DevicePlan {
                 path,
                 kind,
@@ -744,6 +764,19 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
     if args.is_empty() || args[0].is_empty() {
         return Err(invalid("process.args", "must name the program to run"));
     }
+    // Limits execve itself would enforce, checked up front with the field.
+    if args[0].len() >= 4096 {
+        return Err(invalid("process.args[0]", "longer than PATH_MAX (4096)"));
+    }
+    const MAX_ARG_STRLEN: usize = 32 * 4096;
+    for (i, a) in args.iter().enumerate() {
+        if a.len() >= MAX_ARG_STRLEN {
+            return Err(invalid(
+                format!("process.args[{i}]"),
+                "longer than the kernel's limit for one argument (128 KiB)",
+            ));
+        }
+    }
     let env = p.env().clone().unwrap_or_default();
     for (i, e) in env.iter().enumerate() {
         if !e.contains('=') || e.starts_with('=') {
@@ -761,6 +794,24 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
         ));
     }
     let user = p.user();
+    // (uid_t)-1 tells setresuid/setresgid "leave unchanged": the process
+    // would silently keep the runtime's ids.
+    if user.uid() == u32::MAX {
+        return Err(invalid("process.user.uid", "4294967295 is not a valid id"));
+    }
+    if user.gid() == u32::MAX {
+        return Err(invalid("process.user.gid", "4294967295 is not a valid id"));
+    }
+    if let Some(i) = user
+        .additional_gids()
+        .as_ref()
+        .and_then(|g| g.iter().position(|g| *g == u32::MAX))
+    {
+        return Err(invalid(
+            format!("process.user.additionalGids[{i}]"),
+            "4294967295 is not a valid id",
+        ));
+    }
     let caps = match p.capabilities() {
         None => None,
         Some(c) => {
