@@ -122,8 +122,11 @@ fn relative_path(
 /// sub-tree, the sub-tree prefix is dropped.
 fn under_mount(mountpoint: &Path, root: &str, rel: &Path) -> PathBuf {
     let root_rel = Path::new(root.trim_start_matches('/'));
+    // A path naming exactly the shown sub-tree would be the mount point
+    // itself, i.e. the enclosing cgroup: never that, keep the full path below.
     if !root_rel.as_os_str().is_empty()
         && let Ok(rest) = rel.strip_prefix(root_rel)
+        && !rest.as_os_str().is_empty()
     {
         return mountpoint.join(rest);
     }
