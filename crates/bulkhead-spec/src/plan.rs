@@ -668,6 +668,7 @@ fn mount_plan(i: usize, m: &Mount, bundle: &Path) -> Result<MountPlan, PlanError
             "is required for a bind mount",
         ));
     }
+    check_proc_destination(&field, &destination, &fstype)?;
     let uid_mappings = id_maps(&format!("{field}.uidMappings"), m.uid_mappings().as_deref())?;
     let gid_mappings = id_maps(&format!("{field}.gidMappings"), m.gid_mappings().as_deref())?;
     if options.idmap.is_some() && !is_bind {
@@ -692,6 +693,44 @@ fn mount_plan(i: usize, m: &Mount, bundle: &Path) -> Result<MountPlan, PlanError
         uid_mappings,
         gid_mappings,
     })
+}
+
+/// Nothing may be mounted over procfs but procfs itself at /proc and the
+/// few files lxcfs-style tools replace: a mount over /proc/self/attr would
+/// swallow LSM label writes, one over /proc/sys would undo readonlyPaths.
+fn check_proc_destination(field: &str, dest: &Path, fstype: &str) -> Result<(), PlanError> {
+    const ALLOWED: [&str; 10] = [
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    ];
+    if dest == Path::new("/proc") {
+        if fstype == "proc" {
+            return Ok(());
+        }
+        return Err(invalid(
+            format!("{field}.destination"),
+            "only a proc filesystem may be mounted at /proc",
+        ));
+    }
+    if dest.starts_with("/proc") && !ALLOWED.iter().any(|a| dest == Path::new(a)) {
+        return Err(invalid(
+            format!("{field}.destination"),
+            format!(
+                "{} is inside /proc; only {} may be mounted over",
+                dest.display(),
+                ALLOWED.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_sysctl(key: &str, ns: &[NsPlan]) -> Result<(), PlanError> {
@@ -1038,6 +1077,30 @@ mod tests {
             e.contains("mounts[0].destination") && e.contains("escapes"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn mounts_over_proc_files_rejected() {
+        for (dest, ty) in [
+            ("/proc/self/attr", "tmpfs"),
+            ("/proc/sys", "proc"),
+            ("/proc", "tmpfs"),
+        ] {
+            let j = BASE.replace(
+                r#""linux""#,
+                &format!(
+                    r#""mounts":[{{"destination":"{dest}","type":"{ty}","source":"x"}}],"linux""#
+                ),
+            );
+            let e = plan(&j).unwrap_err().to_string();
+            assert!(e.contains("mounts[0].destination"), "{dest}: {e}");
+        }
+        let ok = BASE.replace(
+            r#""linux""#,
+            r#""mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+                {"destination":"/proc/meminfo","type":"bind","source":"/tmp/m","options":["bind"]}],"linux""#,
+        );
+        plan(&ok).unwrap();
     }
 
     #[test]
