@@ -225,7 +225,7 @@ pub fn cpus(s: &str) -> Result<Option<f64>, SandboxError> {
             format!("{s:?}: expected a number such as 0.5 or 2"),
         )
     })?;
-    if !v.is_finite() || v < 0.0 || v > 4096.0 {
+    if !v.is_finite() || !(0.0..=4096.0).contains(&v) {
         return Err(SandboxError::flag(
             "--cpus",
             format!("{s:?}: must be between 0 and 4096"),
