@@ -235,6 +235,24 @@ fn read_in_root(root: &Path, path: &str) -> Option<String> {
     Some(s)
 }
 
+/// The capabilities in this process's bounding set (root may lack some,
+/// e.g. CAP_SYS_RESOURCE in some VMs and containers).
+fn own_bounding_set() -> Option<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))?
+        .trim();
+    let mask = u64::from_str_radix(hex, 16).ok()?;
+    Some(
+        bulkhead_spec::caps::ALL
+            .iter()
+            .filter(|(_, n)| mask & (1u64 << n) != 0)
+            .map(|(name, _)| name.to_string())
+            .collect(),
+    )
+}
+
 /// Flags → [`SandboxOptions`] (root not decided yet).
 fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
     let mut o = SandboxOptions {
@@ -252,6 +270,7 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
         read_only: a.read_only,
         tty: a.tty,
         term: std::env::var("TERM").ok().filter(|t| !t.is_empty()),
+        host_caps: own_bounding_set(),
         ..Default::default()
     };
     for v in &a.volumes {
