@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod container;
 mod digest;
 mod error;
 mod manifest;
@@ -25,6 +26,7 @@ mod source;
 mod store;
 mod unpack;
 
+pub use container::{ContainerRoot, IdMap, release_dir};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use manifest::ImageConfig;

@@ -249,7 +249,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         mkdir_p(root)?;
         let root = fs::canonicalize(root).map_err(io_err(root.display().to_string()))?;
-        for d in ["blobs/sha256", "layers", "images", "tmp"] {
+        for d in ["blobs/sha256", "layers", "images", "tmp", "containers"] {
             mkdir_p(&root.join(d))?;
         }
         Ok(Store { root })
@@ -258,6 +258,24 @@ impl Store {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the root of container `name` lives (see
+    /// [`crate::ContainerRoot::prepare`]): `<root>/containers/<name>`.
+    /// `name` must be one plain path component.
+    pub fn container_dir(&self, name: &str) -> Result<PathBuf> {
+        let ok = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\0'])
+            && name.len() <= 255;
+        if !ok {
+            return Err(Error::Container {
+                dir: self.root.join("containers"),
+                reason: format!("invalid container name {name:?}"),
+            });
+        }
+        Ok(self.root.join("containers").join(name))
     }
 
     fn lock(&self) -> Result<Lock> {
