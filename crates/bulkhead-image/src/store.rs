@@ -490,6 +490,35 @@ impl Store {
         }
     }
 
+    /// What a user names an image by: a path to an OCI layout directory,
+    /// an OCI archive or a docker-archive (imported; the layers already in
+    /// the store are not unpacked again), else a name or id already in the
+    /// store. A reference that looks like a path (has a `/` or ends in
+    /// `.tar`/`.tar.gz`/`.tgz`) but does not exist is reported as a missing
+    /// file, not as an unknown image name.
+    pub fn resolve(&self, reference: &str, progress: &mut dyn FnMut(Progress)) -> Result<ImageRef> {
+        let path = Path::new(reference);
+        if reference.is_empty() {
+            return Err(Error::NotFound {
+                name: String::new(),
+            });
+        }
+        if fs::symlink_metadata(path).is_ok() {
+            return self.import(path, progress);
+        }
+        let pathlike = reference.contains('/')
+            || [".tar", ".tar.gz", ".tgz"]
+                .iter()
+                .any(|x| reference.ends_with(x));
+        match self.get(reference) {
+            Err(Error::NotFound { .. }) if pathlike => Err(Error::NotAnImage {
+                path: path.into(),
+                reason: "no such file or directory".into(),
+            }),
+            r => r,
+        }
+    }
+
     /// Forgets an image (its layers stay; there is no garbage collection
     /// yet).
     pub fn remove(&self, id: &Digest) -> Result<()> {

@@ -352,3 +352,51 @@ fn dropping_a_root_unmounts_it() {
     assert!(!mounted(&dir.join("rootfs")));
     assert!(!dir.exists());
 }
+
+#[test]
+fn references_are_paths_names_or_ids() {
+    require_root!();
+    let t = tmp();
+    let built = oci_layout(
+        &t.path().join("layout"),
+        &[Layer::gz(busybox_layer())],
+        None,
+    );
+    let archive = t.path().join("image.tar");
+    tar_dir(&built.dir, &archive);
+    let store = Store::open(&t.path().join("store")).unwrap();
+    let mut events = Vec::new();
+    let a = store
+        .resolve(archive.to_str().unwrap(), &mut |p| events.push(p))
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, bulkhead_image::Progress::LayerDone { cached: false, .. }))
+    );
+    // Importing the same digests again unpacks nothing.
+    events.clear();
+    let b = store
+        .resolve(built.dir.to_str().unwrap(), &mut |p| events.push(p))
+        .unwrap();
+    assert_eq!(a.id, b.id);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, bulkhead_image::Progress::LayerDone { cached: true, .. })),
+        "{events:?}"
+    );
+    // By name, id and id prefix, without touching any file.
+    for r in ["latest", &a.id.to_string(), &a.id.hex()[..12]] {
+        assert_eq!(
+            store.resolve(r, &mut |_| panic!("imported")).unwrap().id,
+            a.id,
+            "{r}"
+        );
+    }
+    let err = store.resolve("nosuch", &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let err = store.resolve("./nosuch.tar", &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("no such file"), "{err}");
+    assert_consistent(store.root());
+}
