@@ -12,8 +12,12 @@
 //! (`lowerdir+` takes each one by fd), so the idmapped lowers are never
 //! attached anywhere and no option-length limit applies.
 //!
-//! `<dir>/root.json` records the image and mapping, `<dir>/upper` and
-//! `<dir>/work` are overlayfs's, `<dir>/rootfs` is the mount point.
+//! `<dir>/root.json` records the image and mapping, `<dir>/rootfs` is the
+//! mount point, `<dir>/overlay/upper` and `<dir>/overlay/work` are
+//! overlayfs's. `overlay/` is 0700: overlayfs reaches the upper layer with
+//! the mounter's credentials, nobody else needs to (host users must not
+//! read the container's files there, nor the container reach them
+//! except through its root).
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -287,7 +291,7 @@ impl ContainerRoot {
         } else {
             mkdir(dir, 0o711)?;
         }
-        let had_upper = existed && dir.join("upper").is_dir();
+        let had_upper = existed && dir.join("overlay/upper").is_dir();
         let root = ContainerRoot {
             dir: dir.to_path_buf(),
             image,
@@ -300,10 +304,10 @@ impl ContainerRoot {
             if !existed {
                 let _ = remove_all(dir);
             } else {
-                let _ = remove_all(&dir.join("work"));
+                let _ = remove_all(&dir.join("overlay/work"));
                 let _ = fs::remove_dir(dir.join("rootfs"));
                 if !had_upper {
-                    let _ = remove_all(&dir.join("upper"));
+                    let _ = remove_all(&dir.join("overlay"));
                     let _ = fs::remove_file(dir.join(META));
                 }
             }
@@ -311,8 +315,9 @@ impl ContainerRoot {
     }
 
     fn setup(mut self, meta: &Meta, had_upper: bool) -> Result<ContainerRoot> {
-        let (upper, work, rootfs) = (self.upper(), self.dir.join("work"), self.rootfs());
+        let (upper, work, rootfs) = (self.upper(), self.dir.join("overlay/work"), self.rootfs());
         if !had_upper {
+            mkdir(&self.dir.join("overlay"), 0o700)?;
             // The overlay's root directory is the upper's: give it the
             // image root's mode, owned by the container's root.
             let top = self
@@ -355,7 +360,7 @@ impl ContainerRoot {
 
     /// The container's writable layer (its changes to the image).
     pub fn upper(&self) -> PathBuf {
-        self.dir.join("upper")
+        self.dir.join("overlay/upper")
     }
 
     /// The container directory.
@@ -418,7 +423,7 @@ pub fn release_dir(container_dir: &Path, keep: Option<bool>) -> Result<()> {
         }
     }
     if keep {
-        return remove_all(&dir.join("work"));
+        return remove_all(&dir.join("overlay/work"));
     }
     remove_all(dir)
 }

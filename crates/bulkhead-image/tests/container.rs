@@ -182,6 +182,13 @@ fn idmapped_root_ownership_and_writes_land_in_upper_owned_by_mapped_ids() {
     ));
     assert!(!rootfs.join("etc/remove-me").exists());
 
+    // Outside the root, the upper layer is out of reach of the container's
+    // ids (and of host users): only overlayfs reaches it.
+    let ovl = std::fs::metadata(upper.parent().unwrap()).unwrap();
+    assert_eq!((ovl.uid(), ovl.mode() & 0o777), (0, 0o700));
+    let out = sh_as(0, t.path(), &format!("cat {}/etc/new", upper.display()));
+    assert!(!out.status.success(), "{out:?}");
+
     // The store is untouched.
     assert_eq!(layers_fingerprint(&image), before);
     assert_eq!(
@@ -229,7 +236,7 @@ fn a_kept_upper_layer_persists_and_is_reused() {
     assert!(err.to_string().contains("in use"), "{err}");
     root.release().unwrap();
     assert!(!mounted(&dir.join("rootfs")));
-    assert!(dir.join("upper/etc/kept").is_file());
+    assert!(dir.join("overlay/upper/etc/kept").is_file());
 
     // Another image or mapping may not take it over.
     let err = ContainerRoot::prepare(
@@ -245,7 +252,7 @@ fn a_kept_upper_layer_persists_and_is_reused() {
     .unwrap_err();
     assert!(err.to_string().contains("holds a container root"), "{err}");
     assert!(
-        dir.join("upper/etc/kept").is_file(),
+        dir.join("overlay/upper/etc/kept").is_file(),
         "a refused prepare removed the kept upper"
     );
 
