@@ -402,6 +402,11 @@ impl Drop for ContainerRoot {
     }
 }
 
+/// Whether `dir` holds a container root (prepared, mounted or kept).
+pub fn has_container_root(dir: &Path) -> bool {
+    dir.join(META).is_file()
+}
+
 /// Unmounts the root in `container_dir` if it is mounted and, unless the
 /// container was kept (`keep`, or what `root.json` says when `None`),
 /// removes the directory. The image is untouched either way. A directory

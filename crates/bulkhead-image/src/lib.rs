@@ -27,7 +27,7 @@ mod source;
 mod store;
 mod unpack;
 
-pub use container::{ContainerRoot, IdMap, release_dir};
+pub use container::{ContainerRoot, IdMap, has_container_root, release_dir};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use manifest::ImageConfig;
