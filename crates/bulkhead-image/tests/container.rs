@@ -407,3 +407,56 @@ fn references_are_paths_names_or_ids() {
     assert!(err.to_string().contains("no such file"), "{err}");
     assert_consistent(store.root());
 }
+
+#[test]
+fn whiteouts_and_opaque_directories_work_through_idmapped_layers() {
+    require_root!();
+    let t = tmp();
+    let lower = layer_tar(&[
+        file("etc/a", b"a"),
+        file("etc/b", b"b"),
+        file("d/x", b"x"),
+        file("f/old", b"o"),
+    ]);
+    let upper = layer_tar(&[
+        file("etc/.wh.a", b""),
+        file("d/.wh..wh..opq", b""),
+        file("d/z", b"z"),
+        file(".wh.f", b""),
+        E::Dir("f/", 0o755),
+        file("f/new", b"n"),
+    ]);
+    let built = oci_layout(
+        &t.path().join("layout"),
+        &[
+            Layer::gz(busybox_layer()),
+            Layer::gz(lower),
+            Layer::gz(upper),
+        ],
+        None,
+    );
+    let store = Store::open(&t.path().join("store")).unwrap();
+    let image = store.import(&built.dir, &mut |_| {}).unwrap();
+    let dir = store.container_dir("wh").unwrap();
+    let root = ContainerRoot::prepare(&store, &image, &dir, Some(idmap()), false).unwrap();
+    let ls = |d: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(root.rootfs().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ls("etc"), ["b", "hostname"]);
+    assert_eq!(ls("d"), ["z"]);
+    assert_eq!(ls("f"), ["new"]);
+    // Container root deletes files and a directory of the idmapped layers.
+    let out = sh_as(0, &root.rootfs(), "rm etc/b && rm -r d && ls etc d 2>&1");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hostname"),
+        "{out:?}"
+    );
+    assert_eq!(ls("etc"), ["hostname"]);
+    assert!(!root.rootfs().join("d").exists());
+    root.release().unwrap();
+}
