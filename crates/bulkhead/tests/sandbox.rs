@@ -767,3 +767,64 @@ fn rootfs_dir() {
     env.sandbox(&["--rootfs", "/nonexistent-root", "--", "true"])
         .fails_with(&["--rootfs"]);
 }
+
+#[test]
+fn stdin_is_null_unless_interactive() {
+    sandbox_test!();
+    let env = Env::new();
+    let run = |flags: &[&str]| {
+        let mut cmd = Command::new(common::runtime());
+        cmd.arg("--root")
+            .arg(env.root.path())
+            .arg("sandbox")
+            .args(flags);
+        cmd.args(["--", "sh", "-c", "read line && echo got:$line || echo eof"]);
+        let dir = common::open_tempdir();
+        let input = dir.path().join("in");
+        std::fs::write(&input, "hello\n").unwrap();
+        cmd.stdin(std::fs::File::open(&input).unwrap());
+        let out = common::run_cmd(cmd, dir.path(), common::cmd_timeout());
+        out.ok();
+        out.stdout
+    };
+    assert_eq!(run(&["-i"]).trim(), "got:hello");
+    assert_eq!(run(&[]).trim(), "eof");
+}
+
+#[test]
+fn terminal_with_t() {
+    sandbox_test!();
+    skip_if!(
+        Command::new("script").arg("--version").output().is_err(),
+        "needs script(1) from util-linux to provide a terminal"
+    );
+    let env = Env::new();
+    let inner = format!(
+        "{} --root {} sandbox -t -- sh -c 'test -t 0 && test -t 1 && echo has-tty; exit 4'",
+        common::runtime().display(),
+        env.root.path().display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-eqc", &inner, "/dev/null"]).stdin(Stdio::null());
+    let dir = common::open_tempdir();
+    let out = common::run_cmd(cmd, dir.path(), common::cmd_timeout());
+    assert_eq!(out.code(), Some(4), "{out}");
+    assert!(out.stdout.contains("has-tty"), "{out}");
+}
+
+#[test]
+fn runc_verbs_work_on_sandboxes_and_rm_cleans_after_delete() {
+    sandbox_test!();
+    let env = Env::new();
+    let name = env.detached(&[], &["sleep", "600"]);
+    env.rt(&["kill", &name, "KILL"]).ok();
+    wait_for("the sandbox to stop", Duration::from_secs(10), || {
+        (env.status(&name) == "stopped").then_some(())
+    });
+    env.rt(&["delete", &name]).ok();
+    // `delete` is runc's: the container goes, the sandbox dir stays…
+    assert!(Path::new(SANDBOXES).join(&name).is_dir());
+    // …until `rm`.
+    env.rt(&["rm", &name]).ok();
+    assert_gone(env.root.path(), &name);
+}
