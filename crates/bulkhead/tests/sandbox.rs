@@ -630,7 +630,11 @@ fn detached_lifecycle() {
         ],
     );
     let dir = Path::new(SANDBOXES).join(&name);
-    assert!(dir.join("config.json").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // Searchable for the sandbox's root id, not listable; -e values stay root's.
+    assert_eq!(mode(&dir), 0o711);
+    assert_eq!(mode(&dir.join("config.json")), 0o600);
     // The same state store as OCI containers.
     let list = env.rt(&["list", "--format", "json"]);
     list.ok();

@@ -432,11 +432,16 @@ fn in_dir(
         o.group = read_in_root(&root, "etc/group");
     }
     let cfg = spec::build(&o)?;
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec_pretty(&cfg).map_err(anyhow::Error::from)?,
-    )
-    .context("write config.json")?;
+    // Only for root: -e values may be secrets.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join("config.json"))
+        .context("create config.json")?;
+    serde_json::to_writer_pretty(&mut f, &cfg)
+        .map_err(anyhow::Error::from)
+        .context("write config.json")?;
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         ..Default::default()
