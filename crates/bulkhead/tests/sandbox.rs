@@ -828,7 +828,10 @@ fn runc_verbs_work_on_sandboxes_and_rm_cleans_after_delete() {
     env.rt(&["delete", &name]).ok();
     // `delete` is runc's: the container goes, the sandbox dir stays…
     assert!(Path::new(SANDBOXES).join(&name).is_dir());
-    // …until `rm`.
+    // …until `rm` in the same state root (never another root's sandbox).
+    let other = common::open_tempdir();
+    rt(other.path(), &["rm", &name]).fails_with(&["does not exist"]);
+    assert!(Path::new(SANDBOXES).join(&name).is_dir());
     env.rt(&["rm", &name]).ok();
     assert_gone(env.root.path(), &name);
 }

@@ -33,6 +33,9 @@ const HOST_DIRS: [&str; 9] = [
 pub const SANDBOX_BASE: &str = "/var/lib/bulkhead/sandboxes";
 /// The detached sandbox's stdout and stderr, in its directory.
 pub const LOG_FILE: &str = "sandbox.log";
+/// The state root the sandbox's container lives in, in its directory: `rm`
+/// removes a directory whose container is gone only for that store.
+pub const STATE_ROOT_FILE: &str = "state-root";
 
 /// docker's exit codes for failures of the runtime itself.
 pub const EXIT_RUNTIME: i32 = 125;
@@ -379,11 +382,25 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
         .create(SANDBOX_BASE)
         .with_context(|| format!("create {SANDBOX_BASE}"))?;
     // create (not create_dir_all): never reuse or follow an existing path.
-    DirBuilder::new()
-        .mode(0o711)
-        .create(&dir)
-        .with_context(|| format!("--name {name:?}: create sandbox dir {}", dir.display()))?;
-    let result = in_dir(store, a, o, &name, &dir, userns);
+    match DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(anyhow!(
+                "--name {name:?}: {} exists (left by an earlier sandbox? `bulkhead rm {name}` removes it)",
+                dir.display()
+            )
+            .into());
+        }
+        Err(e) => {
+            return Err(anyhow::Error::from(e)
+                .context(format!("create sandbox dir {}", dir.display()))
+                .into());
+        }
+    }
+    let result = std::path::absolute(&store.root)
+        .and_then(|r| std::fs::write(dir.join(STATE_ROOT_FILE), r.as_os_str().as_encoded_bytes()))
+        .map_err(|e| Failure::from(anyhow::Error::from(e).context("record the state root")))
+        .and_then(|()| in_dir(store, a, o, &name, &dir, userns));
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
