@@ -664,6 +664,9 @@ fn detached_lifecycle() {
         out.stdout.contains("in-exec") && out.stdout.contains('2'),
         "{out}"
     );
+    // exec gets the sandbox's Landlock domain too.
+    let out = env.rt(&["exec", &name, "sh", "-c", "echo x > /proc/self/comm"]);
+    out.fails_with(&["permission denied"]);
     let out = env.rt(&["ps", &name]);
     out.ok();
     assert!(out.stdout.contains("sleep"), "{out}");
