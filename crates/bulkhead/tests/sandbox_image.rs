@@ -428,6 +428,6 @@ fn bad_images_are_refused_and_nothing_runs_or_escapes() {
     out.fails_with(&["no such file"]);
     assert_eq!(out.code(), Some(125));
     let out = e.sandbox(&["--image", "no-such-image", "--", "true"]);
-    out.fails_with(&["not found"]);
+    out.fails_with(&["no image of that name or id in the store"]);
     assert_eq!(out.code(), Some(125));
 }
