@@ -59,6 +59,31 @@ impl Env {
     }
 }
 
+/// Removes sandbox `name` (`bulkhead rm -f`) when dropped, so that a
+/// failing assertion leaves no detached sandbox, mount or directory.
+struct Removed<'a> {
+    env: &'a Env,
+    name: String,
+}
+
+impl Drop for Removed<'_> {
+    fn drop(&mut self) {
+        if Path::new(SANDBOXES).join(&self.name).exists() {
+            let _ = common::try_run_cmd(
+                {
+                    let mut c = Command::new(common::runtime());
+                    c.arg("--root")
+                        .arg(self.env.state())
+                        .args(["rm", "-f", &self.name]);
+                    c
+                },
+                self.env.dir.path(),
+                common::cmd_timeout(),
+            );
+        }
+    }
+}
+
 fn mounted(needle: &str) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -183,6 +208,10 @@ fn writes_land_in_the_upper_layer_owned_by_mapped_ids_and_rm_leaves_nothing() {
     // A detached sandbox: its directory, with the upper layer, stays until
     // `rm`.
     let name = unique_id();
+    let _rm = Removed {
+        env: &e,
+        name: name.clone(),
+    };
     let out = e.sandbox(&[
         "-d",
         "--name",
