@@ -123,6 +123,8 @@ pub struct SandboxArgs {
     /// Print the OCI config that would run, and exit.
     #[arg(long)]
     print_spec: bool,
+    #[command(flatten)]
+    image_opts: image::ImageArgs,
     #[arg(trailing_var_arg = true, num_args = 1..)]
     command: Vec<String>,
 }
@@ -420,7 +422,7 @@ fn in_dir(
 ) -> Result<i32, Failure> {
     let idmap = userns.then_some(o.id_map_base);
     if let Some(reference) = &a.image {
-        let prepared = image::prepare(reference, dir, idmap)?;
+        let prepared = image::prepare(reference, dir, idmap, &a.image_opts)?;
         o.root = RootSource::Image(reference.clone());
         o.rootfs = prepared.rootfs;
         o.image = Some(prepared.config);
