@@ -386,9 +386,32 @@ fn own_uid_is_container_root_with_spec_rootless_as_is() {
 }
 
 #[test]
-fn own_uid_container_sees_a_single_mapping_and_read_only_cgroupfs() {
+fn own_uid_container_sees_a_single_mapping_read_only_cgroupfs_and_userxattr_overlay() {
     let Some(u) = TestUser::new() else { return };
+    let ov = u.home.join("ov");
+    for d in ["lower", "upper", "work"] {
+        fs::create_dir_all(ov.join(d)).unwrap();
+    }
+    fs::write(ov.join("lower/f"), "from-lower\n").unwrap();
+    let owner = format!("{}:{}", u.uid, u.gid);
+    u.root_cmd("chown", &["-R", &owner, ov.to_str().unwrap()]);
+    let data = format!(
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+        ov.display()
+    );
     let b = u.bundle("view", |v| {
+        // sysfs without a network namespace: the runtime falls back to a
+        // bind of the host's /sys (which holds the host's cgroupfs).
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/sys" {
+                *m = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                            "options": ["nosuid", "noexec", "nodev", "ro"]});
+            }
+        }
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "overlay", "source": "overlay",
+            "options": [data]
+        }));
         args(
             v,
             &[
@@ -397,7 +420,9 @@ fn own_uid_container_sees_a_single_mapping_and_read_only_cgroupfs() {
                 "id -u; cat /proc/self/uid_map; \
                  grep ' /sys/fs/cgroup' /proc/self/mountinfo | grep -vc ' ro,'; \
                  touch /sys/fs/cgroup/pids/x 2>/dev/null && echo cgroupfs-writable; \
-                 ls -l /dev/null",
+                 ls -l /dev/null; \
+                 grep ' /mnt ' /proc/self/mountinfo | grep -o userxattr; \
+                 cat /mnt/f; echo new > /mnt/g",
             ],
         )
     });
@@ -412,6 +437,9 @@ fn own_uid_container_sees_a_single_mapping_and_read_only_cgroupfs() {
     assert!(!out.stdout.contains("cgroupfs-writable"), "{out}");
     // /dev/null is the host's node, bound (mknod is not allowed).
     assert!(lines[3].starts_with("crw-rw-rw-"), "{out}");
+    // Overlay inside the user namespace gets userxattr, and works.
+    assert_eq!(lines[4..6], ["userxattr", "from-lower"], "{out}");
+    assert_eq!(fs::read_to_string(ov.join("upper/g")).unwrap(), "new\n");
     no_containers_left(&u);
 }
 
@@ -738,4 +766,31 @@ fn rootless_podman_run_exec_rm() {
     st.fails_with(&["does not exist"]);
     let left = u.run(&["podman", "ps", "-aq"]);
     assert!(left.stdout.trim().is_empty(), "{left}");
+}
+
+#[test]
+fn rootless_flag_overrides_detection() {
+    skip_if!(is_runc(), "checks bulkhead's own error texts");
+    let io = tempfile::tempdir().unwrap();
+    let rt = |env_xdg: Option<&str>, a: &[&str]| {
+        let mut c = Command::new(runtime());
+        c.args(a).stdin(Stdio::null()).env_remove("XDG_RUNTIME_DIR");
+        if let Some(x) = env_xdg {
+            c.env("XDG_RUNTIME_DIR", x);
+        }
+        run_cmd(c, io.path(), cmd_timeout())
+    };
+    // Forced rootless: the state root comes from XDG_RUNTIME_DIR, even for
+    // root; an empty value counts as unset (rootful podman passes that).
+    rt(None, &["--rootless", "true", "state", "nosuch"])
+        .fails_with(&["XDG_RUNTIME_DIR is not set"]);
+    rt(Some(""), &["--rootless=true", "state", "nosuch"])
+        .fails_with(&["XDG_RUNTIME_DIR is not set"]);
+    let xdg = tempfile::tempdir().unwrap();
+    let x = xdg.path().to_str().unwrap();
+    rt(Some(x), &["--rootless", "true", "state", "nosuch"]).fails_with(&["does not exist"]);
+    rt(Some(x), &["--rootless", "true", "list", "--format", "json"]).ok();
+    // Forced rootful ignores it.
+    rt(None, &["--rootless", "false", "state", "nosuch"]).fails_with(&["does not exist"]);
+    rt(None, &["--rootless", "maybe", "state", "x"]).fails_with(&["--rootless"]);
 }
