@@ -220,7 +220,11 @@ pub(super) fn mount_one(
                     None,
                 )
                 .map_err(StageError::sys(format!("bind {host}")))?;
-                let re = (flags & REMOUNT_MASK) | locked_flags(host);
+                let mut re = (flags & REMOUNT_MASK) | locked_flags(host);
+                if rootfs.rootless && m.fstype == "sysfs" {
+                    // The host's own sysfs: never writable from a rootless container.
+                    re |= libc::MS_RDONLY;
+                }
                 remount_bind(rootfs, dest, re, format!("remount {host}"))?;
                 if rootfs.rootless {
                     host_cgroupfs_read_only(rootfs)?;
