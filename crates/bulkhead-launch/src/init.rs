@@ -79,7 +79,7 @@ fn setup(
     }
 
     // 2. root filesystem, before pivot_root: mounts, devices, the terminal.
-    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees)?;
+    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees, req.rootless)?;
     ch.send(&Msg::RunCreateRuntimeHooks)
         .map_err(StageError::sys("sync"))?;
     match ch.recv().map_err(StageError::sys("sync"))? {
