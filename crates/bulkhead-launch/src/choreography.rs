@@ -139,12 +139,14 @@ pub(crate) fn child_main(ch: &Channel, f: impl FnOnce() -> Result<(), String>) -
 
 fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32, LaunchError> {
     let mut s1 = ChildGuard(Some(stage1_pid));
+    bulkhead_sys::fault::point("create.clone");
     // Placed before stage 1 runs any container setup, so the cgroup
     // namespace it creates is rooted at the container's cgroup.
     req.cgroups.add_pid(stage1_pid)?;
     if req.plan.creates(NsKind::User) {
         write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
     }
+    bulkhead_sys::fault::point("create.stage1-placed");
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
     let init_pid = match ch
         .recv()
@@ -157,6 +159,7 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     let mut init = ChildGuard(Some(init_pid));
     s1.disarm();
     let _ = bulkhead_sys::wait_exit(stage1_pid);
+    bulkhead_sys::fault::point("create.init-forked");
     // The init shares stage 1's end of the socket: it may only speak once
     // stage 1's InitPid has been read, or the two would interleave.
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
