@@ -163,23 +163,46 @@ impl Store {
     }
 
     fn lock_dir(dir: &Path, id: &str) -> Result<Lock, LifecycleError> {
-        let f = File::open(dir).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                LifecycleError::NotExist(id.to_string())
-            } else {
-                LifecycleError::Io {
-                    what: format!("open {}", dir.display()),
-                    source: e,
+        Self::lock_dir_once(dir, id, true)
+    }
+
+    /// [`Store::lock_dir`]; without `retry`, a directory replaced while we
+    /// waited is `NotExist` (for `create`, which must lock the one it made).
+    fn lock_dir_once(dir: &Path, id: &str, retry: bool) -> Result<Lock, LifecycleError> {
+        // A racing `delete` may remove (and a racing `create` re-make) the
+        // directory while we wait for the lock: a lock on an unlinked
+        // directory would guard nothing, so check it is still the one at
+        // `dir` and try again if it is not.
+        loop {
+            let f = File::open(dir).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    LifecycleError::NotExist(id.to_string())
+                } else {
+                    LifecycleError::Io {
+                        what: format!("open {}", dir.display()),
+                        source: e,
+                    }
                 }
+            })?;
+            rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive).map_err(
+                |e| LifecycleError::Io {
+                    what: "lock".into(),
+                    source: e.into(),
+                },
+            )?;
+            let held = rustix::fs::fstat(&f).map_err(|e| io("lock")(e.into()))?;
+            match rustix::fs::stat(dir) {
+                Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {
+                    return Ok(Lock(f.into()));
+                }
+                Ok(_) if retry => continue,
+                Ok(_) => return Err(LifecycleError::NotExist(id.to_string())),
+                Err(rustix::io::Errno::NOENT) => {
+                    return Err(LifecycleError::NotExist(id.to_string()));
+                }
+                Err(e) => return Err(io(format!("stat {}", dir.display()))(e.into())),
             }
-        })?;
-        rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            LifecycleError::Io {
-                what: "lock".into(),
-                source: e.into(),
-            }
-        })?;
-        Ok(Lock(f.into()))
+        }
     }
 
     /// Whether some command holds the container's lock right now.
@@ -336,7 +359,13 @@ impl Store {
             }
             Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
         }
-        let lock = Self::lock_dir(&dir, id)?;
+        let lock = Self::lock_dir_once(&dir, id, false).map_err(|e| match e {
+            LifecycleError::NotExist(_) => LifecycleError::Invalid(format!(
+                "container \"{id}\": its state directory was removed by a concurrent \
+                 delete during create"
+            )),
+            e => e,
+        })?;
         bulkhead_sys::fault::point("create.state-dir");
         let hook_state = HookState {
             oci_version: plan.oci_version.clone(),
