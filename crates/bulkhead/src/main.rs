@@ -137,12 +137,46 @@ enum Cmd {
     },
     /// Print what this runtime supports (runtime-spec features JSON).
     Features,
-    /// Run a command in a hardened sandbox on a root built from the host's
-    /// own /usr, /etc and libraries, read-only.
-    Sandbox {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-        command: Vec<String>,
+    /// Run a command in a hardened sandbox (docker-like flags; profiles
+    /// restricted, baseline, privileged). See docs/sandbox.md.
+    Sandbox(Box<commands::sandbox::SandboxArgs>),
+    /// Print what a detached sandbox wrote to stdout and stderr.
+    Logs {
+        /// Keep printing until the sandbox stops.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        name: String,
     },
+    /// Stop a sandbox: its stop signal, then SIGKILL after --time seconds.
+    Stop {
+        #[arg(short = 't', long, default_value_t = 10)]
+        time: u64,
+        name: String,
+    },
+    /// Remove sandboxes (their container and directory).
+    Rm {
+        /// Also remove running sandboxes (killed first).
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// Whether the subcommand on the command line is `sandbox` (global flags
+/// that take a value are skipped).
+fn is_sandbox_invocation() -> bool {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--root" | "--log" | "--log-format" | "--rootless" | "--criu" => {
+                args.next();
+            }
+            s if s.starts_with('-') => {}
+            s => return s == "sandbox",
+        }
+    }
+    false
 }
 
 fn default_root() -> PathBuf {
@@ -159,7 +193,15 @@ fn default_root() -> PathBuf {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // docker's code for a bad flag of `run`.
+        Err(e) if e.use_stderr() && is_sandbox_invocation() => {
+            let _ = e.print();
+            std::process::exit(commands::sandbox::EXIT_RUNTIME);
+        }
+        Err(e) => e.exit(),
+    };
     if cli.version {
         println!(
             "bulkhead version {}\nspec: {}",
@@ -180,11 +222,15 @@ fn main() {
     // binary cannot be overwritten from inside it (CVE-2019-5736).
     if matches!(
         cmd,
-        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox { .. } | Cmd::Exec(_)
+        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox(_) | Cmd::Exec(_)
     ) && let Err(e) = bulkhead_sys::exe::ensure_protected()
     {
         eprintln!("bulkhead: cannot protect the runtime binary: {e}");
-        std::process::exit(1);
+        std::process::exit(if is_sandbox_invocation() {
+            commands::sandbox::EXIT_RUNTIME
+        } else {
+            1
+        });
     }
     let root = cli.root.clone().unwrap_or_else(default_root);
     let ctx = commands::Ctx {
@@ -194,14 +240,7 @@ fn main() {
     match commands::dispatch(&ctx, cmd) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            // Each cause once: several error types already print their source.
-            let mut msg = e.to_string();
-            for cause in e.chain().skip(1) {
-                let t = cause.to_string();
-                if !msg.contains(&t) {
-                    msg = format!("{msg}: {t}");
-                }
-            }
+            let msg = commands::error_text(&e);
             // With --log the message goes to the log file too; stderr always
             // gets it, as clients that do not pass --log read stderr.
             if cli.log.is_some() {

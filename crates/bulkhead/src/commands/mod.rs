@@ -11,7 +11,7 @@ use crate::{Cmd, CreateArgs};
 
 pub mod events;
 pub mod exec;
-mod sandbox;
+pub mod sandbox;
 mod tty;
 pub mod update;
 
@@ -74,12 +74,32 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         Cmd::Resume { id } => store.resume(&id)?,
         Cmd::Spec { bundle, rootless } => spec(&bundle, rootless)?,
         Cmd::Features => features()?,
-        Cmd::Sandbox { command } => return sandbox::run(&store, &command),
+        Cmd::Sandbox(args) => return Ok(sandbox::main(&store, &args)),
+        Cmd::Logs { follow, name } => sandbox::verbs::logs(&store, &name, follow)?,
+        Cmd::Stop { time, name } => sandbox::verbs::stop(&store, &name, time)?,
+        Cmd::Rm { force, names } => {
+            for n in &names {
+                sandbox::verbs::rm(&store, n, force)?;
+            }
+        }
         Cmd::Exec(args) => return exec::run(&store, &args),
         Cmd::Update(args) => update::run(&store, &args)?,
         Cmd::Events(args) => events::run(&store, &args)?,
     }
     Ok(0)
+}
+
+/// An error and its causes on one line, each cause once (several error
+/// types already print their source).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let t = cause.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+    }
+    msg
 }
 
 /// The init's pid for the signal forwarder of a foreground `run`.
