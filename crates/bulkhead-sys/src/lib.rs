@@ -14,6 +14,7 @@ use std::path::Path;
 
 pub mod bpf;
 pub mod exe;
+pub mod fault;
 pub mod seccomp;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {

@@ -212,7 +212,14 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
     let views: Vec<_> = store
         .ids()
         .iter()
-        .filter_map(|id| store.load(id).ok())
+        .filter_map(|id| match store.load(id) {
+            Ok(r) => Some(r),
+            // Never a half-read entry; say why it is missing instead.
+            Err(e) => {
+                eprintln!("bulkhead: list: skipping {id}: {e} (`delete --force {id}` removes it)");
+                None
+            }
+        })
         .map(|r| store.view(&r))
         .collect();
     let mut out = std::io::stdout().lock();
