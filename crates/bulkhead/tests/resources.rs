@@ -236,10 +236,16 @@ fn pids_limit_stops_a_fork_loop() {
 #[test]
 fn cpu_quota_holds_a_busy_loop_to_half_a_core() {
     require_root!();
+    // A top-level cgroup with a large weight: on a machine loaded by other
+    // work the loop must still be able to reach its quota, so that what
+    // holds it back is the quota.
+    let b = Bundle::new().sh("while :; do :; done");
+    let path = format!("/bh-quota-{}", b.id);
     let b = with_resources(
-        Bundle::new().sh("while :; do :; done"),
-        json!({"cpu": {"quota": 50000, "period": 100000}}),
-    );
+        b,
+        json!({"cpu": {"quota": 50000, "period": 100000, "shares": 262144}}),
+    )
+    .json_patch(|c| c["linux"]["cgroupsPath"] = json!(path));
     let pid = start(&b);
     std::thread::sleep(Duration::from_millis(300));
     // Never above the quota in any window. That the quota, not the machine,
