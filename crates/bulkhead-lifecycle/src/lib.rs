@@ -807,6 +807,7 @@ fn rootless_cgroups(all: &CgroupSet, plan: &Plan) -> CgroupSet {
         }
     }
     d.usable
+}
 
 /// Whether the init still holds the exec fifo open, i.e. still waits for
 /// `start`. A fifo without a reader is what a `start` killed between

@@ -573,9 +573,9 @@ fn exit_codes_like_docker() {
     let (c, out) = code(&["--memory", "lots", "--", "true"]);
     assert_eq!(c, Some(125), "{out}");
     assert!(out.stderr.contains("--memory"), "{out}");
-    let (c, out) = code(&["--image", "demo", "--", "true"]);
+    let (c, out) = code(&["--image", "bulkhead-no-such-image", "--", "true"]);
     assert_eq!(c, Some(125), "{out}");
-    assert!(out.stderr.contains("not available yet"), "{out}");
+    assert!(out.stderr.contains("bulkhead-no-such-image"), "{out}");
     let (c, out) = code(&[]);
     assert_eq!(c, Some(125), "{out}");
     assert!(out.stderr.contains("no command"), "{out}");
