@@ -838,3 +838,15 @@ fn runc_verbs_work_on_sandboxes_and_rm_cleans_after_delete() {
     env.rt(&["rm", &name]).ok();
     assert_gone(env.root.path(), &name);
 }
+
+#[test]
+fn logs_follow_until_the_sandbox_stops() {
+    sandbox_test!();
+    let env = Env::new();
+    let name = env.detached(&[], &["sh", "-c", "echo one; sleep 1; echo two"]);
+    // Started while "two" is not written yet; returns once it has stopped.
+    let out = env.rt(&["logs", "-f", &name]);
+    out.ok();
+    assert_eq!(out.stdout, "one\ntwo\n", "{out}");
+    assert_eq!(env.status(&name), "stopped");
+}
