@@ -93,13 +93,27 @@ fn read_meta(dir: &Path) -> Result<Option<Meta>> {
     }
 }
 
+/// Whether something is mounted on `p` (statx's mount-root attribute, so a
+/// bind mount of the same filesystem counts too).
 fn is_mount_point(p: &Path) -> bool {
-    match (
-        fs::symlink_metadata(p),
-        p.parent().map(fs::symlink_metadata),
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(
+        rustix::fs::CWD,
+        p,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
     ) {
-        (Ok(m), Some(Ok(parent))) => m.dev() != parent.dev(),
-        _ => false,
+        Ok(r) if r.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            r.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        // Kernels before 5.8: a different device than the parent's.
+        Ok(r) => p
+            .parent()
+            .and_then(|d| fs::symlink_metadata(d).ok())
+            .is_some_and(|parent| {
+                parent.dev() != rustix::fs::makedev(r.stx_dev_major, r.stx_dev_minor)
+            }),
+        Err(_) => false,
     }
 }
 
