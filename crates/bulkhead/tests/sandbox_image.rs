@@ -130,7 +130,8 @@ fn assert_store_consistent(store: &Path) {
 }
 
 const PROBE_SH: &str = "cat /etc/motd; echo uid=$(id -u); \
-    echo owner=$(stat -c %u:%g /bin/busybox); echo rootdir=$(stat -c %u /)";
+    echo owner=$(stat -c %u:%g /bin/busybox); echo rootdir=$(stat -c %u /); \
+    echo home=$HOME cwd=$(pwd)";
 
 #[test]
 fn image_runs_from_all_three_formats() {
@@ -168,6 +169,8 @@ fn image_runs_from_all_three_formats() {
         assert!(out.stdout.contains("uid=0"), "{what}: {out}");
         assert!(out.stdout.contains("owner=0:0"), "{what}: {out}");
         assert!(out.stdout.contains("rootdir=0"), "{what}: {out}");
+        // The image's Env and WorkingDir apply.
+        assert!(out.stdout.contains("home=/root cwd=/\n"), "{what}: {out}");
     }
     // Without a command, the image's own Cmd (/demo) runs.
     let out = e.sandbox(&["--image", &archive.display().to_string()]);
