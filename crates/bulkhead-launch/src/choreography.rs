@@ -141,7 +141,7 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     let mut s1 = ChildGuard(Some(stage1_pid));
     // Placed before stage 1 runs any container setup, so the cgroup
     // namespace it creates is rooted at the container's cgroup.
-    req.cgroups.add_pid(stage1_pid)?;
+    req.cgroups.place_init(stage1_pid, req.place_resources)?;
     if req.plan.creates(NsKind::User) {
         write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
     }

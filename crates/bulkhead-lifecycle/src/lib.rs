@@ -343,10 +343,19 @@ impl Store {
             id,
             opts.systemd_cgroup,
         )?;
-        cgroups.create()?;
+        let resources = plan
+            .resources
+            .as_ref()
+            .map(|r| with_default_devices(r, &plan));
         cleanup.cgroups = Some(cgroups.clone());
-        if let Some(r) = &plan.resources {
-            cgroups.apply(&with_default_devices(r, &plan))?;
+        // The systemd driver makes and fills the cgroups when the init is
+        // placed (systemd creates a unit only with a pid in it).
+        let systemd = cgroups.systemd.is_some();
+        if !systemd {
+            cgroups.create()?;
+            if let Some(r) = &resources {
+                cgroups.apply(r)?;
+            }
         }
 
         let req = LaunchRequest {
@@ -354,6 +363,7 @@ impl Store {
             process: &process,
             id,
             cgroups: &cgroups,
+            place_resources: resources.as_ref().filter(|_| systemd),
             exec_fifo: fifo_fd.as_fd(),
             console_socket: opts.console_socket.as_deref(),
             preserve_fds: opts.preserve_fds,
