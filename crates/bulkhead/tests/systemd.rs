@@ -252,15 +252,15 @@ impl Drop for BootedSystemd {
             // stays busy for a moment.
             dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
             for d in dirs {
-                let _ = wait_for(
-                    &format!("removing {}", d.display()),
-                    Duration::from_secs(10),
-                    || match fs::remove_dir(&d) {
-                        Ok(()) => Some(()),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(()),
-                        Err(_) => None,
-                    },
-                );
+                // No panic here (Drop may run while unwinding): try for 10 s.
+                for _ in 0..500 {
+                    match fs::remove_dir(&d) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            std::thread::sleep(Duration::from_millis(20))
+                        }
+                        _ => break,
+                    }
+                }
             }
         }
     }
