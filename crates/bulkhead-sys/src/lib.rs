@@ -14,6 +14,7 @@ use std::path::Path;
 
 pub mod bpf;
 pub mod exe;
+pub mod fault;
 pub mod seccomp;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -530,6 +531,28 @@ pub fn set_nice(nice: i32) -> io::Result<()> {
 pub mod caps {
     use super::{cvt, io};
 
+    /// The highest capability number the running kernel knows, found by
+    /// asking the bounding set (EINVAL past the last one): a binary search
+    /// of 6 prctl calls instead of reading /proc/sys/kernel/cap_last_cap,
+    /// which needs a trusted procfs.
+    pub fn last_cap() -> u32 {
+        let known = |cap: u32| {
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) >= 0 }
+        };
+        // Invariant: `lo` is known (CAP_CHOWN, 0, always is), `hi` is not.
+        let (mut lo, mut hi) = (0u32, 64u32);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if known(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// Drop `cap` from the bounding set (needs CAP_SETPCAP).
     pub fn bounding_drop(cap: u32) -> io::Result<()> {
         // SAFETY: prctl with integer arguments only.
@@ -659,4 +682,53 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     // SAFETY: n is a valid C string for the duration of the call.
     let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) };
     cvt_long(ret).map(drop)
+}
+
+/// A user namespace holding `uid_map` and `gid_map` (in `/proc/PID/uid_map`
+/// syntax, e.g. `"0 100000 65536\n"`), kept only as an fd: for
+/// `MOUNT_ATTR_IDMAP`. Safe to call from a multi-threaded process: the
+/// child made for it runs no Rust code, only `pause(2)` until it is killed.
+/// Writing the maps of a child needs CAP_SETUID/CAP_SETGID over it (root).
+pub fn userns_fd(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: a raw clone with a NULL stack behaves like fork(2). The child
+    // is a copy of this thread alone and must not touch locks other threads
+    // may hold (allocator, stdio): it only loops on the pause and _exit
+    // system calls, which take no locks.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    let pid = cvt_long(ret)? as i32;
+    if pid == 0 {
+        loop {
+            // SAFETY: pause takes no arguments; the parent kills us.
+            unsafe { libc::pause() };
+        }
+    }
+    let res = (|| {
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+        Ok(std::os::fd::OwnedFd::from(f))
+    })();
+    // Our own unreaped child: the pid cannot have been reused.
+    let _ = kill(pid, libc::SIGKILL);
+    let _ = wait_exit(pid);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn last_cap_matches_procfs() {
+        let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").expect("procfs");
+        let want: u32 = text.trim().parse().expect("a number");
+        assert_eq!(super::caps::last_cap(), want);
+    }
 }
