@@ -46,6 +46,13 @@ done
 units=/run/bulkhead-test-units
 mkdir -p $units
 printf '[Unit]\nDescription=bulkhead test target\n' > $units/bulkhead-test.target
+if [ -n "${WITH_BUS:-}" ]; then
+  # A system bus for the manager to join (stock units have dependencies on
+  # targets that are not there).
+  printf '[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n' > $units/dbus.socket
+  printf '[Unit]\nDefaultDependencies=no\nRequires=dbus.socket\nAfter=dbus.socket\n[Service]\nType=notify\nNotifyAccess=main\nExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only\n' > $units/dbus.service
+  printf 'Wants=dbus.service\n' >> $units/bulkhead-test.target
+fi
 mount --bind $units /usr/lib/systemd/system
 mount -t tmpfs tmpfs /etc/systemd/system
 mount -t tmpfs tmpfs /usr/lib/systemd/system-generators
@@ -79,6 +86,12 @@ fn hierarchies() -> Vec<PathBuf> {
 impl BootedSystemd {
     /// Boot, or say why not (the test is then skipped).
     fn boot() -> Result<BootedSystemd, String> {
+        Self::boot_with(false)
+    }
+
+    /// Boot; with `bus`, a dbus-daemon is started as a unit and systemd
+    /// joins that system bus.
+    fn boot_with(bus: bool) -> Result<BootedSystemd, String> {
         if !common::is_root() {
             return Err("needs root".into());
         }
@@ -89,7 +102,9 @@ impl BootedSystemd {
             "/usr/bin/systemctl",
         ] {
             if !Path::new(tool).exists() {
-                return Err(format!("{tool} is not installed (apt-get install systemd)"));
+                return Err(format!(
+                    "{tool} is not installed (apt-get install systemd dbus)"
+                ));
             }
         }
         if Path::new("/run/systemd/system").is_dir() {
@@ -127,6 +142,7 @@ exec unshare --pid --fork --mount --cgroup --uts --ipc --propagation private /bi
             .args(hierarchies())
             .env("CG", &cgroup)
             .env("INNER", &script)
+            .env("WITH_BUS", if bus { "1" } else { "" })
             .stdin(Stdio::null())
             .stdout(console.try_clone().unwrap())
             .stderr(console)
@@ -161,6 +177,19 @@ exec unshare --pid --fork --mount --cgroup --uts --ipc --propagation private /bi
             "systemd booted degraded ({last}); console:\n{}",
             sd.console()
         );
+        if bus {
+            wait_for("systemd on the system bus", Duration::from_secs(30), || {
+                let out = sd.run(Command::new("busctl").args([
+                    "--system",
+                    "call",
+                    "org.freedesktop.systemd1",
+                    "/org/freedesktop/systemd1",
+                    "org.freedesktop.DBus.Peer",
+                    "Ping",
+                ]));
+                out.success().then_some(())
+            });
+        }
         Ok(sd)
     }
 
@@ -420,8 +449,9 @@ fn scope_limits_update_delete() {
     }
 }
 
-/// Without `cgroupsPath`: `bulkhead-<id>.scope` in `system.slice`; a
-/// running container deleted with `--force` leaves neither unit nor cgroup.
+/// Without `cgroupsPath`: `bulkhead-<id>.scope` in `system.slice`, made
+/// over systemd's private socket (no bus); a running container deleted with
+/// `--force` leaves neither unit nor cgroup.
 #[test]
 fn default_scope_and_forced_delete() {
     let sd = boot_or_skip!();
@@ -431,7 +461,23 @@ fn default_scope_and_forced_delete() {
     });
     let unit = format!("bulkhead-{}.scope", b.id);
     let rel = format!("system.slice/{unit}");
-    sd.create(&b).ok();
+    b.write_config();
+    let out = sd.rt(
+        &b,
+        &[
+            "--debug",
+            "create",
+            "--bundle",
+            b.dir().to_str().unwrap(),
+            &b.id,
+        ],
+    );
+    out.ok();
+    // No bus here: systemd's private socket.
+    assert!(
+        out.stderr.contains("socket=/run/systemd/private"),
+        "not over the private socket: {out}"
+    );
     sd.rt(&b, &["start", &b.id]).ok();
     let show = sd.show(&unit, &["ActiveState", "Slice", "TasksMax"]);
     assert_eq!(show["ActiveState"], "active", "{show:?}");
@@ -516,4 +562,44 @@ fn without_systemd_a_clear_error() {
     b.exec(cmd)
         .fails_with(&["systemd cgroup driver requested but systemd is not running"]);
     assert!(!b.state_root().join(&b.id).exists());
+}
+
+/// With a system bus where systemd is, the runtime goes through the bus
+/// (the private socket is the fallback).
+#[test]
+fn over_the_system_bus() {
+    let sd = match BootedSystemd::boot_with(true) {
+        Ok(sd) => sd,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let b = Bundle::new().args(&["sleep", "1000"]).json_patch(|c| {
+        c["linux"]["cgroupsPath"] = json!("system.slice:bus:ctr");
+        c["linux"]["resources"] = json!({"pids": {"limit": 9}});
+    });
+    b.write_config();
+    let out = sd.rt(
+        &b,
+        &[
+            "--debug",
+            "create",
+            "--bundle",
+            b.dir().to_str().unwrap(),
+            &b.id,
+        ],
+    );
+    out.ok();
+    assert!(
+        out.stderr.contains("socket=/run/dbus/system_bus_socket"),
+        "not over the bus: {out}"
+    );
+    let show = sd.show("bus-ctr.scope", &["ActiveState", "TasksMax"]);
+    assert_eq!(show["ActiveState"], "active", "{show:?}");
+    assert_eq!(show["TasksMax"], "9");
+    sd.rt(&b, &["delete", "--force", &b.id]).ok();
+    let show = sd.show("bus-ctr.scope", &["LoadState"]);
+    assert_eq!(show["LoadState"], "not-found", "{show:?}");
+    assert!(!sd.cg("pids", "system.slice/bus-ctr.scope").exists());
 }
