@@ -643,6 +643,21 @@ fn rootless_bad_input_is_refused_clearly_and_leaves_nothing() {
     out.fails_with(&["state directory /run/bulkhead"]);
     assert!(out.stderr.contains("--root DIR"), "{out}");
 
+    // Idmapped mounts need root over the filesystem.
+    let idm = u.bundle("idmap", |v| {
+        let home = u.home.to_str().unwrap().to_string();
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": home,
+            "options": ["rbind"],
+            "uidMappings": [{"containerID": 0, "hostID": su, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": su, "size": 1}]
+        }));
+        args(v, &["true"]);
+    });
+    u.rt(&["run", "--bundle", idm.to_str().unwrap(), "idmap"])
+        .fails_with(&["uidMappings: idmapped mounts need root"]);
+    no_containers_left(&u);
+
     // No user namespace in the config while unprivileged.
     let nouserns = u.bundle("nouserns", |v| {
         let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
