@@ -152,6 +152,7 @@ fn stage0(
     writer: &MapWriter,
 ) -> Result<i32, LaunchError> {
     let mut s1 = ChildGuard(Some(stage1_pid));
+    bulkhead_sys::fault::point("create.clone");
     // Placed before stage 1 runs any container setup, so the cgroup
     // namespace it creates is rooted at the container's cgroup.
     req.cgroups.add_pid(stage1_pid)?;
@@ -177,6 +178,7 @@ fn stage0(
             }
         }
     }
+    bulkhead_sys::fault::point("create.stage1-placed");
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
     let init_pid = match ch
         .recv()
@@ -189,6 +191,7 @@ fn stage0(
     let mut init = ChildGuard(Some(init_pid));
     s1.disarm();
     let _ = bulkhead_sys::wait_exit(stage1_pid);
+    bulkhead_sys::fault::point("create.init-forked");
     // The init shares stage 1's end of the socket: it may only speak once
     // stage 1's InitPid has been read, or the two would interleave.
     ch.send(&Msg::Go).map_err(io_err("sync"))?;

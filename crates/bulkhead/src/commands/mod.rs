@@ -201,18 +201,36 @@ pub(crate) fn wait_foreground(pid: i32, master: Option<&std::os::fd::OwnedFd>) -
 /// Whether the bundle's process asks for a terminal (read before create, so
 /// the relay can be set up; create validates the config fully).
 fn wants_terminal(bundle: &std::path::Path) -> bool {
+    // Only this one field is deserialized: the rest is skipped, not built
+    // into a Value tree (that was a fifth of `run`'s own instructions).
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Process {
+        #[serde(default)]
+        terminal: bool,
+    }
     std::fs::read(bundle.join("config.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
-        .unwrap_or(false)
+        .and_then(|b| serde_json::from_slice::<Config>(&b).ok())
+        .and_then(|c| c.process)
+        .is_some_and(|p| p.terminal)
 }
 
 fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
     let views: Vec<_> = store
         .ids()
         .iter()
-        .filter_map(|id| store.load(id).ok())
+        .filter_map(|id| match store.load(id) {
+            Ok(r) => Some(r),
+            // Never a half-read entry; say why it is missing instead.
+            Err(e) => {
+                eprintln!("bulkhead: list: skipping {id}: {e} (`delete --force {id}` removes it)");
+                None
+            }
+        })
         .map(|r| store.view(&r))
         .collect();
     let mut out = std::io::stdout().lock();

@@ -32,18 +32,14 @@ fn perm(mode: u32) -> std::fs::Permissions {
 /// of a non-directory.
 fn destination(rootfs: &Rootfs, dest: &Path, want_dir: bool) -> Result<Handle, StageError> {
     if want_dir {
-        return rootfs
-            .root
-            .mkdir_all(dest, &perm(0o755))
+        return super::mkdir_all(&rootfs.root, dest, 0o755)
             .map_err(StageError::sys("create destination"));
     }
     if let Ok(h) = rootfs.root.resolve(dest) {
         return Ok(h);
     }
     if let Some(parent) = dest.parent() {
-        rootfs
-            .root
-            .mkdir_all(parent, &perm(0o755))
+        super::mkdir_all(&rootfs.root, parent, 0o755)
             .map_err(StageError::sys("create destination directory"))?;
     }
     rootfs
@@ -162,7 +158,7 @@ pub(super) fn mount_one(
         // be copied into the new tmpfs without looking anything up by name.
         let covered = if m.options.tmpcopyup && m.fstype == "tmpfs" {
             Some(
-                h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
+                super::open_dir(&h)
                     .map_err(StageError::sys("tmpcopyup: open covered directory"))?,
             )
         } else {
@@ -243,9 +239,7 @@ pub(super) fn mount_one(
         }
         if let Some(src) = covered {
             let top = reresolve(rootfs, dest)?;
-            let dst = top
-                .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
-                .map_err(StageError::sys("tmpcopyup: open tmpfs"))?;
+            let dst = super::open_dir(&top).map_err(StageError::sys("tmpcopyup: open tmpfs"))?;
             super::copyup::copy_tree(src.as_fd(), dst.as_fd())
                 .map_err(StageError::sys("tmpcopyup"))?;
         }
