@@ -370,15 +370,26 @@ fn own_uid_is_container_root_with_spec_rootless_as_is() {
     // From the host: container root is the user itself, all four ids.
     assert_eq!(host_ids(pid, "Uid:"), vec![u.uid; 4]);
     assert_eq!(host_ids(pid, "Gid:"), vec![u.gid; 4]);
-    // Without a cgroup, ps finds the processes through the pid namespace
-    // (runc 1.1.5 fails here: "unable to get all container pids").
+    // Without a cgroup, ps and kill --all find the processes through the pid
+    // namespace (runc 1.1.5 fails here: "unable to get all container pids").
+    // An exec'd process is the caller's child, not the init's: found too.
     if !is_runc() {
+        u.rt(&["exec", "--detach", "own", "sleep", "50"]).ok();
         let ps = u.rt(&["ps", "--format", "json", "own"]);
         ps.ok();
         let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).unwrap();
-        assert_eq!(pids, vec![pid], "{ps}");
+        assert_eq!(pids.len(), 2, "{ps}");
+        assert!(pids.contains(&pid), "{ps}");
+        u.rt(&["kill", "--all", "own", "9"]).ok();
+        let other = pids.iter().find(|p| **p != pid).copied().unwrap();
+        wait_for("exec'd process killed", Duration::from_secs(10), || {
+            fs::read_to_string(format!("/proc/{other}/stat"))
+                .map_or(true, |s| s.contains(") Z"))
+                .then_some(())
+        });
+    } else {
+        u.rt(&["kill", "own", "9"]).ok();
     }
-    u.rt(&["kill", "own", "9"]).ok();
     wait_for("init gone", Duration::from_secs(10), || {
         (!Path::new(&format!("/proc/{pid}")).exists()
             || fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z")))
