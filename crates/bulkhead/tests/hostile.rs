@@ -904,7 +904,8 @@ fn symlinked_mount_destinations_stay_in_the_root() {
         }
         p.join(hp.strip_prefix("/").unwrap())
     };
-    let shapes: Vec<(&str, Box<dyn Fn(&Path) -> PathBuf>)> = vec![
+    type Target<'a> = Box<dyn Fn(&Path) -> PathBuf + 'a>;
+    let shapes: Vec<(&str, Target)> = vec![
         ("absolute", Box::new(|_| hp.clone())),
         ("dotdot", Box::new(up)),
         ("loop", Box::new(|_| PathBuf::from("/mnt/evil"))),
