@@ -81,7 +81,7 @@ fn setup(
     bulkhead_sys::fault::point("init.namespaces");
 
     // 2. root filesystem, before pivot_root: mounts, devices, the terminal.
-    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees)?;
+    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees, req.rootless)?;
     bulkhead_sys::fault::point("init.mounts");
     ch.send(&Msg::RunCreateRuntimeHooks)
         .map_err(StageError::sys("sync"))?;

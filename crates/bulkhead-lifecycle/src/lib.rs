@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use bulkhead_cgroups::CgroupSet;
 use bulkhead_launch::hooks::{self, HookState};
 use bulkhead_launch::{LaunchError, LaunchRequest};
-use bulkhead_spec::plan::{Plan, PlanError};
+use bulkhead_spec::plan::{NsKind, Plan, PlanError};
 use serde::{Deserialize, Serialize};
 
 mod proc;
+pub mod rootless;
 
 pub use proc::ProcStat;
 
@@ -56,6 +57,11 @@ pub enum LifecycleError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("state directory {path}: {source}: {hint}", hint = rootless::STATE_DIR_HINT)]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LifecycleError {
@@ -122,6 +128,8 @@ pub struct StateView {
 
 pub struct Store {
     pub root: PathBuf,
+    /// Running without host privileges (see [`rootless`]).
+    pub rootless: bool,
 }
 
 /// Held while a command changes a container.
@@ -150,7 +158,16 @@ pub struct CreateOptions {
 
 impl Store {
     pub fn new(root: PathBuf) -> Store {
-        Store { root }
+        Store {
+            root,
+            rootless: false,
+        }
+    }
+
+    /// The same store, used rootless (or not).
+    pub fn rootless(mut self, rootless: bool) -> Store {
+        self.rootless = rootless;
+        self
     }
 
     /// Compiled seccomp filters, shared by all containers of this root.
@@ -349,7 +366,20 @@ impl Store {
             }
         }
 
-        fs::create_dir_all(&self.root).map_err(io(format!("--root {}", self.root.display())))?;
+        if self.rootless && plan.ns(NsKind::User).is_none() && !rustix::process::geteuid().is_root()
+        {
+            return Err(LifecycleError::Invalid(format!(
+                "linux.namespaces: running rootless as uid {} needs a user namespace \
+                 (an entry of type \"user\" with linux.uidMappings and linux.gidMappings); \
+                 `bulkhead spec --rootless` writes such a config",
+                rustix::process::geteuid().as_raw()
+            )));
+        }
+        let state_dir_err = |path: &Path, e: std::io::Error| LifecycleError::StateDir {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        fs::create_dir_all(&self.root).map_err(|e| state_dir_err(&self.root, e))?;
         let _ = fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700));
         let dir = self.dir(id);
         match fs::create_dir(&dir) {
@@ -357,7 +387,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(LifecycleError::Exists(id.to_string()));
             }
-            Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+            Err(e) => return Err(state_dir_err(&self.root, e)),
         }
         let lock = Self::lock_dir_once(&dir, id, false).map_err(|e| match e {
             LifecycleError::NotExist(_) => LifecycleError::Invalid(format!(
@@ -403,12 +433,15 @@ impl Store {
             bulkhead_cgroups::validate(&bulkhead_cgroups::zero_is_unset(r))?;
         }
         let layout = bulkhead_cgroups::detect()?;
-        let cgroups = bulkhead_cgroups::resolve(
+        let mut cgroups = bulkhead_cgroups::resolve(
             &layout,
             plan.cgroups_path.as_deref(),
             id,
             opts.systemd_cgroup,
         )?;
+        if self.rootless {
+            cgroups = rootless_cgroups(&cgroups, &plan);
+        }
         let mut rec = Record {
             oci_version: plan.oci_version.clone(),
             id: id.to_string(),
@@ -427,11 +460,20 @@ impl Store {
         cleanup.cgroups = Some(cgroups.clone());
         cgroups.create()?;
         bulkhead_sys::fault::point("create.cgroup");
-        if let Some(r) = &plan.resources {
-            cgroups.apply(&with_default_devices(r, &plan))?;
+        if let Some(r) = &plan.resources
+            && !cgroups.dirs.is_empty()
+        {
+            let mut r = with_default_devices(r, &plan);
+            if self.rootless {
+                // Device rules need CAP_SYS_ADMIN in the host namespace;
+                // without it the user namespace's own rules apply (no mknod).
+                r.set_devices(None);
+            }
+            cgroups.apply(&r)?;
         }
 
         let req = LaunchRequest {
+            rootless: self.rootless,
             plan: &plan,
             process: &process,
             id,
@@ -513,7 +555,13 @@ impl Store {
         if all {
             // The init may die of the signal before the rest of the cgroup is
             // reached; that is success, not "not running".
-            rec.cgroups.signal_all(sig)?;
+            if rec.cgroups.dirs.is_empty() {
+                for p in proc::without_cgroup(rec.pid) {
+                    let _ = bulkhead_sys::kill(p, sig);
+                }
+            } else {
+                rec.cgroups.signal_all(sig)?;
+            }
             return match res {
                 Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(io("kill")(e)),
                 _ => Ok(()),
@@ -652,6 +700,7 @@ impl Store {
     ) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let mut rec = self.load(id)?;
+        no_cgroup(&rec, "update")?;
         let status = self.status_with(&rec, true);
         if status == Status::Stopped {
             return Err(LifecycleError::BadStatus {
@@ -669,9 +718,22 @@ impl Store {
         self.save(&rec)
     }
 
+    /// Host pids of the container's processes: from its cgroup, or, for a
+    /// rootless container without one, from its pid namespace.
+    pub fn pids(&self, rec: &Record) -> Result<Vec<i32>, LifecycleError> {
+        if !rec.cgroups.dirs.is_empty() {
+            return Ok(rec.cgroups.procs()?);
+        }
+        if self.status(rec) == Status::Stopped {
+            return Ok(Vec::new());
+        }
+        Ok(proc::without_cgroup(rec.pid))
+    }
+
     pub fn pause(&self, id: &str) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let rec = self.load(id)?;
+        no_cgroup(&rec, "pause")?;
         match self.status_with(&rec, true) {
             Status::Running | Status::Created => Ok(rec.cgroups.freeze()?),
             s => Err(LifecycleError::BadStatus {
@@ -694,6 +756,57 @@ impl Store {
             }),
         }
     }
+}
+
+/// A container without cgroups (rootless, none delegated) cannot be paused
+/// or limited; say why in runc's words.
+fn no_cgroup(rec: &Record, action: &str) -> Result<(), LifecycleError> {
+    if rec.cgroups.dirs.is_empty() {
+        return Err(LifecycleError::Invalid(format!(
+            "cannot {action} container \"{}\": cgroups not configured for container \
+             (rootless without a delegated cgroup, see docs/rootless.md)",
+            rec.id
+        )));
+    }
+    Ok(())
+}
+
+/// Rootless: the part of the container's cgroups the caller was delegated,
+/// or none (said once, with what is ignored because of it).
+fn rootless_cgroups(all: &CgroupSet, plan: &Plan) -> CgroupSet {
+    let d = all.delegation();
+    if d.usable.dirs.is_empty() {
+        let why = d
+            .refused
+            .first()
+            .map(|(_, r)| r.as_str())
+            .unwrap_or("no cgroup hierarchy found");
+        let limits = plan
+            .resources
+            .as_ref()
+            .is_some_and(|r| *r != oci_spec::runtime::LinuxResources::default());
+        let msg = format!(
+            "rootless: no delegated cgroup ({why}): running without cgroups{} \
+             (see docs/rootless.md to delegate one)",
+            if limits {
+                "; linux.resources ignored"
+            } else {
+                ""
+            }
+        );
+        // Said as a warning only when the config asked for a cgroup or
+        // limits (rootless podman passes neither, and says so itself).
+        if limits || plan.cgroups_path.is_some() {
+            tracing::warn!("{msg}");
+        } else {
+            tracing::debug!("{msg}");
+        }
+    } else {
+        for (path, why) in &d.refused {
+            tracing::debug!("rootless: cgroup {} not used: {why}", path.display());
+        }
+    }
+    d.usable
 }
 
 /// Whether the init still holds the exec fifo open, i.e. still waits for

@@ -531,6 +531,28 @@ pub fn set_nice(nice: i32) -> io::Result<()> {
 pub mod caps {
     use super::{cvt, io};
 
+    /// The highest capability number the running kernel knows, found by
+    /// asking the bounding set (EINVAL past the last one): a binary search
+    /// of 6 prctl calls instead of reading /proc/sys/kernel/cap_last_cap,
+    /// which needs a trusted procfs.
+    pub fn last_cap() -> u32 {
+        let known = |cap: u32| {
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) >= 0 }
+        };
+        // Invariant: `lo` is known (CAP_CHOWN, 0, always is), `hi` is not.
+        let (mut lo, mut hi) = (0u32, 64u32);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if known(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// Drop `cap` from the bounding set (needs CAP_SETPCAP).
     pub fn bounding_drop(cap: u32) -> io::Result<()> {
         // SAFETY: prctl with integer arguments only.
@@ -699,4 +721,14 @@ pub fn userns_fd(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedF
     let _ = kill(pid, libc::SIGKILL);
     let _ = wait_exit(pid);
     res
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn last_cap_matches_procfs() {
+        let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").expect("procfs");
+        let want: u32 = text.trim().parse().expect("a number");
+        assert_eq!(super::caps::last_cap(), want);
+    }
 }

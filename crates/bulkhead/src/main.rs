@@ -18,7 +18,7 @@ use logging::LogFormat;
     disable_version_flag = true
 )]
 struct Cli {
-    /// State directory (default /run/bulkhead; $XDG_RUNTIME_DIR/bulkhead when not root).
+    /// State directory (default /run/bulkhead; $XDG_RUNTIME_DIR/bulkhead when rootless).
     #[arg(long)]
     root: Option<PathBuf>,
     /// Append log lines to this file instead of stderr.
@@ -31,9 +31,10 @@ struct Cli {
     /// Use systemd's cgroup driver (slice:prefix:name paths).
     #[arg(long)]
     systemd_cgroup: bool,
-    /// true, false or auto (accepted for runc compatibility).
-    #[arg(long)]
-    rootless: Option<String>,
+    /// Run without host privileges: true, false or auto (auto: not root,
+    /// or inside a user namespace someone else configured, e.g. rootless podman's).
+    #[arg(long, value_enum, default_value = "auto")]
+    rootless: RootlessFlag,
     /// Path to criu (accepted for runc compatibility; checkpointing is not supported).
     #[arg(long)]
     criu: Option<String>,
@@ -41,6 +42,14 @@ struct Cli {
     version: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// `--rootless`, as runc spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RootlessFlag {
+    True,
+    False,
+    Auto,
 }
 
 #[derive(Debug, clap::Args, Clone)]
@@ -179,19 +188,6 @@ fn is_sandbox_invocation() -> bool {
     false
 }
 
-fn default_root() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/run/bulkhead");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("bulkhead"),
-        _ => PathBuf::from(format!(
-            "/tmp/bulkhead-{}",
-            rustix::process::geteuid().as_raw()
-        )),
-    }
-}
-
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -232,10 +228,20 @@ fn main() {
             1
         });
     }
-    let root = cli.root.clone().unwrap_or_else(default_root);
+    // Decided once: a flag, the euid, and (as root) one read of uid_map.
+    let rootless = bulkhead_lifecycle::rootless::detect(match cli.rootless {
+        RootlessFlag::True => Some(true),
+        RootlessFlag::False => Some(false),
+        RootlessFlag::Auto => None,
+    });
+    let root = match cli.root.clone() {
+        Some(r) => Ok(r),
+        None => bulkhead_lifecycle::rootless::default_root(rootless),
+    };
     let ctx = commands::Ctx {
         root,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless,
     };
     match commands::dispatch(&ctx, cmd) {
         Ok(code) => std::process::exit(code),

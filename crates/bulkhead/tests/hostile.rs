@@ -904,8 +904,7 @@ fn symlinked_mount_destinations_stay_in_the_root() {
         }
         p.join(hp.strip_prefix("/").unwrap())
     };
-    type Target<'a> = Box<dyn Fn(&Path) -> PathBuf + 'a>;
-    let shapes: Vec<(&str, Target)> = vec![
+    let shapes: Vec<(&str, LinkTarget)> = vec![
         ("absolute", Box::new(|_| hp.clone())),
         ("dotdot", Box::new(up)),
         ("loop", Box::new(|_| PathBuf::from("/mnt/evil"))),
@@ -1104,3 +1103,6 @@ fn giant_lists_are_handled_or_refused() {
         },
     );
 }
+
+/// How a hostile symlink target is made from the container's rootfs path.
+type LinkTarget<'a> = Box<dyn Fn(&Path) -> PathBuf + 'a>;

@@ -1,7 +1,7 @@
 //! Least privilege for the init: process attributes, then credentials and
 //! capabilities in the order the kernel's rules require.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 
 use bulkhead_spec::plan::{Plan, ProcessPlan};
@@ -64,10 +64,9 @@ pub fn apply(
     if let Some(policy) = &plan.landlock {
         super::landlock::apply(policy)?;
     }
-    // Everything that reads procfs happens before an early filter is loaded:
-    // profiles written for runc (allow-lists with an EPERM default) do not
-    // allow what a private procfs handle needs (fsopen, open_tree, openat2).
-    let last_cap = last_cap();
+    // Probed before an early filter is loaded: profiles written for runc
+    // (allow-lists with an EPERM default) may refuse prctl's bounding-set read.
+    let last_cap = bulkhead_sys::caps::last_cap();
     let listener = match early_seccomp {
         Some(s) => load_seccomp(s)?,
         None => None,
@@ -82,23 +81,6 @@ pub fn apply(
 pub fn load_seccomp(s: &bulkhead_seccomp::Compiled) -> Result<Option<OwnedFd>, StageError> {
     bulkhead_sys::seccomp::load_filter(&s.bpf, s.flags)
         .map_err(StageError::sys("linux.seccomp: load filter"))
-}
-
-fn last_cap() -> u32 {
-    let mut s = String::new();
-    procfs()
-        .ok()
-        .and_then(|p| {
-            p.open(
-                ProcfsBase::ProcRoot,
-                "sys/kernel/cap_last_cap",
-                pathrs::flags::OpenFlags::O_RDONLY,
-            )
-            .ok()
-        })
-        .and_then(|mut f| f.read_to_string(&mut s).ok())
-        .and_then(|_| s.trim().parse().ok())
-        .unwrap_or(40)
 }
 
 /// Bounding set first (needs CAP_SETPCAP), then ids with the permitted set

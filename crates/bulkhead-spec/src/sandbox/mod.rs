@@ -122,6 +122,10 @@ pub struct SandboxOptions {
     pub id_map_base: u32,
     /// `TERM` passed on (the caller's, or xterm).
     pub term: Option<String>,
+    /// The capabilities the runtime itself holds (its bounding set): what
+    /// "all capabilities" means (`privileged`, `--cap-add ALL`), as a
+    /// container cannot get more than its runtime has. None: every known one.
+    pub host_caps: Option<Vec<String>>,
 }
 
 /// The effective switches after flags were applied to the profile.
@@ -146,7 +150,7 @@ pub fn effective(o: &SandboxOptions) -> Effective {
         landlock: d.landlock,
         masked: d.masked,
         seccomp: d.seccomp.then(hardened::default_seccomp),
-        capabilities: capabilities(&d.capabilities, &o.cap_add, &o.cap_drop),
+        capabilities: capabilities(&d.capabilities, &o.cap_add, &o.cap_drop, &all_caps(o)),
     };
     for s in &o.security_opts {
         match s {
@@ -161,18 +165,29 @@ pub fn effective(o: &SandboxOptions) -> Effective {
     e
 }
 
+fn all_caps(o: &SandboxOptions) -> Vec<String> {
+    o.host_caps.clone().unwrap_or_else(|| {
+        crate::caps::ALL
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    })
+}
+
 /// Docker's rules: `--cap-drop ALL` empties the set, `--cap-add ALL` fills
-/// it, then single drops and adds apply.
-fn capabilities(base: &[String], add: &[String], drop: &[String]) -> Vec<String> {
-    let mut set: Vec<String> = base.to_vec();
+/// it with `all`, then single drops and adds apply. `ALL` in `base` stands
+/// for `all` too.
+fn capabilities(base: &[String], add: &[String], drop: &[String], all: &[String]) -> Vec<String> {
+    let mut set: Vec<String> = if base.iter().any(|c| c == "ALL") {
+        all.to_vec()
+    } else {
+        base.to_vec()
+    };
     if drop.iter().any(|c| c == "ALL") {
         set.clear();
     }
     if add.iter().any(|c| c == "ALL") {
-        set = crate::caps::ALL
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect();
+        set = all.to_vec();
     }
     set.retain(|c| !drop.contains(c));
     for c in add.iter().filter(|c| *c != "ALL") {

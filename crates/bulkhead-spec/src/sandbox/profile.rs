@@ -115,10 +115,8 @@ impl Profile {
             },
             Profile::Privileged => Defaults {
                 userns: false,
-                capabilities: crate::caps::ALL
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect(),
+                // Every capability the runtime holds.
+                capabilities: vec!["ALL".to_string()],
                 no_new_privileges: false,
                 seccomp: false,
                 landlock: false,

@@ -124,6 +124,24 @@ fn privileged_drops_the_confinement() {
 }
 
 #[test]
+fn all_capabilities_means_those_the_runtime_holds() {
+    let mut o = opts(Profile::Privileged);
+    o.host_caps = Some(vec!["CAP_KILL".into(), "CAP_CHOWN".into()]);
+    let v = built(&o);
+    assert_eq!(
+        v["process"]["capabilities"]["bounding"],
+        json!(["CAP_CHOWN", "CAP_KILL"])
+    );
+    o.profile = Profile::Restricted;
+    o.cap_add = vec!["ALL".into()];
+    o.cap_drop = vec!["CAP_KILL".into()];
+    assert_eq!(
+        built(&o)["process"]["capabilities"]["bounding"],
+        json!(["CAP_CHOWN"])
+    );
+}
+
+#[test]
 fn flags_override_the_profile() {
     let mut o = opts(Profile::Restricted);
     o.read_only = Some(false);
@@ -170,6 +188,11 @@ fn host_network_in_a_user_namespace_binds_sys() {
 fn cap_add_and_drop_follow_docker() {
     let base: Vec<String> = vec!["CAP_CHOWN".into(), "CAP_KILL".into()];
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let all: Vec<String> = crate::caps::ALL
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let capabilities = |b: &[String], a: &[String], d: &[String]| capabilities(b, a, d, &all);
     assert_eq!(capabilities(&base, &[], &s(&["ALL"])), Vec::<String>::new());
     assert_eq!(
         capabilities(&base, &s(&["CAP_NET_RAW"]), &s(&["ALL"])),

@@ -16,13 +16,18 @@ mod tty;
 pub mod update;
 
 pub struct Ctx {
-    pub root: PathBuf,
+    /// The state root, or why there is no default one.
+    pub root: Result<PathBuf, bulkhead_lifecycle::rootless::RootlessError>,
     pub systemd_cgroup: bool,
+    pub rootless: bool,
 }
 
 impl Ctx {
-    fn store(&self) -> Store {
-        Store::new(self.root.clone())
+    fn store(&self) -> Result<Store> {
+        match &self.root {
+            Ok(r) => Ok(Store::new(r.clone()).rootless(self.rootless)),
+            Err(e) => bail!("{e}"),
+        }
     }
 }
 
@@ -39,7 +44,19 @@ fn create_opts(ctx: &Ctx, a: &CreateArgs) -> CreateOptions {
 }
 
 pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
-    let store = ctx.store();
+    // These two need no state root.
+    match cmd {
+        Cmd::Spec { bundle, rootless } => {
+            spec(&bundle, rootless)?;
+            return Ok(0);
+        }
+        Cmd::Features => {
+            features()?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let store = ctx.store()?;
     match cmd {
         Cmd::Create { args, id } => {
             store.create(&id, &create_opts(ctx, &args))?;
@@ -72,8 +89,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         } => ps(&store, &id, &format, &ps_args)?,
         Cmd::Pause { id } => store.pause(&id)?,
         Cmd::Resume { id } => store.resume(&id)?,
-        Cmd::Spec { bundle, rootless } => spec(&bundle, rootless)?,
-        Cmd::Features => features()?,
+        Cmd::Spec { .. } | Cmd::Features => unreachable!("handled above"),
         Cmd::Sandbox(args) => return Ok(sandbox::main(&store, &args)),
         Cmd::Logs { follow, name } => sandbox::verbs::logs(&store, &name, follow)?,
         Cmd::Stop { time, name } => sandbox::verbs::stop(&store, &name, time)?,
@@ -185,11 +201,22 @@ pub(crate) fn wait_foreground(pid: i32, master: Option<&std::os::fd::OwnedFd>) -
 /// Whether the bundle's process asks for a terminal (read before create, so
 /// the relay can be set up; create validates the config fully).
 fn wants_terminal(bundle: &std::path::Path) -> bool {
+    // Only this one field is deserialized: the rest is skipped, not built
+    // into a Value tree (that was a fifth of `run`'s own instructions).
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Process {
+        #[serde(default)]
+        terminal: bool,
+    }
     std::fs::read(bundle.join("config.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
-        .unwrap_or(false)
+        .and_then(|b| serde_json::from_slice::<Config>(&b).ok())
+        .and_then(|c| c.process)
+        .is_some_and(|p| p.terminal)
 }
 
 fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
@@ -256,7 +283,7 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
 
 fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let rec = store.load(id)?;
-    let pids = rec.cgroups.procs()?;
+    let pids = store.pids(&rec)?;
     match format {
         "json" => println!("{}", serde_json::to_string(&pids)?),
         "table" => {

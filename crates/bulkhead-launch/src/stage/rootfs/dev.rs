@@ -47,10 +47,7 @@ pub(super) fn create_devices(rootfs: &Rootfs, plan: &Plan) -> Result<(), StageEr
 fn create_one(rootfs: &Rootfs, d: &DevicePlan) -> Result<(), StageError> {
     let step = format!("device {}", d.path.display());
     if let Some(parent) = d.path.parent() {
-        rootfs
-            .root
-            .mkdir_all(parent, &std::fs::Permissions::from_mode(0o755))
-            .map_err(StageError::sys(step.clone()))?;
+        super::mkdir_all(&rootfs.root, parent, 0o755).map_err(StageError::sys(step.clone()))?;
     }
     if rootfs.in_userns {
         // mknod is not allowed in a user namespace: bind the host's node onto

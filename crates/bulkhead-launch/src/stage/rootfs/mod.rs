@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use bulkhead_cgroups::CgroupSet;
 use bulkhead_spec::plan::{NsKind, Plan, ProcessPlan};
-use pathrs::Root;
+use pathrs::error::ErrorKind;
+use pathrs::{Handle, Root};
+use rustix::fs::OFlags;
 
 use super::StageError;
 
@@ -25,8 +27,13 @@ pub struct Rootfs {
     pub root: Root,
     pub path: PathBuf,
     /// Inside a user namespace: device nodes are bind-mounted, not created,
-    /// and flags locked by the host mount must be kept on remounts.
+    /// and flags locked by the host mount must be kept on remounts. Also
+    /// true when rootless in a namespace someone else made (rootless podman).
     pub in_userns: bool,
+    /// Without host privileges: the host's cgroup filesystem is only ever
+    /// visible read-only (a delegated cgroup is writable by the container's
+    /// root, CVE-2023-25809).
+    pub rootless: bool,
 }
 
 /// Path of a verified fd, as the host procfs shows it (valid before pivot_root).
@@ -34,11 +41,68 @@ pub(crate) fn fd_path(fd: impl AsFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
+/// `Root::mkdir_all`, without its procfs round trip where it is not needed.
+///
+/// pathrs re-opens the deepest existing directory through
+/// `/proc/thread-self/fd` and verifies that procfs first: about 60 syscalls
+/// per call, 25 calls per container. Here an existing directory (resolved
+/// in the root, as pathrs does) is used as it is, and a missing one is made
+/// below its parent, found the same way: `mkdirat` never follows a symlink,
+/// and the `O_NOFOLLOW | O_DIRECTORY` open refuses anything swapped in.
+/// Anything else (a file in the way, a `..` to create) goes to pathrs, for
+/// its checks and its error.
+pub(crate) fn mkdir_all(root: &Root, path: &Path, mode: u32) -> std::io::Result<Handle> {
+    use std::os::unix::fs::PermissionsExt;
+    let slow = || {
+        root.mkdir_all(path, &std::fs::Permissions::from_mode(mode))
+            .map_err(std::io::Error::other)
+    };
+    match root.resolve(path) {
+        Ok(h) => {
+            let st = rustix::fs::fstat(&h)?;
+            return if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                Ok(h)
+            } else {
+                slow()
+            };
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::OsError(Some(libc::ENOENT))) => {}
+        Err(_) => return slow(),
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return slow();
+    };
+    let dir = mkdir_all(root, parent, mode)?;
+    match rustix::fs::mkdirat(&dir, name, rustix::fs::Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(Handle::from_fd(fd))
+}
+
+/// A readable fd of a directory handle (O_PATH), opened as "." below it
+/// rather than re-opened through procfs as `Handle::reopen` does.
+pub(crate) fn open_dir(h: impl AsFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::fs::openat(
+        h,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
 pub fn prepare(
     plan: &Plan,
     process: &ProcessPlan,
     cgroups: &CgroupSet,
     trees: &crate::idmap::IdmapTrees,
+    rootless: bool,
 ) -> Result<Rootfs, StageError> {
     crate::stage::lsm::check_mount_label(plan.mount_label.as_deref())?;
     // Without a mount namespace of its own (the config omits it, so the
@@ -75,7 +139,8 @@ pub fn prepare(
     let rootfs = Rootfs {
         root,
         path: plan.rootfs.clone(),
-        in_userns: plan.ns(NsKind::User).is_some(),
+        in_userns: plan.ns(NsKind::User).is_some() || rootless,
+        rootless,
     };
     for (i, m) in plan.mounts.iter().enumerate() {
         mounts::mount_one(&rootfs, plan, m, cgroups, trees.get(i)).map_err(|e| {
@@ -92,10 +157,7 @@ pub fn prepare(
     }
     // runc creates a missing cwd; do the same, inside the root, by fd.
     if rootfs.root.resolve(&process.cwd).is_err() {
-        let _ = rootfs.root.mkdir_all(
-            &process.cwd,
-            &std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        );
+        let _ = mkdir_all(&rootfs.root, &process.cwd, 0o755);
     }
     Ok(rootfs)
 }

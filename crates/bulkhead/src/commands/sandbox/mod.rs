@@ -33,6 +33,9 @@ const HOST_DIRS: [&str; 9] = [
 pub const SANDBOX_BASE: &str = "/var/lib/bulkhead/sandboxes";
 /// The detached sandbox's stdout and stderr, in its directory.
 pub const LOG_FILE: &str = "sandbox.log";
+/// The state root the sandbox's container lives in, in its directory: `rm`
+/// removes a directory whose container is gone only for that store.
+pub const STATE_ROOT_FILE: &str = "state-root";
 
 /// docker's exit codes for failures of the runtime itself.
 pub const EXIT_RUNTIME: i32 = 125;
@@ -120,6 +123,8 @@ pub struct SandboxArgs {
     /// Print the OCI config that would run, and exit.
     #[arg(long)]
     print_spec: bool,
+    #[command(flatten)]
+    image_opts: image::ImageArgs,
     #[arg(trailing_var_arg = true, num_args = 1..)]
     command: Vec<String>,
 }
@@ -235,6 +240,24 @@ fn read_in_root(root: &Path, path: &str) -> Option<String> {
     Some(s)
 }
 
+/// The capabilities in this process's bounding set (root may lack some,
+/// e.g. CAP_SYS_RESOURCE in some VMs and containers).
+fn own_bounding_set() -> Option<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))?
+        .trim();
+    let mask = u64::from_str_radix(hex, 16).ok()?;
+    Some(
+        bulkhead_spec::caps::ALL
+            .iter()
+            .filter(|(_, n)| mask & (1u64 << n) != 0)
+            .map(|(name, _)| name.to_string())
+            .collect(),
+    )
+}
+
 /// Flags → [`SandboxOptions`] (root not decided yet).
 fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
     let mut o = SandboxOptions {
@@ -252,6 +275,7 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
         read_only: a.read_only,
         tty: a.tty,
         term: std::env::var("TERM").ok().filter(|t| !t.is_empty()),
+        host_caps: own_bounding_set(),
         ..Default::default()
     };
     for v in &a.volumes {
@@ -360,11 +384,25 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
         .create(SANDBOX_BASE)
         .with_context(|| format!("create {SANDBOX_BASE}"))?;
     // create (not create_dir_all): never reuse or follow an existing path.
-    DirBuilder::new()
-        .mode(0o711)
-        .create(&dir)
-        .with_context(|| format!("--name {name:?}: create sandbox dir {}", dir.display()))?;
-    let result = in_dir(store, a, o, &name, &dir, userns);
+    match DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(anyhow!(
+                "--name {name:?}: {} exists (left by an earlier sandbox? `bulkhead rm {name}` removes it)",
+                dir.display()
+            )
+            .into());
+        }
+        Err(e) => {
+            return Err(anyhow::Error::from(e)
+                .context(format!("create sandbox dir {}", dir.display()))
+                .into());
+        }
+    }
+    let result = std::path::absolute(&store.root)
+        .and_then(|r| std::fs::write(dir.join(STATE_ROOT_FILE), r.as_os_str().as_encoded_bytes()))
+        .map_err(|e| Failure::from(anyhow::Error::from(e).context("record the state root")))
+        .and_then(|()| in_dir(store, a, o, &name, &dir, userns));
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -384,7 +422,7 @@ fn in_dir(
 ) -> Result<i32, Failure> {
     let idmap = userns.then_some(o.id_map_base);
     if let Some(reference) = &a.image {
-        let prepared = image::prepare(reference, dir, idmap)?;
+        let prepared = image::prepare(reference, dir, idmap, &a.image_opts)?;
         o.root = RootSource::Image(reference.clone());
         o.rootfs = prepared.rootfs;
         o.image = Some(prepared.config);
@@ -413,11 +451,16 @@ fn in_dir(
         o.group = read_in_root(&root, "etc/group");
     }
     let cfg = spec::build(&o)?;
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec_pretty(&cfg).map_err(anyhow::Error::from)?,
-    )
-    .context("write config.json")?;
+    // Only for root: -e values may be secrets.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join("config.json"))
+        .context("create config.json")?;
+    serde_json::to_writer_pretty(&mut f, &cfg)
+        .map_err(anyhow::Error::from)
+        .context("write config.json")?;
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         ..Default::default()

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use bulkhead_lifecycle::{LifecycleError, Record, Status, Store};
 use bulkhead_spec::sandbox::{ANNOTATION, STOP_SIGNAL_ANNOTATION};
 
-use super::{LOG_FILE, SANDBOX_BASE};
+use super::{LOG_FILE, SANDBOX_BASE, STATE_ROOT_FILE};
 
 /// The record of sandbox `name`, and its directory.
 fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
@@ -104,9 +104,14 @@ pub fn stop(store: &Store, name: &str, secs: u64) -> Result<()> {
 /// running one only with -f (killed first).
 pub fn rm(store: &Store, name: &str, force: bool) -> Result<()> {
     let dir = Path::new(SANDBOX_BASE).join(name);
+    let ours = || {
+        let recorded = std::fs::read(dir.join(STATE_ROOT_FILE)).ok();
+        let root = std::path::absolute(&store.root).ok();
+        recorded.is_some() && recorded == root.map(|r| r.as_os_str().as_encoded_bytes().to_vec())
+    };
     if matches!(store.load(name), Err(LifecycleError::NotExist(_)))
         && bulkhead_spec::id::validate(name).is_ok()
-        && dir.join("config.json").is_file()
+        && ours()
     {
         // Its container was deleted with `delete`: only the directory is left.
         return super::remove_dir(&dir);
