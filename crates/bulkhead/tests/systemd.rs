@@ -431,8 +431,26 @@ fn scope_limits_update_delete() {
     assert_eq!(read(&sd.cg("pids", &rel).join("pids.max")), "30");
     assert_eq!(read(&sd.cg("cpu", &rel).join("cpu.cfs_quota_us")), "25000");
 
-    // exec joins the same cgroups.
+    // exec joins the same cgroups; pause, resume and events work on them.
     sd.rt(&b, &["exec", &b.id, "true"]).ok();
+    sd.rt(&b, &["pause", &b.id]).ok();
+    assert_eq!(
+        read(&sd.cg("freezer", &rel).join("freezer.state")),
+        "FROZEN"
+    );
+    assert_eq!(sd.state(&b)["status"], "paused");
+    sd.rt(&b, &["resume", &b.id]).ok();
+    assert_eq!(
+        read(&sd.cg("freezer", &rel).join("freezer.state")),
+        "THAWED"
+    );
+    let stats = sd.rt(&b, &["events", "--stats", &b.id]);
+    let stats: serde_json::Value = serde_json::from_str(stats.ok().stdout.trim()).unwrap();
+    assert_eq!(stats["data"]["pids"]["limit"], 30, "{stats}");
+    assert!(
+        stats["data"]["pids"]["current"].as_u64() >= Some(1),
+        "{stats}"
+    );
 
     sd.rt(&b, &["kill", &b.id, "KILL"]).ok();
     wait_for("the container to stop", Duration::from_secs(10), || {
@@ -602,4 +620,29 @@ fn over_the_system_bus() {
     let show = sd.show("bus-ctr.scope", &["LoadState"]);
     assert_eq!(show["LoadState"], "not-found", "{show:?}");
     assert!(!sd.cg("pids", "system.slice/bus-ctr.scope").exists());
+}
+
+/// The driver is for the system's systemd: rootless, it is refused before
+/// anything is made.
+#[test]
+fn refused_rootless() {
+    skip_if!(
+        !common::is_root(),
+        "needs root (as non-root the check comes later)"
+    );
+    let b = Bundle::new();
+    b.write_config();
+    let mut cmd = b.rt_command();
+    cmd.args([
+        "--rootless",
+        "true",
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+    ])
+    .arg(b.dir())
+    .arg(&b.id);
+    b.exec(cmd)
+        .fails_with(&["--systemd-cgroup: not supported rootless"]);
+    assert!(!b.state_root().join(&b.id).exists());
 }
