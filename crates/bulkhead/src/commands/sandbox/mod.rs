@@ -399,10 +399,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
                 .into());
         }
     }
-    let result = std::path::absolute(&store.root)
-        .and_then(|r| std::fs::write(dir.join(STATE_ROOT_FILE), r.as_os_str().as_encoded_bytes()))
-        .map_err(|e| Failure::from(anyhow::Error::from(e).context("record the state root")))
-        .and_then(|()| in_dir(store, a, o, &name, &dir, userns));
+    let result = in_dir(store, a, o, &name, &dir, userns);
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -451,6 +448,13 @@ fn in_dir(
         o.group = read_in_root(&root, "etc/group");
     }
     let cfg = spec::build(&o)?;
+    // After the root: an image root wants an empty directory.
+    let state_root = std::path::absolute(&store.root).context("--root")?;
+    std::fs::write(
+        dir.join(STATE_ROOT_FILE),
+        state_root.as_os_str().as_encoded_bytes(),
+    )
+    .context("record the state root")?;
     // Only for root: -e values may be secrets.
     let mut f = OpenOptions::new()
         .write(true)
