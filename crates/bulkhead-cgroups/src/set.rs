@@ -432,11 +432,19 @@ impl CgroupSet {
         // systemd removes the unit's own directories when it stops; what
         // it does not manage is removed below either way.
         let stopped = match &self.systemd {
-            Some(unit) => Systemd::connect().and_then(|sd| {
-                let r = sd.stop_unit(&unit.name);
-                sd.reset_failed_unit(&unit.name);
-                r
-            }),
+            Some(unit) => match Systemd::connect() {
+                Ok(sd) => {
+                    let r = sd.stop_unit(&unit.name);
+                    sd.reset_failed_unit(&unit.name);
+                    r
+                }
+                // systemd gone (or restarting): it holds no unit for us
+                // to stop; a container must stay deletable without it.
+                Err(e) => {
+                    tracing::warn!("not stopping systemd unit {}: {e}", unit.name);
+                    Ok(())
+                }
+            },
             None => Ok(()),
         };
         for d in &self.dirs {

@@ -349,7 +349,8 @@ fn scope_limits_update_delete() {
         c["linux"]["resources"] = json!({
             "memory": {"limit": 67108864, "swappiness": 10},
             "pids": {"limit": 20},
-            "cpu": {"quota": 12345, "period": 100000, "shares": 512}
+            "cpu": {"quota": 12345, "period": 100000, "shares": 512},
+            "devices": [{"allow": false, "access": "rwm"}]
         });
     });
     let unit = "bulkhead-ctr.scope";
@@ -430,6 +431,27 @@ fn scope_limits_update_delete() {
     );
     assert_eq!(read(&sd.cg("pids", &rel).join("pids.max")), "30");
     assert_eq!(read(&sd.cg("cpu", &rel).join("cpu.cfs_quota_us")), "25000");
+
+    // Default-deny device rules: systemd gets an allow list with the
+    // runtime's default nodes, cgroupfs the same rules; /dev/null stays
+    // usable.
+    let out = sd.run(Command::new("systemctl").args([
+        "show",
+        unit,
+        "-p",
+        "DevicePolicy",
+        "-p",
+        "DeviceAllow",
+    ]));
+    let text = out.ok().stdout.clone();
+    assert!(text.contains("DevicePolicy=strict"), "{text}");
+    assert!(text.contains("DeviceAllow=/dev/char/1:3 rwm"), "{text}");
+    assert!(text.contains("DeviceAllow=char-pts rwm"), "{text}");
+    let list = read(&sd.cg("devices", &rel).join("devices.list"));
+    assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
+    assert!(!list.lines().any(|l| l.starts_with("a ")), "{list}");
+    sd.rt(&b, &["exec", &b.id, "sh", "-c", "echo x > /dev/null"])
+        .ok();
 
     // exec joins the same cgroups; pause, resume and events work on them.
     sd.rt(&b, &["exec", &b.id, "true"]).ok();
