@@ -349,8 +349,22 @@ impl CgroupSet {
             };
             sd.set_unit_properties(&unit.name, &mine)?;
         }
-        self.create()?;
-        self.add_pid(pid)?;
+        // In the v1 hierarchies systemd does not manage for the unit
+        // (devices, blkio, cpuacct, freezer ... here), it trims the empty
+        // directories below its slices while it realizes them, ours
+        // included, at any moment; a directory with a process in it stays.
+        // So make and join until every directory holds the pid.
+        let mut tries = 0;
+        loop {
+            match self.create().and_then(|()| self.add_pid(pid)) {
+                Ok(()) => break,
+                Err(e) if e.is_not_found() && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(POLL * 5);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(r) = resources {
             self.apply(r)?;
         }
