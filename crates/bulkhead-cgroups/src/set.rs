@@ -349,8 +349,22 @@ impl CgroupSet {
             };
             sd.set_unit_properties(&unit.name, &mine)?;
         }
-        self.create()?;
-        self.add_pid(pid)?;
+        // In the v1 hierarchies systemd does not manage for the unit
+        // (devices, blkio, cpuacct, freezer ... here), it trims the empty
+        // directories below its slices while it realizes them, ours
+        // included, at any moment; a directory with a process in it stays.
+        // So make and join until every directory holds the pid.
+        let mut tries = 0;
+        loop {
+            match self.create().and_then(|()| self.add_pid(pid)) {
+                Ok(()) => break,
+                Err(e) if e.is_not_found() && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(POLL * 5);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(r) = resources {
             self.apply(r)?;
         }
@@ -432,11 +446,19 @@ impl CgroupSet {
         // systemd removes the unit's own directories when it stops; what
         // it does not manage is removed below either way.
         let stopped = match &self.systemd {
-            Some(unit) => Systemd::connect().and_then(|sd| {
-                let r = sd.stop_unit(&unit.name);
-                sd.reset_failed_unit(&unit.name);
-                r
-            }),
+            Some(unit) => match Systemd::connect() {
+                Ok(sd) => {
+                    let r = sd.stop_unit(&unit.name);
+                    sd.reset_failed_unit(&unit.name);
+                    r
+                }
+                // systemd gone (or restarting): it holds no unit for us
+                // to stop; a container must stay deletable without it.
+                Err(e) => {
+                    tracing::warn!("not stopping systemd unit {}: {e}", unit.name);
+                    Ok(())
+                }
+            },
             None => Ok(()),
         };
         for d in &self.dirs {
