@@ -158,7 +158,37 @@ fn default_root() -> PathBuf {
     }
 }
 
+/// Whether argv names a command that puts a process into a container,
+/// judged before clap runs: those commands re-execute the binary (see
+/// below), and doing it first spares a whole argument parse and logging
+/// setup in the process that is replaced. Only a hint: the check after
+/// parsing is the one that counts.
+fn argv_enters_container() -> bool {
+    // Global options that take a separate value.
+    const WITH_VALUE: [&str; 5] = ["--root", "--log", "--log-format", "--rootless", "--criu"];
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let Some(a) = a.to_str() else { return false };
+        if WITH_VALUE.contains(&a) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return matches!(a, "create" | "run" | "exec" | "sandbox");
+        }
+    }
+    false
+}
+
+fn protect_or_exit() {
+    if let Err(e) = bulkhead_sys::exe::ensure_protected() {
+        eprintln!("bulkhead: cannot protect the runtime binary: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
+    if argv_enters_container() {
+        protect_or_exit();
+    }
     let cli = Cli::parse();
     if cli.version {
         println!(
@@ -181,10 +211,8 @@ fn main() {
     if matches!(
         cmd,
         Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox { .. } | Cmd::Exec(_)
-    ) && let Err(e) = bulkhead_sys::exe::ensure_protected()
-    {
-        eprintln!("bulkhead: cannot protect the runtime binary: {e}");
-        std::process::exit(1);
+    ) {
+        protect_or_exit();
     }
     let root = cli.root.clone().unwrap_or_else(default_root);
     let ctx = commands::Ctx {
