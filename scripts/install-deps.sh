@@ -13,6 +13,8 @@ PACKAGES=(
     conmon
     containerd
     uidmap
+    slirp4netns
+    passt
     jq
     iproute2
     fuse-overlayfs

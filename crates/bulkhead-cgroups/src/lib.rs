@@ -29,7 +29,7 @@ pub use ebpf::device_programs;
 pub use error::CgroupError;
 pub use layout::{CGROUP_ROOT, Hierarchy, Layout, detect, parse_mountinfo};
 pub use resources::{device_rule, v2};
-pub use set::{CgroupDir, CgroupSet, resolve};
+pub use set::{CgroupDir, CgroupSet, Delegation, resolve};
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuSet, CpuUsage, Hugetlb, IntelRdt, Memory, MemoryEntry, OomWatcher,
     Pids, Stats, Throttling,

@@ -726,3 +726,117 @@ mod tests {
         }
     }
 }
+
+/// Rootless use of a [`CgroupSet`]: which of its directories an
+/// unprivileged caller may create and move processes into.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delegation {
+    /// The directories the caller may use (all v1 ones or none, plus a
+    /// cgroup2 one only where the caller can move processes into it).
+    pub usable: CgroupSet,
+    /// Directories left out, each with the reason.
+    pub refused: Vec<(PathBuf, String)>,
+}
+
+/// Whether this process may write `path` (its effective ids and
+/// capabilities, as the kernel checks them for the write itself).
+fn writable(path: &Path) -> bool {
+    rustix::fs::accessat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Access::WRITE_OK,
+        rustix::fs::AtFlags::EACCESS,
+    )
+    .is_ok()
+}
+
+/// Why the caller cannot create (or use) the cgroup at `dir`: the directory
+/// itself with its `cgroup.procs` when it exists, else its closest existing
+/// ancestor, must be writable.
+fn not_delegated(dir: &Path) -> Option<String> {
+    if dir.is_dir() {
+        let procs = dir.join("cgroup.procs");
+        return (!writable(&procs)).then(|| format!("{} is not writable", procs.display()));
+    }
+    let parent = dir.ancestors().skip(1).find(|a| a.is_dir())?;
+    (!writable(parent)).then(|| format!("{} is not writable", parent.display()))
+}
+
+/// This process's cgroup2 path (`0::/a/b` in /proc/self/cgroup), relative.
+fn own_v2_cgroup() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| PathBuf::from(p.trim_start_matches('/')))
+}
+
+/// cgroup2 only lets a process move between cgroups whose closest common
+/// ancestor's `cgroup.procs` the mover may write; a user sitting in the
+/// root cgroup (no systemd session placed it elsewhere) cannot move at all.
+fn v2_not_movable(mount: &Path, dir: &Path) -> Option<String> {
+    let Ok(target) = dir.strip_prefix(mount) else {
+        return Some(format!("{} is outside {}", dir.display(), mount.display()));
+    };
+    let own = own_v2_cgroup().unwrap_or_default();
+    let common: PathBuf = own
+        .components()
+        .zip(target.components())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    let procs = mount.join(&common).join("cgroup.procs");
+    (!writable(&procs)).then(|| {
+        format!(
+            "moving a process from /{} to /{} needs write access to {}",
+            own.display(),
+            target.display(),
+            procs.display()
+        )
+    })
+}
+
+impl CgroupSet {
+    /// What an unprivileged caller may use of this set: every v1 directory
+    /// (or none: a container in some hierarchies only would escape the
+    /// others' limits) and each cgroup2 directory it can also move
+    /// processes into. Nothing is created.
+    pub fn delegation(&self) -> Delegation {
+        let mut out = Delegation::default();
+        let v1: Vec<&CgroupDir> = self.dirs.iter().filter(|d| !d.v2).collect();
+        let v1_refused: Vec<(PathBuf, String)> = v1
+            .iter()
+            .filter_map(|d| not_delegated(&d.path).map(|r| (d.path.clone(), r)))
+            .collect();
+        if v1_refused.is_empty() {
+            out.usable.dirs.extend(v1.into_iter().cloned());
+        } else {
+            out.refused.extend(v1_refused);
+        }
+        for d in self.dirs.iter().filter(|d| d.v2) {
+            let mount = self.v2_mount_of(d);
+            match not_delegated(&d.path).or_else(|| v2_not_movable(&mount, &d.path)) {
+                None => out.usable.dirs.push(d.clone()),
+                Some(r) => out.refused.push((d.path.clone(), r)),
+            }
+        }
+        // A lone cgroup2 directory on a hybrid host (hugetlb only) is not
+        // the container's cgroup when the v1 hierarchies are refused.
+        if out.usable.dirs.iter().all(|d| d.v2) && self.dirs.iter().any(|d| !d.v2) {
+            for d in out.usable.dirs.drain(..) {
+                out.refused
+                    .push((d.path, "the v1 hierarchies are not delegated".into()));
+            }
+        }
+        out
+    }
+
+    /// The cgroup2 mount point holding `d` (the `unified` mount on a hybrid
+    /// host, `/sys/fs/cgroup` on a pure v2 one).
+    fn v2_mount_of(&self, d: &CgroupDir) -> PathBuf {
+        let root = Path::new(CGROUP_ROOT);
+        if d.name.is_empty() {
+            return root.to_path_buf();
+        }
+        root.join(&d.name)
+    }
+}

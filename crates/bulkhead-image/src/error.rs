@@ -69,6 +69,9 @@ pub enum Error {
     /// The overlayfs mount or unmount failed.
     #[error("overlay {target}: {reason}")]
     Mount { target: PathBuf, reason: String },
+    /// A container directory that cannot be (re)used or released.
+    #[error("container root {dir}: {reason}")]
+    Container { dir: PathBuf, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -17,16 +17,20 @@
 
 #![forbid(unsafe_code)]
 
+mod container;
 mod digest;
 mod error;
 mod manifest;
 mod mount;
+mod progress;
 mod source;
 mod store;
 mod unpack;
 
+pub use container::{ContainerRoot, IdMap, has_container_root, release_dir};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use manifest::ImageConfig;
 pub use mount::{mount_rootfs, unmount_rootfs};
+pub use progress::ProgressPrinter;
 pub use store::{ImageRef, ImportOptions, LayerRef, Progress, Store};

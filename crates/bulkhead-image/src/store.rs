@@ -249,7 +249,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         mkdir_p(root)?;
         let root = fs::canonicalize(root).map_err(io_err(root.display().to_string()))?;
-        for d in ["blobs/sha256", "layers", "images", "tmp"] {
+        for d in ["blobs/sha256", "layers", "images", "tmp", "containers"] {
             mkdir_p(&root.join(d))?;
         }
         Ok(Store { root })
@@ -258,6 +258,24 @@ impl Store {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the root of container `name` lives (see
+    /// [`crate::ContainerRoot::prepare`]): `<root>/containers/<name>`.
+    /// `name` must be one plain path component.
+    pub fn container_dir(&self, name: &str) -> Result<PathBuf> {
+        let ok = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\0'])
+            && name.len() <= 255;
+        if !ok {
+            return Err(Error::Container {
+                dir: self.root.join("containers"),
+                reason: format!("invalid container name {name:?}"),
+            });
+        }
+        Ok(self.root.join("containers").join(name))
     }
 
     fn lock(&self) -> Result<Lock> {
@@ -469,6 +487,35 @@ impl Store {
             Err(_) => Err(Error::NotFound {
                 name: name.to_string(),
             }),
+        }
+    }
+
+    /// What a user names an image by: a path to an OCI layout directory,
+    /// an OCI archive or a docker-archive (imported; the layers already in
+    /// the store are not unpacked again), else a name or id already in the
+    /// store. A reference that looks like a path (has a `/` or ends in
+    /// `.tar`/`.tar.gz`/`.tgz`) but does not exist is reported as a missing
+    /// file, not as an unknown image name.
+    pub fn resolve(&self, reference: &str, progress: &mut dyn FnMut(Progress)) -> Result<ImageRef> {
+        let path = Path::new(reference);
+        if reference.is_empty() {
+            return Err(Error::NotFound {
+                name: String::new(),
+            });
+        }
+        if fs::symlink_metadata(path).is_ok() {
+            return self.import(path, progress);
+        }
+        let pathlike = reference.contains('/')
+            || [".tar", ".tar.gz", ".tgz"]
+                .iter()
+                .any(|x| reference.ends_with(x));
+        match self.get(reference) {
+            Err(Error::NotFound { .. }) if pathlike => Err(Error::NotAnImage {
+                path: path.into(),
+                reason: "no such file or directory".into(),
+            }),
+            r => r,
         }
     }
 

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use bulkhead_spec::plan::{IdMap, NsKind};
 use bulkhead_sys::Forked;
 
+use crate::subid::MapWriter;
 use crate::sync::{self, Channel, Msg};
 use crate::{LaunchError, LaunchRequest, hooks, init, io_err};
 
@@ -94,6 +95,13 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
         ),
         None => None,
     };
+    // Host root (or root of the namespace we run in) writes any map itself;
+    // an unprivileged caller needs its own ids only, or the setuid helpers.
+    let writer = if !req.plan.creates(NsKind::User) || rustix::process::geteuid().is_root() {
+        MapWriter::Privileged
+    } else {
+        crate::subid::writer(&req.plan.uid_mappings, &req.plan.gid_mappings).map_err(Box::new)?
+    };
     let trees = crate::idmap::prepare(req.plan)?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
     let user_flag = if req.plan.creates(NsKind::User) {
@@ -113,7 +121,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
             drop(console);
             drop(joins);
             drop(trees);
-            let pid = stage0(req, pid, &parent)?;
+            let pid = stage0(req, pid, &parent, &writer)?;
             // Cached only once it has served a container that came up.
             if let (Some(s), Some(c), Some(dir)) = (&req.plan.seccomp, &seccomp, req.seccomp_cache)
             {
@@ -137,14 +145,40 @@ pub(crate) fn child_main(ch: &Channel, f: impl FnOnce() -> Result<(), String>) -
     bulkhead_sys::exit_now(code)
 }
 
-fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32, LaunchError> {
+fn stage0(
+    req: &LaunchRequest<'_>,
+    stage1_pid: i32,
+    ch: &Channel,
+    writer: &MapWriter,
+) -> Result<i32, LaunchError> {
     let mut s1 = ChildGuard(Some(stage1_pid));
+    bulkhead_sys::fault::point("create.clone");
     // Placed before stage 1 runs any container setup, so the cgroup
     // namespace it creates is rooted at the container's cgroup.
     req.cgroups.add_pid(stage1_pid)?;
     if req.plan.creates(NsKind::User) {
-        write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
+        match writer {
+            MapWriter::Helpers {
+                newuidmap,
+                newgidmap,
+            } => {
+                crate::subid::run_helper(newuidmap, stage1_pid, &req.plan.uid_mappings)
+                    .map_err(Box::new)?;
+                crate::subid::run_helper(newgidmap, stage1_pid, &req.plan.gid_mappings)
+                    .map_err(Box::new)?;
+            }
+            MapWriter::OwnIds => {
+                // The kernel takes an unprivileged gid_map only once
+                // setgroups is denied for good in the namespace.
+                write_proc_file(stage1_pid, "setgroups", "deny")?;
+                write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
+            }
+            MapWriter::Privileged => {
+                write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
+            }
+        }
     }
+    bulkhead_sys::fault::point("create.stage1-placed");
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
     let init_pid = match ch
         .recv()
@@ -157,6 +191,7 @@ fn stage0(req: &LaunchRequest<'_>, stage1_pid: i32, ch: &Channel) -> Result<i32,
     let mut init = ChildGuard(Some(init_pid));
     s1.disarm();
     let _ = bulkhead_sys::wait_exit(stage1_pid);
+    bulkhead_sys::fault::point("create.init-forked");
     // The init shares stage 1's end of the socket: it may only speak once
     // stage 1's InitPid has been read, or the two would interleave.
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
@@ -195,31 +230,34 @@ pub(crate) fn init_lost(plan: &bulkhead_spec::plan::Plan, e: std::io::Error) -> 
     io_err("waiting for the container init")(e)
 }
 
-/// Write uid_map and gid_map of a process in a new user namespace. Done by
-/// root in the parent namespace, so multi-range maps need no helper.
+/// Write uid_map and gid_map of a process in a new user namespace: by root
+/// in the parent namespace (any maps), or by the unprivileged owner (its
+/// own ids only).
 pub(crate) fn write_id_maps(pid: i32, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LaunchError> {
     let render = |maps: &[IdMap]| {
         maps.iter()
             .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
             .collect::<String>()
     };
+    write_proc_file(pid, "uid_map", &render(uids))?;
+    write_proc_file(pid, "gid_map", &render(gids))
+}
+
+/// Write `/proc/<pid>/<file>` in one write (the kernel wants whole maps).
+fn write_proc_file(pid: i32, file: &str, content: &str) -> Result<(), LaunchError> {
     let procfs = pathrs::procfs::ProcfsHandle::new()
         .map_err(|e| LaunchError::Setup(format!("open procfs: {e}")))?;
-    for (file, content) in [("uid_map", render(uids)), ("gid_map", render(gids))] {
-        let mut f = procfs
-            .open(
-                pathrs::procfs::ProcfsBase::ProcPid(pid as u32),
-                file,
-                pathrs::flags::OpenFlags::O_WRONLY,
-            )
-            .map_err(|e| LaunchError::Setup(format!("open /proc/{pid}/{file}: {e}")))?;
-        // The kernel wants the whole map in one write.
-        f.write_all(content.as_bytes()).map_err(io_err(format!(
-            "write {file} ({})",
-            content.trim().replace('\n', ", ")
-        )))?;
-    }
-    Ok(())
+    let mut f = procfs
+        .open(
+            pathrs::procfs::ProcfsBase::ProcPid(pid as u32),
+            file,
+            pathrs::flags::OpenFlags::O_WRONLY,
+        )
+        .map_err(|e| LaunchError::Setup(format!("open /proc/{pid}/{file}: {e}")))?;
+    f.write_all(content.as_bytes()).map_err(io_err(format!(
+        "write {file} ({})",
+        content.trim().replace('\n', ", ")
+    )))
 }
 
 /// Stage 1: enter the namespaces, then fork the init into the ones that only

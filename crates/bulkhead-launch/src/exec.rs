@@ -116,6 +116,7 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
         kill(stage1);
         return Err(e.into());
     }
+    bulkhead_sys::fault::point("exec.placed");
     if let Err(e) = ch.send(&Msg::Go) {
         kill(stage1);
         return Err(io_err("sync")(e));
@@ -136,6 +137,7 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
         }
     };
     let _ = bulkhead_sys::wait_exit(stage1);
+    bulkhead_sys::fault::point("exec.forked");
     // See choreography::stage0: the process may only speak after InitPid.
     if let Err(e) = ch.send(&Msg::Go) {
         kill(pid);
@@ -207,6 +209,7 @@ fn stage1(
                     {
                         bulkhead_sys::exit_now(1);
                     }
+                    bulkhead_sys::fault::point("exec.before-ready");
                     if ch.send(&Msg::Ready).is_err() {
                         bulkhead_sys::exit_now(1);
                     }

@@ -29,6 +29,7 @@ pub(crate) fn run(
         }
         drop(fd);
     }
+    bulkhead_sys::fault::point("init.before-ready");
     if ch.send(&Msg::Ready).is_err() {
         bulkhead_sys::exit_now(1);
     }
@@ -77,9 +78,11 @@ fn setup(
     if req.new_keyring {
         stage::namespaces::session_keyring(req.id)?;
     }
+    bulkhead_sys::fault::point("init.namespaces");
 
     // 2. root filesystem, before pivot_root: mounts, devices, the terminal.
-    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees)?;
+    let root = stage::rootfs::prepare(plan, process, req.cgroups, trees, req.rootless)?;
+    bulkhead_sys::fault::point("init.mounts");
     ch.send(&Msg::RunCreateRuntimeHooks)
         .map_err(StageError::sys("sync"))?;
     match ch.recv().map_err(StageError::sys("sync"))? {
@@ -98,6 +101,7 @@ fn setup(
     stage::rootfs::pivot(plan, root, req.no_pivot)?;
     stage::rootfs::finish(plan)?;
     stage::namespaces::sysctl(plan)?;
+    bulkhead_sys::fault::point("init.pivot");
 
     // 3. cgroups: stage 0 placed this process before it existed (stage 1 was
     //    placed before it forked), so there is nothing left to do here.
@@ -109,6 +113,7 @@ fn setup(
     stage::exec::enter_cwd(process)?;
     let early = !process.no_new_privileges;
     let mut listener = stage::security::apply(plan, process, seccomp.filter(|_| early))?;
+    bulkhead_sys::fault::point("init.security");
 
     // 5. exec: resolve the program as the final user, verify the cwd, and
     //    mark every fd but stdio and --preserve-fds close-on-exec.

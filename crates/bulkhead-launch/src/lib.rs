@@ -26,6 +26,7 @@ mod idmap;
 mod init;
 mod notify;
 pub mod stage;
+pub mod subid;
 pub mod sync;
 
 pub use choreography::launch;
@@ -49,6 +50,10 @@ pub struct LaunchRequest<'a> {
     pub new_keyring: bool,
     /// Where compiled seccomp filters are cached (None: compile every time).
     pub seccomp_cache: Option<&'a Path>,
+    /// Without host privileges: id maps through newuidmap/newgidmap when
+    /// more than the caller's own id is mapped, device nodes bind-mounted,
+    /// the cgroup filesystem read-only.
+    pub rootless: bool,
 }
 
 /// Why a launch failed. Messages from the container side come back as text
@@ -70,6 +75,8 @@ pub enum LaunchError {
     Protocol(String),
     #[error("linux.seccomp: {0}")]
     Seccomp(#[from] bulkhead_seccomp::SeccompError),
+    #[error(transparent)]
+    Subid(#[from] Box<subid::SubidError>),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {

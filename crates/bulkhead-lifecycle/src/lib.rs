@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use bulkhead_cgroups::CgroupSet;
 use bulkhead_launch::hooks::{self, HookState};
 use bulkhead_launch::{LaunchError, LaunchRequest};
-use bulkhead_spec::plan::{Plan, PlanError};
+use bulkhead_spec::plan::{NsKind, Plan, PlanError};
 use serde::{Deserialize, Serialize};
 
 mod proc;
+pub mod rootless;
 
 pub use proc::ProcStat;
 
@@ -56,6 +57,11 @@ pub enum LifecycleError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("state directory {path}: {source}: {hint}", hint = rootless::STATE_DIR_HINT)]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LifecycleError {
@@ -122,6 +128,8 @@ pub struct StateView {
 
 pub struct Store {
     pub root: PathBuf,
+    /// Running without host privileges (see [`rootless`]).
+    pub rootless: bool,
 }
 
 /// Held while a command changes a container.
@@ -150,7 +158,16 @@ pub struct CreateOptions {
 
 impl Store {
     pub fn new(root: PathBuf) -> Store {
-        Store { root }
+        Store {
+            root,
+            rootless: false,
+        }
+    }
+
+    /// The same store, used rootless (or not).
+    pub fn rootless(mut self, rootless: bool) -> Store {
+        self.rootless = rootless;
+        self
     }
 
     /// Compiled seccomp filters, shared by all containers of this root.
@@ -163,23 +180,55 @@ impl Store {
     }
 
     fn lock_dir(dir: &Path, id: &str) -> Result<Lock, LifecycleError> {
-        let f = File::open(dir).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                LifecycleError::NotExist(id.to_string())
-            } else {
-                LifecycleError::Io {
-                    what: format!("open {}", dir.display()),
-                    source: e,
+        Self::lock_dir_once(dir, id, true)
+    }
+
+    /// [`Store::lock_dir`]; without `retry`, a directory replaced while we
+    /// waited is `NotExist` (for `create`, which must lock the one it made).
+    fn lock_dir_once(dir: &Path, id: &str, retry: bool) -> Result<Lock, LifecycleError> {
+        // A racing `delete` may remove (and a racing `create` re-make) the
+        // directory while we wait for the lock: a lock on an unlinked
+        // directory would guard nothing, so check it is still the one at
+        // `dir` and try again if it is not.
+        loop {
+            let f = File::open(dir).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    LifecycleError::NotExist(id.to_string())
+                } else {
+                    LifecycleError::Io {
+                        what: format!("open {}", dir.display()),
+                        source: e,
+                    }
                 }
+            })?;
+            rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive).map_err(
+                |e| LifecycleError::Io {
+                    what: "lock".into(),
+                    source: e.into(),
+                },
+            )?;
+            let held = rustix::fs::fstat(&f).map_err(|e| io("lock")(e.into()))?;
+            match rustix::fs::stat(dir) {
+                Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {
+                    return Ok(Lock(f.into()));
+                }
+                Ok(_) if retry => continue,
+                Ok(_) => return Err(LifecycleError::NotExist(id.to_string())),
+                Err(rustix::io::Errno::NOENT) => {
+                    return Err(LifecycleError::NotExist(id.to_string()));
+                }
+                Err(e) => return Err(io(format!("stat {}", dir.display()))(e.into())),
             }
-        })?;
-        rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            LifecycleError::Io {
-                what: "lock".into(),
-                source: e.into(),
-            }
-        })?;
-        Ok(Lock(f.into()))
+        }
+    }
+
+    /// Whether some command holds the container's lock right now.
+    fn lock_held(&self, id: &str) -> bool {
+        let Ok(f) = File::open(self.dir(id)) else {
+            return false;
+        };
+        let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        rustix::fs::flock(f.as_fd(), op) == Err(rustix::io::Errno::WOULDBLOCK)
     }
 
     pub fn lock(&self, id: &str) -> Result<Lock, LifecycleError> {
@@ -207,11 +256,38 @@ impl Store {
         write_atomic(&dir.join("state.json"), &bytes, 0o600)
     }
 
+    /// The record `create` writes before it makes any cgroup or process
+    /// (pid 0), so that a create killed at any later step leaves something
+    /// `delete --force` can tear down. Not fsynced: after a power loss the
+    /// cgroups and processes it describes are gone anyway, and a torn file is
+    /// handled like a corrupt one.
+    fn save_early(&self, rec: &Record) -> Result<(), LifecycleError> {
+        let bytes = serde_json::to_vec(rec).map_err(|e| LifecycleError::Invalid(e.to_string()))?;
+        write_renamed(&self.dir(&rec.id).join("state.json"), &bytes, 0o600, false)
+    }
+
     pub fn status(&self, rec: &Record) -> Status {
-        if rec.pid <= 0 || !proc::alive(rec.pid, rec.pid_start) {
+        self.status_with(rec, false)
+    }
+
+    /// `status`, by a caller that holds the container's lock (so the lock
+    /// says nothing about a create in progress).
+    fn status_with(&self, rec: &Record, we_hold_lock: bool) -> Status {
+        if rec.pid <= 0 {
+            // Only `create` writes a record without a pid: while it still
+            // runs it holds the lock; once it died, whatever it left is
+            // stopped and waits for `delete --force`.
+            return if !we_hold_lock && self.lock_held(&rec.id) {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !proc::alive(rec.pid, rec.pid_start) {
             return Status::Stopped;
         }
-        if self.dir(&rec.id).join("exec.fifo").exists() {
+        let fifo = self.dir(&rec.id).join("exec.fifo");
+        if fifo.exists() && init_waits_on(&fifo) {
             return Status::Created;
         }
         if rec.cgroups.is_frozen().unwrap_or(false) {
@@ -290,7 +366,20 @@ impl Store {
             }
         }
 
-        fs::create_dir_all(&self.root).map_err(io(format!("--root {}", self.root.display())))?;
+        if self.rootless && plan.ns(NsKind::User).is_none() && !rustix::process::geteuid().is_root()
+        {
+            return Err(LifecycleError::Invalid(format!(
+                "linux.namespaces: running rootless as uid {} needs a user namespace \
+                 (an entry of type \"user\" with linux.uidMappings and linux.gidMappings); \
+                 `bulkhead spec --rootless` writes such a config",
+                rustix::process::geteuid().as_raw()
+            )));
+        }
+        let state_dir_err = |path: &Path, e: std::io::Error| LifecycleError::StateDir {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        fs::create_dir_all(&self.root).map_err(|e| state_dir_err(&self.root, e))?;
         let _ = fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700));
         let dir = self.dir(id);
         match fs::create_dir(&dir) {
@@ -298,9 +387,16 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(LifecycleError::Exists(id.to_string()));
             }
-            Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+            Err(e) => return Err(state_dir_err(&self.root, e)),
         }
-        let lock = Self::lock_dir(&dir, id)?;
+        let lock = Self::lock_dir_once(&dir, id, false).map_err(|e| match e {
+            LifecycleError::NotExist(_) => LifecycleError::Invalid(format!(
+                "container \"{id}\": its state directory was removed by a concurrent \
+                 delete during create"
+            )),
+            e => e,
+        })?;
+        bulkhead_sys::fault::point("create.state-dir");
         let hook_state = HookState {
             oci_version: plan.oci_version.clone(),
             id: id.to_string(),
@@ -337,19 +433,47 @@ impl Store {
             bulkhead_cgroups::validate(&bulkhead_cgroups::zero_is_unset(r))?;
         }
         let layout = bulkhead_cgroups::detect()?;
-        let cgroups = bulkhead_cgroups::resolve(
+        let mut cgroups = bulkhead_cgroups::resolve(
             &layout,
             plan.cgroups_path.as_deref(),
             id,
             opts.systemd_cgroup,
         )?;
-        cgroups.create()?;
+        if self.rootless {
+            cgroups = rootless_cgroups(&cgroups, &plan);
+        }
+        let mut rec = Record {
+            oci_version: plan.oci_version.clone(),
+            id: id.to_string(),
+            pid: 0,
+            pid_start: 0,
+            bundle,
+            rootfs: plan.rootfs.clone(),
+            created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+            owner: String::new(),
+            annotations: plan.annotations.clone(),
+            cgroups: cgroups.clone(),
+            spec: spec.clone(),
+        };
+        self.save_early(&rec)?;
+        bulkhead_sys::fault::point("create.record");
         cleanup.cgroups = Some(cgroups.clone());
-        if let Some(r) = &plan.resources {
-            cgroups.apply(&with_default_devices(r, &plan))?;
+        cgroups.create()?;
+        bulkhead_sys::fault::point("create.cgroup");
+        if let Some(r) = &plan.resources
+            && !cgroups.dirs.is_empty()
+        {
+            let mut r = with_default_devices(r, &plan);
+            if self.rootless {
+                // Device rules need CAP_SYS_ADMIN in the host namespace;
+                // without it the user namespace's own rules apply (no mknod).
+                r.set_devices(None);
+            }
+            cgroups.apply(&r)?;
         }
 
         let req = LaunchRequest {
+            rootless: self.rootless,
             plan: &plan,
             process: &process,
             id,
@@ -365,21 +489,12 @@ impl Store {
         let pid = bulkhead_launch::launch(&req)?;
         cleanup.pid = Some(pid);
         drop(fifo_fd);
+        bulkhead_sys::fault::point("create.init-ready");
 
-        let rec = Record {
-            oci_version: plan.oci_version.clone(),
-            id: id.to_string(),
-            pid,
-            pid_start: proc::start_time(pid).unwrap_or(0),
-            bundle,
-            rootfs: plan.rootfs.clone(),
-            created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-            owner: String::new(),
-            annotations: plan.annotations.clone(),
-            cgroups,
-            spec: spec.clone(),
-        };
+        rec.pid = pid;
+        rec.pid_start = proc::start_time(pid).unwrap_or(0);
         self.save(&rec)?;
+        bulkhead_sys::fault::point("create.saved");
         if let Some(p) = &opts.pid_file {
             write_atomic(p, pid.to_string().as_bytes(), 0o644)?;
         }
@@ -392,7 +507,7 @@ impl Store {
     pub fn start(&self, id: &str) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let rec = self.load(id)?;
-        let status = self.status(&rec);
+        let status = self.status_with(&rec, true);
         if status != Status::Created {
             return Err(LifecycleError::BadStatus {
                 action: "start".into(),
@@ -412,8 +527,10 @@ impl Store {
                     io("open exec fifo")(e)
                 }
             })?;
+        bulkhead_sys::fault::point("start.fifo-opened");
         (&f).write_all(&[0]).map_err(io("write exec fifo"))?;
         drop(f);
+        bulkhead_sys::fault::point("start.fifo-written");
         let _ = fs::remove_file(&fifo);
         let plan_hooks = hooks_of(&rec)?;
         if let Err(e) = hooks::run_all(
@@ -429,14 +546,22 @@ impl Store {
     /// `kill`: signal the init (or, with `all`, every process in its cgroup).
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<(), LifecycleError> {
         let rec = self.load(id)?;
-        if self.status(&rec) == Status::Stopped {
+        // A record without a pid (creating) has nothing to signal yet; pid 0
+        // must never reach kill(2), which would signal our process group.
+        if rec.pid <= 0 || self.status(&rec) == Status::Stopped {
             return Err(LifecycleError::NotRunningPlain);
         }
         let res = proc::signal(rec.pid, rec.pid_start, sig);
         if all {
             // The init may die of the signal before the rest of the cgroup is
             // reached; that is success, not "not running".
-            rec.cgroups.signal_all(sig)?;
+            if rec.cgroups.dirs.is_empty() {
+                for p in proc::without_cgroup(rec.pid) {
+                    let _ = bulkhead_sys::kill(p, sig);
+                }
+            } else {
+                rec.cgroups.signal_all(sig)?;
+            }
             return match res {
                 Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(io("kill")(e)),
                 _ => Ok(()),
@@ -461,14 +586,25 @@ impl Store {
         };
         let rec = match self.load(id) {
             Ok(r) => r,
-            // A directory without state is a create that died half-way.
-            Err(LifecycleError::NotExist(_)) if force => {
-                let _ = fs::remove_dir_all(self.dir(id));
+            // A directory without state is a create that died before its
+            // first record, which it writes before making any cgroup or
+            // process; an unreadable record (a torn write after power loss)
+            // names nothing we can trust, so only the default cgroup is tried.
+            Err(e @ (LifecycleError::NotExist(_) | LifecycleError::Invalid(_))) if force => {
+                if matches!(e, LifecycleError::Invalid(_)) {
+                    tracing::warn!("{e}; removing it");
+                    if let Ok(cg) = bulkhead_cgroups::detect()
+                        .and_then(|l| bulkhead_cgroups::resolve(&l, None, id, false))
+                    {
+                        cg.remove()?;
+                    }
+                }
+                fs::remove_dir_all(self.dir(id)).map_err(io("remove state"))?;
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
-        let status = self.status(&rec);
+        let status = self.status_with(&rec, true);
         match status {
             Status::Stopped | Status::Created => {}
             _ if force => {}
@@ -486,7 +622,10 @@ impl Store {
             }
             proc::kill_and_wait(rec.pid, rec.pid_start).map_err(io("kill container init"))?;
         }
+        bulkhead_sys::fault::point("delete.killed");
+        // Also kills what a dead create or exec left in the cgroup.
         rec.cgroups.remove()?;
+        bulkhead_sys::fault::point("delete.cgroup-removed");
         if shares_host_mount_ns(&rec.spec) {
             bulkhead_launch::stage::rootfs::detach_mounts_under(&rec.rootfs)
                 .map_err(io("detach the container's mounts"))?;
@@ -515,9 +654,9 @@ impl Store {
                     "cannot exec in paused container \"{id}\" (use --ignore-paused)"
                 )));
             }
-            _ => {
+            s => {
                 return Err(LifecycleError::Invalid(format!(
-                    "cannot exec in a stopped container \"{id}\": container not running"
+                    "cannot exec in a {s} container \"{id}\": container not running"
                 )));
             }
         }
@@ -561,7 +700,8 @@ impl Store {
     ) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let mut rec = self.load(id)?;
-        let status = self.status(&rec);
+        no_cgroup(&rec, "update")?;
+        let status = self.status_with(&rec, true);
         if status == Status::Stopped {
             return Err(LifecycleError::BadStatus {
                 action: "update".into(),
@@ -578,10 +718,23 @@ impl Store {
         self.save(&rec)
     }
 
+    /// Host pids of the container's processes: from its cgroup, or, for a
+    /// rootless container without one, from its pid namespace.
+    pub fn pids(&self, rec: &Record) -> Result<Vec<i32>, LifecycleError> {
+        if !rec.cgroups.dirs.is_empty() {
+            return Ok(rec.cgroups.procs()?);
+        }
+        if self.status(rec) == Status::Stopped {
+            return Ok(Vec::new());
+        }
+        Ok(proc::without_cgroup(rec.pid))
+    }
+
     pub fn pause(&self, id: &str) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let rec = self.load(id)?;
-        match self.status(&rec) {
+        no_cgroup(&rec, "pause")?;
+        match self.status_with(&rec, true) {
             Status::Running | Status::Created => Ok(rec.cgroups.freeze()?),
             s => Err(LifecycleError::BadStatus {
                 action: "pause".into(),
@@ -594,7 +747,7 @@ impl Store {
     pub fn resume(&self, id: &str) -> Result<(), LifecycleError> {
         let _lock = self.lock(id)?;
         let rec = self.load(id)?;
-        match self.status(&rec) {
+        match self.status_with(&rec, true) {
             Status::Paused => Ok(rec.cgroups.thaw()?),
             s => Err(LifecycleError::BadStatus {
                 action: "resume".into(),
@@ -602,6 +755,71 @@ impl Store {
                 status: s,
             }),
         }
+    }
+}
+
+/// A container without cgroups (rootless, none delegated) cannot be paused
+/// or limited; say why in runc's words.
+fn no_cgroup(rec: &Record, action: &str) -> Result<(), LifecycleError> {
+    if rec.cgroups.dirs.is_empty() {
+        return Err(LifecycleError::Invalid(format!(
+            "cannot {action} container \"{}\": cgroups not configured for container \
+             (rootless without a delegated cgroup, see docs/rootless.md)",
+            rec.id
+        )));
+    }
+    Ok(())
+}
+
+/// Rootless: the part of the container's cgroups the caller was delegated,
+/// or none (said once, with what is ignored because of it).
+fn rootless_cgroups(all: &CgroupSet, plan: &Plan) -> CgroupSet {
+    let d = all.delegation();
+    if d.usable.dirs.is_empty() {
+        let why = d
+            .refused
+            .first()
+            .map(|(_, r)| r.as_str())
+            .unwrap_or("no cgroup hierarchy found");
+        let limits = plan
+            .resources
+            .as_ref()
+            .is_some_and(|r| *r != oci_spec::runtime::LinuxResources::default());
+        let msg = format!(
+            "rootless: no delegated cgroup ({why}): running without cgroups{} \
+             (see docs/rootless.md to delegate one)",
+            if limits {
+                "; linux.resources ignored"
+            } else {
+                ""
+            }
+        );
+        // Said as a warning only when the config asked for a cgroup or
+        // limits (rootless podman passes neither, and says so itself).
+        if limits || plan.cgroups_path.is_some() {
+            tracing::warn!("{msg}");
+        } else {
+            tracing::debug!("{msg}");
+        }
+    } else {
+        for (path, why) in &d.refused {
+            tracing::debug!("rootless: cgroup {} not used: {why}", path.display());
+        }
+    }
+    d.usable
+}
+
+/// Whether the init still holds the exec fifo open, i.e. still waits for
+/// `start`. A fifo without a reader is what a `start` killed between
+/// releasing the init and removing the fifo leaves: the program runs.
+fn init_waits_on(fifo: &Path) -> bool {
+    let res = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo);
+    match res {
+        Ok(_) => true,
+        Err(e) => !matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)),
     }
 }
 
@@ -732,6 +950,18 @@ impl Drop for Cleanup {
 /// Write a file so that readers see either nothing or all of it, and it
 /// survives power loss once this returns.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LifecycleError> {
+    write_renamed(path, bytes, mode, true)
+}
+
+/// Write to a temporary file and rename it over `path`: a reader or a killed
+/// writer never sees half a file. With `durable`, file and directory are
+/// fsynced so the new content also survives power loss.
+fn write_renamed(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    durable: bool,
+) -> Result<(), LifecycleError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -751,12 +981,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Lifecycl
         .open(&tmp)
         .map_err(io(what.clone()))?;
     f.write_all(bytes).map_err(io(what.clone()))?;
-    f.sync_all().map_err(io(what.clone()))?;
+    if durable {
+        f.sync_all().map_err(io(what.clone()))?;
+    }
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io(what.clone())(e)
     })?;
-    if let Ok(d) = File::open(dir) {
+    if durable && let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())

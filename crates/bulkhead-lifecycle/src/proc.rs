@@ -79,3 +79,50 @@ pub fn kill_and_wait(pid: i32, start: u64) -> io::Result<()> {
         }
     }
 }
+
+fn pid_ns(pid: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The processes of a container that has no cgroup (rootless without
+/// delegation): everything in the init's pid namespace when it has its own,
+/// else the init and its descendants. Sorted host pids.
+pub fn without_cgroup(init: i32) -> Vec<i32> {
+    let all: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let theirs = pid_ns(&init.to_string());
+    let mut out: Vec<i32> = if theirs.is_some() && theirs != pid_ns("self") {
+        all.into_iter()
+            .filter(|p| pid_ns(&p.to_string()) == theirs)
+            .collect()
+    } else {
+        let ppid = |p: i32| -> Option<i32> {
+            let s = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+        };
+        let parents: Vec<(i32, Option<i32>)> = all.iter().map(|&p| (p, ppid(p))).collect();
+        let mut tree = vec![init];
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            tree.extend(
+                parents
+                    .iter()
+                    .filter(|(_, pp)| *pp == Some(parent))
+                    .map(|(p, _)| *p),
+            );
+            i += 1;
+        }
+        tree
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}

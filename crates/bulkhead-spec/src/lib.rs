@@ -14,5 +14,6 @@ pub mod passwd;
 pub mod plan;
 pub mod profile;
 pub mod rlimit;
+pub mod sandbox;
 pub mod signal;
 pub mod template;

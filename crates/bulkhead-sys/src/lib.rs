@@ -14,6 +14,7 @@ use std::path::Path;
 
 pub mod bpf;
 pub mod exe;
+pub mod fault;
 pub mod seccomp;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -681,6 +682,45 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     // SAFETY: n is a valid C string for the duration of the call.
     let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) };
     cvt_long(ret).map(drop)
+}
+
+/// A user namespace holding `uid_map` and `gid_map` (in `/proc/PID/uid_map`
+/// syntax, e.g. `"0 100000 65536\n"`), kept only as an fd: for
+/// `MOUNT_ATTR_IDMAP`. Safe to call from a multi-threaded process: the
+/// child made for it runs no Rust code, only `pause(2)` until it is killed.
+/// Writing the maps of a child needs CAP_SETUID/CAP_SETGID over it (root).
+pub fn userns_fd(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: a raw clone with a NULL stack behaves like fork(2). The child
+    // is a copy of this thread alone and must not touch locks other threads
+    // may hold (allocator, stdio): it only loops on the pause and _exit
+    // system calls, which take no locks.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    let pid = cvt_long(ret)? as i32;
+    if pid == 0 {
+        loop {
+            // SAFETY: pause takes no arguments; the parent kills us.
+            unsafe { libc::pause() };
+        }
+    }
+    let res = (|| {
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+        Ok(std::os::fd::OwnedFd::from(f))
+    })();
+    // Our own unreaped child: the pid cannot have been reused.
+    let _ = kill(pid, libc::SIGKILL);
+    let _ = wait_exit(pid);
+    res
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use logging::LogFormat;
     disable_version_flag = true
 )]
 struct Cli {
-    /// State directory (default /run/bulkhead; $XDG_RUNTIME_DIR/bulkhead when not root).
+    /// State directory (default /run/bulkhead; $XDG_RUNTIME_DIR/bulkhead when rootless).
     #[arg(long)]
     root: Option<PathBuf>,
     /// Append log lines to this file instead of stderr.
@@ -31,9 +31,10 @@ struct Cli {
     /// Use systemd's cgroup driver (slice:prefix:name paths).
     #[arg(long)]
     systemd_cgroup: bool,
-    /// true, false or auto (accepted for runc compatibility).
-    #[arg(long)]
-    rootless: Option<String>,
+    /// Run without host privileges: true, false or auto (auto: not root,
+    /// or inside a user namespace someone else configured, e.g. rootless podman's).
+    #[arg(long, value_enum, default_value = "auto")]
+    rootless: RootlessFlag,
     /// Path to criu (accepted for runc compatibility; checkpointing is not supported).
     #[arg(long)]
     criu: Option<String>,
@@ -41,6 +42,14 @@ struct Cli {
     version: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// `--rootless`, as runc spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RootlessFlag {
+    True,
+    False,
+    Auto,
 }
 
 #[derive(Debug, clap::Args, Clone)]
@@ -137,51 +146,75 @@ enum Cmd {
     },
     /// Print what this runtime supports (runtime-spec features JSON).
     Features,
-    /// Run a command in a hardened sandbox on a root built from the host's
-    /// own /usr, /etc and libraries, read-only.
-    Sandbox {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-        command: Vec<String>,
+    /// Run a command in a hardened sandbox (docker-like flags; profiles
+    /// restricted, baseline, privileged). See docs/sandbox.md.
+    Sandbox(Box<commands::sandbox::SandboxArgs>),
+    /// Print what a detached sandbox wrote to stdout and stderr.
+    Logs {
+        /// Keep printing until the sandbox stops.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        name: String,
+    },
+    /// Stop a sandbox: its stop signal, then SIGKILL after --time seconds.
+    Stop {
+        #[arg(short = 't', long, default_value_t = 10)]
+        time: u64,
+        name: String,
+    },
+    /// Remove sandboxes (their container and directory).
+    Rm {
+        /// Also remove running sandboxes (killed first).
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 
-fn default_root() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/run/bulkhead");
+/// Whether the subcommand on the command line is `sandbox` (global flags
+/// that take a value are skipped).
+fn is_sandbox_invocation() -> bool {
+    argv_command().as_deref() == Some("sandbox")
+}
+
+/// The command's name as argv spells it, found without clap: global options
+/// that take a separate value are skipped with their value.
+fn argv_command() -> Option<String> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.into_string().ok()?;
+        match a.as_str() {
+            "--root" | "--log" | "--log-format" | "--rootless" | "--criu" => {
+                args.next();
+            }
+            s if s.starts_with('-') => {}
+            _ => return Some(a),
+        }
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("bulkhead"),
-        _ => PathBuf::from(format!(
-            "/tmp/bulkhead-{}",
-            rustix::process::geteuid().as_raw()
-        )),
-    }
+    None
 }
 
 /// Whether argv names a command that puts a process into a container,
 /// judged before clap runs: those commands re-execute the binary (see
-/// below), and doing it first spares a whole argument parse and logging
+/// `main`), and doing it first spares a whole argument parse and logging
 /// setup in the process that is replaced. Only a hint: the check after
 /// parsing is the one that counts.
 fn argv_enters_container() -> bool {
-    // Global options that take a separate value.
-    const WITH_VALUE: [&str; 5] = ["--root", "--log", "--log-format", "--rootless", "--criu"];
-    let mut args = std::env::args_os().skip(1);
-    while let Some(a) = args.next() {
-        let Some(a) = a.to_str() else { return false };
-        if WITH_VALUE.contains(&a) {
-            args.next();
-        } else if !a.starts_with('-') {
-            return matches!(a, "create" | "run" | "exec" | "sandbox");
-        }
-    }
-    false
+    matches!(
+        argv_command().as_deref(),
+        Some("create" | "run" | "exec" | "sandbox")
+    )
 }
 
 fn protect_or_exit() {
     if let Err(e) = bulkhead_sys::exe::ensure_protected() {
         eprintln!("bulkhead: cannot protect the runtime binary: {e}");
-        std::process::exit(1);
+        std::process::exit(if is_sandbox_invocation() {
+            commands::sandbox::EXIT_RUNTIME
+        } else {
+            1
+        });
     }
 }
 
@@ -189,7 +222,15 @@ fn main() {
     if argv_enters_container() {
         protect_or_exit();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // docker's code for a bad flag of `run`.
+        Err(e) if e.use_stderr() && is_sandbox_invocation() => {
+            let _ = e.print();
+            std::process::exit(commands::sandbox::EXIT_RUNTIME);
+        }
+        Err(e) => e.exit(),
+    };
     if cli.version {
         println!(
             "bulkhead version {}\nspec: {}",
@@ -210,26 +251,29 @@ fn main() {
     // binary cannot be overwritten from inside it (CVE-2019-5736).
     if matches!(
         cmd,
-        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox { .. } | Cmd::Exec(_)
+        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox(_) | Cmd::Exec(_)
     ) {
         protect_or_exit();
     }
-    let root = cli.root.clone().unwrap_or_else(default_root);
+    // Decided once: a flag, the euid, and (as root) one read of uid_map.
+    let rootless = bulkhead_lifecycle::rootless::detect(match cli.rootless {
+        RootlessFlag::True => Some(true),
+        RootlessFlag::False => Some(false),
+        RootlessFlag::Auto => None,
+    });
+    let root = match cli.root.clone() {
+        Some(r) => Ok(r),
+        None => bulkhead_lifecycle::rootless::default_root(rootless),
+    };
     let ctx = commands::Ctx {
         root,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless,
     };
     match commands::dispatch(&ctx, cmd) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            // Each cause once: several error types already print their source.
-            let mut msg = e.to_string();
-            for cause in e.chain().skip(1) {
-                let t = cause.to_string();
-                if !msg.contains(&t) {
-                    msg = format!("{msg}: {t}");
-                }
-            }
+            let msg = commands::error_text(&e);
             // With --log the message goes to the log file too; stderr always
             // gets it, as clients that do not pass --log read stderr.
             if cli.log.is_some() {

@@ -881,3 +881,228 @@ fn seccomp_profile_over_the_instruction_limit_is_rejected() {
     let out = create_raw(&b, &b.id, &[]);
     assert_rejected(&b, &b.id, &out, &["seccomp", "4096"]);
 }
+
+// ------------------------------------------ symlinked mount destinations --
+
+/// Mount destinations that are symlinks in the image, of every shape: to an
+/// absolute host directory, `..` chains past the root, a loop, a dangling
+/// link into a host path that does not exist yet, a link into /proc. Each
+/// create either succeeds with the mount inside the root or is refused
+/// cleanly; the host directory never changes.
+#[test]
+fn symlinked_mount_destinations_stay_in_the_root() {
+    require_root!();
+    let host = open_tempdir();
+    fs::write(host.path().join("marker"), "host").unwrap();
+    let src = open_tempdir();
+    fs::write(src.path().join("from-src"), "bind source").unwrap();
+    let hp = host.path().to_path_buf();
+    let up = |rootfs: &Path| {
+        let mut p = PathBuf::new();
+        for _ in 0..rootfs.components().count() + 3 {
+            p.push("..");
+        }
+        p.join(hp.strip_prefix("/").unwrap())
+    };
+    let shapes: Vec<(&str, LinkTarget)> = vec![
+        ("absolute", Box::new(|_| hp.clone())),
+        ("dotdot", Box::new(up)),
+        ("loop", Box::new(|_| PathBuf::from("/mnt/evil"))),
+        ("dangling", Box::new(|_| hp.join("not-yet/deeper"))),
+        ("into-proc", Box::new(|_| PathBuf::from("/proc/sys/kernel"))),
+        ("into-sys", Box::new(|_| PathBuf::from("/sys/fs/cgroup"))),
+    ];
+    for (kind, ty) in [("bind", "bind"), ("tmpfs", "tmpfs")] {
+        run_table(
+            &shapes,
+            |(name, _)| format!("{kind} onto a {name} symlink"),
+            |(_, target)| {
+                let b = Bundle::new().args(&["/bin/true"]);
+                let rootfs = private_rootfs(&b);
+                fs::create_dir_all(rootfs.join("mnt")).unwrap();
+                symlink(target(&rootfs), rootfs.join("mnt/evil")).unwrap();
+                let source = if ty == "bind" {
+                    src.path().to_str().unwrap().to_owned()
+                } else {
+                    "tmpfs".to_owned()
+                };
+                let opts: &[&str] = if ty == "bind" { &["rbind"] } else { &[] };
+                let b = with_root(b, &rootfs)
+                    .mount("/mnt/evil", ty, &source, opts)
+                    .watch_mounts(hp.to_str().unwrap());
+                let mark = b.id.clone();
+                b.write_config();
+                let out = create_raw(&b, &mark, &[]);
+                if out.success() {
+                    b.note_pid();
+                    b.delete_force().ok();
+                } else {
+                    assert_rejected(&b, &mark, &out, &[]);
+                }
+                assert_eq!(entries(&hp), ["marker"], "host directory changed: {out}");
+                assert_eq!(fs::read_to_string(hp.join("marker")).unwrap(), "host");
+            },
+        );
+    }
+}
+
+// -------------------------------------------- /dev and /proc race loops --
+
+/// While containers are created, another thread keeps swapping the image's
+/// /dev (without a /dev tmpfs, so devices are made in it) or /proc for a
+/// symlink to a host directory. Whatever wins, no device node, mount point
+/// or mount may appear in the host directory.
+#[test]
+fn dev_and_proc_swapped_for_symlinks_during_create() {
+    require_root!();
+    for dir in ["dev", "proc"] {
+        let host = open_tempdir();
+        let owner = Bundle::new();
+        let rootfs = private_rootfs(&owner);
+        let host_s = host.path().to_str().unwrap().to_owned();
+        let bundle = || {
+            let mut b = with_root(Bundle::in_root(owner.state_root()), &rootfs)
+                .args(&["/bin/true"])
+                .watch_mounts(&host_s);
+            if dir == "dev" {
+                b.config["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|m| m["destination"] != "/dev");
+            }
+            b
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let racer = {
+            let stop = stop.clone();
+            let real = rootfs.join(dir);
+            let aside = rootfs.join(format!("{dir}.aside"));
+            let link = rootfs.join(format!("{dir}.link"));
+            symlink(host.path(), &link).unwrap();
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Atomically exchange the directory and the symlink.
+                    if rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &real,
+                        rustix::fs::CWD,
+                        &link,
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .is_ok()
+                    {
+                        swaps += 1;
+                    }
+                }
+                // Leave the real directory in place.
+                if real.is_symlink() {
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &real,
+                        rustix::fs::CWD,
+                        &link,
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+                let _ = aside;
+                swaps
+            })
+        };
+        let start = Instant::now();
+        let (mut ok, mut refused) = (0, 0);
+        let mut outcome = Ok(());
+        while start.elapsed() < Duration::from_secs(1) || ok + refused < 8 {
+            let b = bundle();
+            let res = catch_unwind(AssertUnwindSafe(|| {
+                let out = b.create();
+                if out.success() {
+                    ok += 1;
+                } else {
+                    refused += 1;
+                    assert!(out.code().is_some_and(|c| c != 101), "crash: {out}");
+                    assert!(!out.stderr.trim().is_empty(), "no message: {out}");
+                }
+                b.delete_force().ok();
+                assert!(
+                    entries(host.path()).is_empty(),
+                    "/{dir} race: the host directory changed: {:?}\n{out}",
+                    entries(host.path())
+                );
+                drop(b);
+            }));
+            if let Err(e) = res {
+                outcome = Err(e);
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = racer.join().unwrap();
+        eprintln!("/{dir} race: {ok} created, {refused} refused, {swaps} swaps");
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e);
+        }
+        assert!(swaps > 0, "the racer never swapped /{dir}");
+    }
+}
+
+// ------------------------------------------------------------ giant lists --
+
+/// Lists far beyond anything real: each is either handled or refused
+/// cleanly, within the command timeout, leaving nothing behind.
+#[test]
+fn giant_lists_are_handled_or_refused() {
+    require_root!();
+    let env: Vec<String> = (0..100_000).map(|i| format!("V{i}=x")).collect();
+    let masked: Vec<String> = (0..20_000).map(|i| format!("/proc/none-{i}")).collect();
+    let deep_dest = format!("/{}", vec!["d"; 3000].join("/"));
+    let gids: Vec<u32> = (1..=65_537).collect();
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("100k environment entries", json!(env), "/process/env"),
+        ("20k masked paths", json!(masked), "/linux/maskedPaths"),
+        (
+            "a 3000-component mount destination",
+            json!([{"destination": deep_dest, "type": "tmpfs", "source": "tmpfs"}]),
+            "/mounts/-",
+        ),
+        (
+            "65537 additional gids (NGROUPS_MAX + 1)",
+            json!(gids),
+            "/process/user/additionalGids",
+        ),
+    ];
+    run_table(
+        &cases,
+        |c| c.0.to_owned(),
+        |(name, val, ptr)| {
+            let mut b = Bundle::new().args(&["/bin/true"]);
+            if *ptr == "/mounts/-" {
+                // Mount points are made in the root: never the shared one.
+                let rootfs = private_rootfs(&b);
+                b = with_root(b, &rootfs);
+                b.config["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(val[0].clone());
+            } else {
+                pointer_set(&mut b.config, ptr, val.clone());
+            }
+            b.write_config();
+            let mark = b.id.clone();
+            let out = create_raw(&b, &mark, &[]);
+            eprintln!(
+                "{name}: {}",
+                out.stderr.lines().next().unwrap_or("accepted")
+            );
+            if out.success() {
+                b.note_pid();
+                b.delete_force().ok();
+            } else {
+                assert_rejected(&b, &mark, &out, &[]);
+            }
+        },
+    );
+}
+
+/// How a hostile symlink target is made from the container's rootfs path.
+type LinkTarget<'a> = Box<dyn Fn(&Path) -> PathBuf + 'a>;

@@ -11,18 +11,23 @@ use crate::{Cmd, CreateArgs};
 
 pub mod events;
 pub mod exec;
-mod sandbox;
+pub mod sandbox;
 mod tty;
 pub mod update;
 
 pub struct Ctx {
-    pub root: PathBuf,
+    /// The state root, or why there is no default one.
+    pub root: Result<PathBuf, bulkhead_lifecycle::rootless::RootlessError>,
     pub systemd_cgroup: bool,
+    pub rootless: bool,
 }
 
 impl Ctx {
-    fn store(&self) -> Store {
-        Store::new(self.root.clone())
+    fn store(&self) -> Result<Store> {
+        match &self.root {
+            Ok(r) => Ok(Store::new(r.clone()).rootless(self.rootless)),
+            Err(e) => bail!("{e}"),
+        }
     }
 }
 
@@ -39,7 +44,19 @@ fn create_opts(ctx: &Ctx, a: &CreateArgs) -> CreateOptions {
 }
 
 pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
-    let store = ctx.store();
+    // These two need no state root.
+    match cmd {
+        Cmd::Spec { bundle, rootless } => {
+            spec(&bundle, rootless)?;
+            return Ok(0);
+        }
+        Cmd::Features => {
+            features()?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let store = ctx.store()?;
     match cmd {
         Cmd::Create { args, id } => {
             store.create(&id, &create_opts(ctx, &args))?;
@@ -72,14 +89,33 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         } => ps(&store, &id, &format, &ps_args)?,
         Cmd::Pause { id } => store.pause(&id)?,
         Cmd::Resume { id } => store.resume(&id)?,
-        Cmd::Spec { bundle, rootless } => spec(&bundle, rootless)?,
-        Cmd::Features => features()?,
-        Cmd::Sandbox { command } => return sandbox::run(&store, &command),
+        Cmd::Spec { .. } | Cmd::Features => unreachable!("handled above"),
+        Cmd::Sandbox(args) => return Ok(sandbox::main(&store, &args)),
+        Cmd::Logs { follow, name } => sandbox::verbs::logs(&store, &name, follow)?,
+        Cmd::Stop { time, name } => sandbox::verbs::stop(&store, &name, time)?,
+        Cmd::Rm { force, names } => {
+            for n in &names {
+                sandbox::verbs::rm(&store, n, force)?;
+            }
+        }
         Cmd::Exec(args) => return exec::run(&store, &args),
         Cmd::Update(args) => update::run(&store, &args)?,
         Cmd::Events(args) => events::run(&store, &args)?,
     }
     Ok(0)
+}
+
+/// An error and its causes on one line, each cause once (several error
+/// types already print their source).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let t = cause.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+    }
+    msg
 }
 
 /// The init's pid for the signal forwarder of a foreground `run`.
@@ -187,7 +223,14 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
     let views: Vec<_> = store
         .ids()
         .iter()
-        .filter_map(|id| store.load(id).ok())
+        .filter_map(|id| match store.load(id) {
+            Ok(r) => Some(r),
+            // Never a half-read entry; say why it is missing instead.
+            Err(e) => {
+                eprintln!("bulkhead: list: skipping {id}: {e} (`delete --force {id}` removes it)");
+                None
+            }
+        })
         .map(|r| store.view(&r))
         .collect();
     let mut out = std::io::stdout().lock();
@@ -240,7 +283,7 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
 
 fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let rec = store.load(id)?;
-    let pids = rec.cgroups.procs()?;
+    let pids = store.pids(&rec)?;
     match format {
         "json" => println!("{}", serde_json::to_string(&pids)?),
         "table" => {

@@ -27,6 +27,7 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod leaks;
 pub mod rootfs;
 
 use std::cell::RefCell;

@@ -27,8 +27,13 @@ pub struct Rootfs {
     pub root: Root,
     pub path: PathBuf,
     /// Inside a user namespace: device nodes are bind-mounted, not created,
-    /// and flags locked by the host mount must be kept on remounts.
+    /// and flags locked by the host mount must be kept on remounts. Also
+    /// true when rootless in a namespace someone else made (rootless podman).
     pub in_userns: bool,
+    /// Without host privileges: the host's cgroup filesystem is only ever
+    /// visible read-only (a delegated cgroup is writable by the container's
+    /// root, CVE-2023-25809).
+    pub rootless: bool,
 }
 
 /// Path of a verified fd, as the host procfs shows it (valid before pivot_root).
@@ -134,6 +139,7 @@ pub fn prepare(
     process: &ProcessPlan,
     cgroups: &CgroupSet,
     trees: &crate::idmap::IdmapTrees,
+    rootless: bool,
 ) -> Result<Rootfs, StageError> {
     crate::stage::lsm::check_mount_label(plan.mount_label.as_deref())?;
     // Without a mount namespace of its own (the config omits it, so the
@@ -170,7 +176,8 @@ pub fn prepare(
     let rootfs = Rootfs {
         root,
         path: plan.rootfs.clone(),
-        in_userns: plan.ns(NsKind::User).is_some(),
+        in_userns: plan.ns(NsKind::User).is_some() || rootless,
+        rootless,
     };
     for (i, m) in plan.mounts.iter().enumerate() {
         mounts::mount_one(&rootfs, plan, m, cgroups, trees.get(i)).map_err(|e| {

@@ -149,6 +149,9 @@ pub(super) fn mount_one(
             }
             remount_bind(rootfs, dest, re, "remount with options")?;
         }
+        if rootfs.rootless && flags & libc::MS_REC != 0 {
+            host_cgroupfs_read_only(rootfs)?;
+        }
     } else {
         let h = destination(rootfs, dest, true)?;
         // tmpcopyup: keep the covered directory open by fd, so its contents can
@@ -167,6 +170,20 @@ pub(super) fn mount_one(
             &m.options.data,
             plan.mount_label.as_deref(),
         );
+        // Overlay in a user namespace cannot write trusted.* xattrs; the
+        // kernel asks for userxattr (user.overlay.*) there.
+        let labelled = if m.fstype == "overlay"
+            && rootfs.in_userns
+            && !labelled.split(',').any(|o| o == "userxattr")
+        {
+            if labelled.is_empty() {
+                "userxattr".to_string()
+            } else {
+                format!("{labelled},userxattr")
+            }
+        } else {
+            labelled
+        };
         let data = labelled.as_str();
         let fs_flags = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         let res = bulkhead_sys::mount(
@@ -199,8 +216,15 @@ pub(super) fn mount_one(
                     None,
                 )
                 .map_err(StageError::sys(format!("bind {host}")))?;
-                let re = (flags & REMOUNT_MASK) | locked_flags(host);
+                let mut re = (flags & REMOUNT_MASK) | locked_flags(host);
+                if rootfs.rootless && m.fstype == "sysfs" {
+                    // The host's own sysfs: never writable from a rootless container.
+                    re |= libc::MS_RDONLY;
+                }
                 remount_bind(rootfs, dest, re, format!("remount {host}"))?;
+                if rootfs.rootless {
+                    host_cgroupfs_read_only(rootfs)?;
+                }
             }
             Err(e) => {
                 return Err(StageError::msg(
@@ -221,6 +245,30 @@ pub(super) fn mount_one(
         }
     }
     propagate(rootfs, m)
+}
+
+/// Rootless: a `/sys/fs/cgroup` that came in with a bind of the host's /sys
+/// (the rootless config's rbind, or sysfs without a network namespace) holds
+/// the host's cgroup mounts, writable wherever the user was delegated a
+/// cgroup; make that whole tree read-only (CVE-2023-25809) right away, before
+/// a later mount covers it (the container's root could unmount that one).
+pub(super) fn host_cgroupfs_read_only(rootfs: &Rootfs) -> Result<(), StageError> {
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let Ok(h) = rootfs.root.resolve("/sys/fs/cgroup") else {
+        return Ok(());
+    };
+    let Ok(st) = rustix::fs::fstatfs(h.as_fd()) else {
+        return Ok(());
+    };
+    // Still sysfs: nothing is mounted there.
+    if st.f_type == SYSFS_MAGIC {
+        return Ok(());
+    }
+    match bulkhead_sys::mount_setattr(h.as_fd(), true, bulkhead_sys::mount_attr::RDONLY, 0, None) {
+        // EINVAL: the directory is inside a mount, not the root of one.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        r => r.map_err(StageError::sys("make /sys/fs/cgroup read-only")),
+    }
 }
 
 /// Recursive attributes and propagation, applied to the mount now on top
@@ -282,7 +330,8 @@ fn mount_cgroup(
     cgroups: &CgroupSet,
 ) -> Result<(), StageError> {
     let dest = &m.destination;
-    let ro = m.options.flags & libc::MS_RDONLY != 0;
+    // Rootless: never writable, whatever the config asks (CVE-2023-25809).
+    let ro = m.options.flags & libc::MS_RDONLY != 0 || rootfs.rootless;
     let base = m.options.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
     let h = destination(rootfs, dest, true)?;
     let v2_only = cgroups.dirs.len() == 1 && cgroups.dirs[0].v2 && cgroups.dirs[0].name.is_empty();

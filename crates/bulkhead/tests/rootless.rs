@@ -1,0 +1,809 @@
+//! Rootless operation, as an unprivileged user: bulkhead run directly by
+//! that user (a user namespace with the user's own id, or its whole
+//! /etc/subuid range through newuidmap), with and without a delegated
+//! cgroup, and under rootless podman (the runtime exec'd as "root" inside
+//! podman's user namespace).
+//!
+//! Each test makes its own user (`useradd -m`; Debian 12 gives it a
+//! 65536-id range in /etc/subuid and /etc/subgid), its `/run/user/<uid>`
+//! (0700, as logind would) and, when needed, a delegated cgroup in every
+//! hierarchy (chown, as a non-systemd host does it). The [`TestUser`] guard
+//! kills the user's processes, removes the cgroups, the runtime dir, the
+//! home and the user on drop, also when the test fails, so tests can run in
+//! parallel. Needs root (to make the user) and the uidmap package.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{RtOutput, cmd_timeout, is_runc, run_cmd, runtime, try_run_cmd, wait_for};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const BUSYBOX: &str = "/bin/busybox";
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "id", "sleep", "echo", "grep", "touch", "true", "mount", "wc",
+];
+
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+    /// First id of the user's /etc/subuid range (Debian gives 65536).
+    subuid: u32,
+    subgid: u32,
+    io: TempDir,
+    /// Name of the delegated cgroup (one directory in every hierarchy).
+    deleg: Option<String>,
+}
+
+fn tool(name: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(name).is_file())
+}
+
+/// The `start` of the first `name:start:count` line of an /etc/sub?id file.
+fn subid_start(file: &str, name: &str) -> Option<u32> {
+    fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then(|| f.next()?.parse().ok())?
+    })
+}
+
+impl TestUser {
+    /// A fresh user, or `None` (with a printed reason) when this cannot run.
+    fn new() -> Option<TestUser> {
+        if !common::is_root() {
+            eprintln!("skipped: making a test user needs root");
+            return None;
+        }
+        for t in ["useradd", "userdel", "runuser", "newuidmap", "newgidmap"] {
+            if !tool(t) {
+                eprintln!("skipped: {t} is missing (passwd/uidmap; scripts/install-deps.sh)");
+                return None;
+            }
+        }
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "bhrl{}x{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let io = tempfile::Builder::new()
+            .prefix("bh-rootless-io-")
+            .tempdir()
+            .unwrap();
+        // useradd takes the passwd/subuid locks; a parallel test may hold them.
+        let out = wait_for("useradd", Duration::from_secs(30), || {
+            let mut c = Command::new("useradd");
+            c.args(["-m", "-s", "/bin/sh", "-c", "bulkhead rootless test", &name]);
+            let o = run_cmd(c, io.path(), cmd_timeout());
+            (o.success() || !o.stderr.contains("lock")).then_some(o)
+        });
+        out.ok();
+        let id = |flag: &str| -> u32 {
+            let o = run_cmd(
+                {
+                    let mut c = Command::new("id");
+                    c.args([flag, &name]);
+                    c
+                },
+                io.path(),
+                cmd_timeout(),
+            );
+            o.stdout.trim().parse().expect("id output")
+        };
+        let mut u = TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            home: PathBuf::from("/home").join(&name),
+            subuid: 0,
+            subgid: 0,
+            io,
+            deleg: None,
+            name,
+        };
+        // Debian's useradd fills /etc/subuid; add a range where it did not.
+        if subid_start("/etc/subuid", &u.name).is_none() {
+            let base = 400_000 + (u.uid % 1000) * 65_536;
+            let range = format!("{base}-{}", base + 65_535);
+            u.root_cmd(
+                "usermod",
+                &["--add-subuids", &range, "--add-subgids", &range, &u.name],
+            );
+        }
+        u.subuid = subid_start("/etc/subuid", &u.name).expect("subuid range");
+        u.subgid = subid_start("/etc/subgid", &u.name).expect("subgid range");
+        let rundir = u.runtime_dir();
+        fs::create_dir_all(&rundir).unwrap();
+        fs::set_permissions(&rundir, fs::Permissions::from_mode(0o700)).unwrap();
+        u.root_cmd(
+            "chown",
+            &[&format!("{}:{}", u.uid, u.gid), rundir.to_str().unwrap()],
+        );
+        Some(u)
+    }
+
+    fn runtime_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/user/{}", self.uid))
+    }
+
+    #[track_caller]
+    fn root_cmd(&self, prog: &str, args: &[&str]) -> RtOutput {
+        let mut c = Command::new(prog);
+        c.args(args).stdin(Stdio::null());
+        let o = run_cmd(c, self.io.path(), cmd_timeout());
+        o.ok();
+        o
+    }
+
+    /// `args` as the user, in a login-like environment.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", &self.name, "--", "env", "-i"])
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+            .arg(format!("HOME={}", self.home.display()))
+            .arg(format!("USER={}", self.name))
+            .arg(format!("LOGNAME={}", self.name))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir().display()))
+            .args(args)
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        c
+    }
+
+    #[track_caller]
+    fn run(&self, args: &[&str]) -> RtOutput {
+        run_cmd(self.cmd(args), self.io.path(), cmd_timeout())
+    }
+
+    /// The runtime as the user (default state root: $XDG_RUNTIME_DIR/bulkhead).
+    #[track_caller]
+    fn rt(&self, args: &[&str]) -> RtOutput {
+        let rt = runtime();
+        let mut all = vec![rt.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    /// A bundle in the user's home: a busybox root owned by the user and the
+    /// config `bulkhead spec --rootless` wrote for it, then `patch`ed.
+    fn bundle(&self, name: &str, patch: impl FnOnce(&mut Value)) -> PathBuf {
+        let dir = self.home.join(name);
+        let root = dir.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+        for a in APPLETS {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        let owner = format!("{}:{}", self.uid, self.gid);
+        self.root_cmd("chown", &["-R", &owner, dir.to_str().unwrap()]);
+        self.rt(&["spec", "--rootless", "--bundle", dir.to_str().unwrap()])
+            .ok();
+        let cfg = dir.join("config.json");
+        let mut v: Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
+        v["process"]["terminal"] = json!(false);
+        patch(&mut v);
+        fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        dir
+    }
+
+    /// Delegate a cgroup in every hierarchy by chown, as root would on a
+    /// host without systemd (cpuset seeded: an empty one holds no task).
+    /// `None` (with a reason) on a host without v1 hierarchies.
+    fn delegate_cgroups(&mut self) -> Option<String> {
+        if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+            eprintln!(
+                "skipped: no cgroup v1 pids hierarchy; cgroup2 delegation needs the user's \
+                 session placed in the subtree (systemd does it)"
+            );
+            return None;
+        }
+        let name = format!("{}-deleg", self.name);
+        let owner = format!("{}:{}", self.uid, self.gid);
+        for h in cgroup_hierarchies() {
+            let d = h.join(&name);
+            fs::create_dir_all(&d).unwrap();
+            self.root_cmd("chown", &["-R", &owner, d.to_str().unwrap()]);
+            if h.ends_with("cpuset") {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    fs::write(d.join(f), fs::read_to_string(h.join(f)).unwrap()).unwrap();
+                }
+            }
+        }
+        self.deleg = Some(name.clone());
+        Some(name)
+    }
+
+    /// Host pids of the user's processes, and of its containers' processes
+    /// running as one of its sub-ids.
+    fn pids(&self) -> Vec<i32> {
+        use std::os::unix::fs::MetadataExt;
+        let subs = self.subuid..self.subuid.saturating_add(65_536);
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let uid = e.metadata().ok()?.uid();
+                (uid == self.uid || (self.subuid != 0 && subs.contains(&uid))).then_some(pid)
+            })
+            .collect()
+    }
+}
+
+/// Every mounted cgroup hierarchy directly under /sys/fs/cgroup.
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| !p.is_symlink() && p.join("cgroup.procs").exists());
+    v
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Only this user's processes, each by pid, until none is left.
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                let _ = bulkhead_sys_kill(p);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(name) = &self.deleg {
+            for h in cgroup_hierarchies() {
+                let d = h.join(name);
+                let mut dirs: Vec<PathBuf> = walk_dirs(&d);
+                dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+                for x in dirs {
+                    let _ = fs::remove_dir(&x);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(self.runtime_dir());
+        let mut c = Command::new("userdel");
+        c.args(["-r", "-f", &self.name]);
+        let _ = try_run_cmd(c, self.io.path(), cmd_timeout());
+        // userdel removes the sub-id lines; make sure of it.
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            if let Ok(text) = fs::read_to_string(f) {
+                let prefix = format!("{}:", self.name);
+                if text.lines().any(|l| l.starts_with(&prefix)) {
+                    let kept: String = text
+                        .lines()
+                        .filter(|l| !l.starts_with(&prefix))
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    let _ = fs::write(f, kept);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&self.home);
+    }
+}
+
+fn bulkhead_sys_kill(pid: i32) -> std::io::Result<()> {
+    let p = rustix::process::Pid::from_raw(pid).ok_or(std::io::ErrorKind::InvalidInput)?;
+    rustix::process::kill_process(p, rustix::process::Signal::KILL).map_err(Into::into)
+}
+
+fn walk_dirs(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if d.is_dir() {
+        out.push(d.to_path_buf());
+        for e in fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk_dirs(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+/// `Uid:` or `Gid:` of /proc/<pid>/status, read from the host.
+fn host_ids(pid: i32, field: &str) -> Vec<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
+fn args(v: &mut Value, a: &[&str]) {
+    v["process"]["args"] = json!(a);
+}
+
+/// `state ID` as the user: the init's host pid.
+fn init_pid(u: &TestUser, id: &str) -> i32 {
+    let st = u.rt(&["state", id]);
+    st.ok();
+    let v: Value = serde_json::from_str(&st.stdout).expect("state JSON");
+    v["pid"].as_i64().expect("pid") as i32
+}
+
+/// The state root holds no container (nothing was left by a failure).
+fn no_containers_left(u: &TestUser) {
+    let root = u.runtime_dir().join("bulkhead");
+    let left: Vec<String> = fs::read_dir(&root)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "state left behind in {}: {left:?}",
+        root.display()
+    );
+}
+
+#[test]
+fn own_uid_is_container_root_with_spec_rootless_as_is() {
+    let Some(u) = TestUser::new() else { return };
+    // The config `spec --rootless` wrote, with only the program changed.
+    let b = u.bundle("own", |v| args(v, &["sleep", "100"]));
+    let bs = b.to_str().unwrap();
+    u.rt(&["run", "-d", "--bundle", bs, "own"]).ok();
+    // Default state root when rootless: $XDG_RUNTIME_DIR/bulkhead (runc's
+    // is $XDG_RUNTIME_DIR/runc).
+    let name = if is_runc() { "runc" } else { "bulkhead" };
+    assert!(u.runtime_dir().join(name).join("own").is_dir());
+    let pid = init_pid(&u, "own");
+    // From the host: container root is the user itself, all four ids.
+    assert_eq!(host_ids(pid, "Uid:"), vec![u.uid; 4]);
+    assert_eq!(host_ids(pid, "Gid:"), vec![u.gid; 4]);
+    // Without a cgroup, ps finds the processes through the pid namespace
+    // (runc 1.1.5 fails here: "unable to get all container pids").
+    if !is_runc() {
+        let ps = u.rt(&["ps", "--format", "json", "own"]);
+        ps.ok();
+        let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).unwrap();
+        assert_eq!(pids, vec![pid], "{ps}");
+    }
+    u.rt(&["kill", "own", "9"]).ok();
+    wait_for("init gone", Duration::from_secs(10), || {
+        (!Path::new(&format!("/proc/{pid}")).exists()
+            || fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z")))
+        .then_some(())
+    });
+    u.rt(&["delete", "own"]).ok();
+    no_containers_left(&u);
+}
+
+#[test]
+fn own_uid_container_sees_a_single_mapping_read_only_cgroupfs_and_userxattr_overlay() {
+    let Some(u) = TestUser::new() else { return };
+    let ov = u.home.join("ov");
+    for d in ["lower", "upper", "work"] {
+        fs::create_dir_all(ov.join(d)).unwrap();
+    }
+    fs::write(ov.join("lower/f"), "from-lower\n").unwrap();
+    let owner = format!("{}:{}", u.uid, u.gid);
+    u.root_cmd("chown", &["-R", &owner, ov.to_str().unwrap()]);
+    let data = format!(
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+        ov.display()
+    );
+    let b = u.bundle("view", |v| {
+        // sysfs without a network namespace: the runtime falls back to a
+        // bind of the host's /sys (which holds the host's cgroupfs).
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/sys" {
+                *m = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                            "options": ["nosuid", "noexec", "nodev", "ro"]});
+            }
+        }
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "overlay", "source": "overlay",
+            "options": [data]
+        }));
+        args(
+            v,
+            &[
+                "sh",
+                "-c",
+                "id -u; cat /proc/self/uid_map; \
+                 grep ' /sys/fs/cgroup' /proc/self/mountinfo | grep -vc ' ro,'; \
+                 touch /sys/fs/cgroup/pids/x 2>/dev/null && echo cgroupfs-writable; \
+                 ls -l /dev/null; \
+                 grep ' /mnt ' /proc/self/mountinfo | grep -o userxattr; \
+                 cat /mnt/f; echo new > /mnt/g",
+            ],
+        )
+    });
+    let out = u.rt(&["run", "--bundle", b.to_str().unwrap(), "view"]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", &u.uid.to_string(), "1"], "{out}");
+    // Every cgroup mount the container sees is read-only (CVE-2023-25809).
+    assert_eq!(lines[2], "0", "writable cgroup mounts: {out}");
+    assert!(!out.stdout.contains("cgroupfs-writable"), "{out}");
+    // /dev/null is the host's node, bound (mknod is not allowed).
+    assert!(lines[3].starts_with("crw-rw-rw-"), "{out}");
+    // Overlay inside the user namespace gets userxattr, and works.
+    assert_eq!(lines[4..6], ["userxattr", "from-lower"], "{out}");
+    assert_eq!(fs::read_to_string(ov.join("upper/g")).unwrap(), "new\n");
+    no_containers_left(&u);
+}
+
+#[test]
+fn subuid_range_maps_65536_ids_through_newuidmap() {
+    let Some(u) = TestUser::new() else { return };
+    let (uid, gid, su, sg) = (u.uid, u.gid, u.subuid, u.subgid);
+    let b = u.bundle("sub", |v| {
+        v["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": uid, "size": 1},
+            {"containerID": 1, "hostID": su, "size": 65536}
+        ]);
+        v["linux"]["gidMappings"] = json!([
+            {"containerID": 0, "hostID": gid, "size": 1},
+            {"containerID": 1, "hostID": sg, "size": 65536}
+        ]);
+        v["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        args(v, &["sh", "-c", "cat /proc/self/uid_map; exec sleep 100"]);
+    });
+    u.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "sub"])
+        .ok();
+    let pid = init_pid(&u, "sub");
+    // Container uid 1000 is the 1000th id of the user's sub-range.
+    assert_eq!(host_ids(pid, "Uid:"), vec![su + 999; 4]);
+    assert_eq!(host_ids(pid, "Gid:"), vec![sg + 999; 4]);
+    let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let rows: Vec<Vec<String>> = map
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["0".to_string(), uid.to_string(), "1".into()],
+            vec!["1".to_string(), su.to_string(), "65536".into()]
+        ]
+    );
+    u.rt(&["delete", "--force", "sub"]).ok();
+    no_containers_left(&u);
+}
+
+#[test]
+fn pids_limit_is_enforced_through_a_delegated_cgroup() {
+    let Some(mut u) = TestUser::new() else { return };
+    let Some(deleg) = u.delegate_cgroups() else {
+        return;
+    };
+    let path = format!("/{deleg}/c1");
+    let b = u.bundle("lim", |v| {
+        v["linux"]["cgroupsPath"] = json!(path);
+        v["linux"]["resources"] = json!({"pids": {"limit": 4}});
+        args(v, &["sleep", "100"]);
+    });
+    let cg = PathBuf::from("/sys/fs/cgroup/pids").join(&deleg).join("c1");
+    // Other workloads on a shared machine may rmdir cgroups they did not
+    // make (docs: feasibility §2); delegate again when that happened.
+    for attempt in 1..=3 {
+        u.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "lim"])
+            .ok();
+        if cg.join("pids.max").exists() || attempt == 3 {
+            break;
+        }
+        eprintln!("delegated cgroup vanished (attempt {attempt}); delegating again");
+        u.rt(&["delete", "--force", "lim"]).ok();
+        u.delegate_cgroups();
+    }
+    let pid = init_pid(&u, "lim");
+    assert_eq!(fs::read_to_string(cg.join("pids.max")).unwrap().trim(), "4");
+    let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // The init and an exec'd shell leave room for 2 more: the rest fail.
+    let out = u.rt(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6; do (sleep 3 &) 2>/dev/null || echo fork-failed; done; \
+         cat /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert!(out.stdout.contains("fork-failed"), "{out}");
+    assert!(out.stdout.lines().any(|l| l == "4"), "{out}");
+    let events = fs::read_to_string(cg.join("pids.events")).unwrap();
+    assert_ne!(events.trim(), "max 0", "no fork was refused: {events}");
+    u.rt(&["delete", "--force", "lim"]).ok();
+    assert!(!cg.exists(), "{} left behind", cg.display());
+    no_containers_left(&u);
+}
+
+#[test]
+fn without_delegation_it_runs_unlimited_and_says_so() {
+    skip_if!(
+        is_runc(),
+        "runc 1.1.5 refuses linux.resources without a cgroup"
+    );
+    let Some(u) = TestUser::new() else { return };
+    let b = u.bundle("nolim", |v| {
+        v["linux"]["resources"] = json!({"pids": {"limit": 4}});
+        args(
+            v,
+            &[
+                "sh",
+                "-c",
+                "for i in 1 2 3 4 5 6 7 8; do (sleep 1 &) 2>/dev/null || echo fork-failed; done; \
+                 echo forked",
+            ],
+        );
+    });
+    let out = u.rt(&["run", "--bundle", b.to_str().unwrap(), "nolim"]);
+    out.ok();
+    assert!(out.stdout.contains("forked"), "{out}");
+    assert!(!out.stdout.contains("fork-failed"), "{out}");
+    if !is_runc() {
+        let warn = "running without cgroups; linux.resources ignored";
+        assert_eq!(out.stderr.matches(warn).count(), 1, "{out}");
+    }
+    // No cgroup: pause says why (runc's words) and changes nothing.
+    let b2 = u.bundle("nolim2", |v| args(v, &["sleep", "100"]));
+    u.rt(&["run", "-d", "--bundle", b2.to_str().unwrap(), "nolim2"])
+        .ok();
+    u.rt(&["pause", "nolim2"])
+        .fails_with(&["cgroups not configured for container"]);
+    let st = u.rt(&["state", "nolim2"]);
+    assert!(st.stdout.contains("\"running\""), "{st}");
+    u.rt(&["delete", "--force", "nolim2"]).ok();
+    no_containers_left(&u);
+}
+
+#[test]
+fn rootless_bad_input_is_refused_clearly_and_leaves_nothing() {
+    skip_if!(is_runc(), "checks bulkhead's own error texts");
+    let Some(u) = TestUser::new() else { return };
+    let (uid, su) = (u.uid, u.subuid);
+    // One id beyond the user's /etc/subuid range.
+    let b = u.bundle("bad", |v| {
+        v["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": uid, "size": 1},
+            {"containerID": 1, "hostID": su, "size": 65537}
+        ]);
+        args(v, &["true"]);
+    });
+    let bs = b.to_str().unwrap();
+    let out = u.rt(&["run", "--bundle", bs, "bad1"]);
+    out.fails_with(&[&format!(
+        "linux.uidMappings[1]: host ids {su}-{} are not delegated",
+        su + 65536
+    )]);
+    assert!(out.stderr.contains("/etc/subuid"), "{out}");
+    no_containers_left(&u);
+
+    // newuidmap missing from PATH: name the package.
+    let b = u.bundle("nohelper", |v| {
+        v["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": uid, "size": 1},
+            {"containerID": 1, "hostID": su, "size": 10}
+        ]);
+        args(v, &["true"]);
+    });
+    let rt = runtime();
+    let out = u.run(&[
+        "env",
+        "PATH=/nonexistent",
+        rt.to_str().unwrap(),
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        "nohelper",
+    ]);
+    out.fails_with(&["newuidmap not found in PATH"]);
+    assert!(out.stderr.contains("uidmap package"), "{out}");
+    no_containers_left(&u);
+
+    // No XDG_RUNTIME_DIR: say which variable and how to fix it.
+    let ok = u.bundle("ok", |v| args(v, &["true"]));
+    let okb = ok.to_str().unwrap();
+    let out = u.run(&[
+        "env",
+        "-u",
+        "XDG_RUNTIME_DIR",
+        rt.to_str().unwrap(),
+        "run",
+        "--bundle",
+        okb,
+        "noxdg",
+    ]);
+    out.fails_with(&["XDG_RUNTIME_DIR is not set"]);
+    assert!(out.stderr.contains("--root"), "{out}");
+
+    // A state directory the user cannot write.
+    let out = u.run(&[
+        "env",
+        "XDG_RUNTIME_DIR=/run",
+        rt.to_str().unwrap(),
+        "run",
+        "--bundle",
+        okb,
+        "unwritable",
+    ]);
+    out.fails_with(&["state directory /run/bulkhead"]);
+    assert!(out.stderr.contains("--root DIR"), "{out}");
+
+    // No user namespace in the config while unprivileged.
+    let nouserns = u.bundle("nouserns", |v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "user");
+        let linux = v["linux"].as_object_mut().unwrap();
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
+        args(v, &["true"]);
+    });
+    u.rt(&["run", "--bundle", nouserns.to_str().unwrap(), "nouserns"])
+        .fails_with(&["linux.namespaces: running rootless"]);
+    no_containers_left(&u);
+    // Nothing of the user's is left running.
+    assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
+}
+
+// ------------------------------------------------------------- podman --
+
+const IMAGE: &str = "localhost/bh-rootless:latest";
+
+/// Rootless podman set up for `u`: cgroupfs manager, file events, native
+/// overlay storage under the user's home, the busybox root imported.
+fn podman_for(u: &TestUser) -> Option<()> {
+    if !tool("podman") || !tool("conmon") {
+        eprintln!("skipped: podman/conmon not installed (scripts/install-deps.sh)");
+        return None;
+    }
+    let conf = u.home.join(".config/containers");
+    fs::create_dir_all(&conf).unwrap();
+    fs::write(
+        conf.join("containers.conf"),
+        "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+         [containers]\nlog_driver = \"k8s-file\"\n",
+    )
+    .unwrap();
+    fs::write(
+        conf.join("storage.conf"),
+        "[storage]\ndriver = \"overlay\"\n",
+    )
+    .unwrap();
+    let b = u.bundle("img", |_| {});
+    let tar = u.home.join("img.tar");
+    let mut c = Command::new("tar");
+    c.arg("-C")
+        .arg(b.join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".");
+    run_cmd(c, u.io.path(), cmd_timeout()).ok();
+    let owner = format!("{}:{}", u.uid, u.gid);
+    u.root_cmd(
+        "chown",
+        &["-R", &owner, u.home.join(".config").to_str().unwrap()],
+    );
+    u.root_cmd("chown", &[&owner, tar.to_str().unwrap()]);
+    u.run(&["podman", "import", "-q", tar.to_str().unwrap(), IMAGE])
+        .ok();
+    Some(())
+}
+
+fn podman(u: &TestUser, args: &[&str]) -> RtOutput {
+    let rt = runtime();
+    let mut all = vec!["podman", "--runtime", rt.to_str().unwrap()];
+    all.extend_from_slice(args);
+    u.run(&all)
+}
+
+/// Options every rootless podman run needs here: no slirp (/dev/net/tun is
+/// 0600 without udev) and rlimits root may set on this host.
+const RUN_OPTS: &[&str] = &["--network", "none", "--ulimit", "nofile=1024:1024"];
+
+#[test]
+fn rootless_podman_run_exec_rm() {
+    let Some(u) = TestUser::new() else { return };
+    let Some(()) = podman_for(&u) else { return };
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(RUN_OPTS);
+    a.extend_from_slice(&[
+        IMAGE,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; ls -l /dev/null",
+    ]);
+    let out = podman(&u, &a);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    // podman's namespace: root is the user, then the sub-range.
+    let map: Vec<Vec<&str>> = lines[1..3]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (uid, su) = (u.uid.to_string(), u.subuid.to_string());
+    assert_eq!(
+        map,
+        vec![vec!["0", &uid, "1"], vec!["1", &su, "65536"]],
+        "{out}"
+    );
+    assert!(lines[3].starts_with("crw-rw-rw-"), "{out}");
+
+    // Detached, exec (exit codes propagate), then stop and remove.
+    let mut a = vec!["run", "-d", "--name", "bhrl"];
+    a.extend_from_slice(RUN_OPTS);
+    a.extend_from_slice(&[IMAGE, "sleep", "100"]);
+    let id = podman(&u, &a);
+    id.ok();
+    let id = id.stdout.trim().to_string();
+    let out = podman(&u, &["exec", "bhrl", "sh", "-c", "echo in-exec; exit 3"]);
+    assert_eq!(out.code(), Some(3), "{out}");
+    assert!(out.stdout.contains("in-exec"), "{out}");
+    let out = podman(&u, &["exec", "bhrl", "/nonexistent"]);
+    assert_eq!(out.code(), Some(127), "{out}");
+
+    // Issue 5: the runtime exec'd as "root" inside podman's user namespace
+    // finds podman's containers without --root ($XDG_RUNTIME_DIR/bulkhead).
+    let rt = runtime();
+    let rt = rt.to_str().unwrap();
+    let st = u.run(&["podman", "unshare", rt, "state", &id]);
+    st.ok();
+    let v: Value = serde_json::from_str(&st.stdout).expect("state JSON");
+    assert_eq!(v["status"], "running", "{st}");
+    let pid = v["pid"].as_i64().unwrap() as i32;
+    assert_eq!(host_ids(pid, "Uid:"), vec![u.uid; 4]);
+    if !is_runc() {
+        let ps = u.run(&["podman", "unshare", rt, "ps", "--format", "json", &id]);
+        ps.ok();
+        let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).unwrap();
+        assert!(pids.contains(&pid), "{ps}");
+        u.run(&["podman", "unshare", rt, "pause", &id])
+            .fails_with(&["cgroups not configured"]);
+    }
+    podman(&u, &["rm", "-f", "-t", "0", "bhrl"]).ok();
+    let st = u.run(&["podman", "unshare", rt, "state", &id]);
+    st.fails_with(&["does not exist"]);
+    let left = u.run(&["podman", "ps", "-aq"]);
+    assert!(left.stdout.trim().is_empty(), "{left}");
+}
+
+#[test]
+fn rootless_flag_overrides_detection() {
+    skip_if!(is_runc(), "checks bulkhead's own error texts");
+    let io = tempfile::tempdir().unwrap();
+    let rt = |env_xdg: Option<&str>, a: &[&str]| {
+        let mut c = Command::new(runtime());
+        c.args(a).stdin(Stdio::null()).env_remove("XDG_RUNTIME_DIR");
+        if let Some(x) = env_xdg {
+            c.env("XDG_RUNTIME_DIR", x);
+        }
+        run_cmd(c, io.path(), cmd_timeout())
+    };
+    // Forced rootless: the state root comes from XDG_RUNTIME_DIR, even for
+    // root; an empty value counts as unset (rootful podman passes that).
+    rt(None, &["--rootless", "true", "state", "nosuch"])
+        .fails_with(&["XDG_RUNTIME_DIR is not set"]);
+    rt(Some(""), &["--rootless=true", "state", "nosuch"])
+        .fails_with(&["XDG_RUNTIME_DIR is not set"]);
+    let xdg = tempfile::tempdir().unwrap();
+    let x = xdg.path().to_str().unwrap();
+    rt(Some(x), &["--rootless", "true", "state", "nosuch"]).fails_with(&["does not exist"]);
+    rt(Some(x), &["--rootless", "true", "list", "--format", "json"]).ok();
+    // Forced rootful ignores it.
+    rt(None, &["--rootless", "false", "state", "nosuch"]).fails_with(&["does not exist"]);
+    rt(None, &["--rootless", "maybe", "state", "x"]).fails_with(&["--rootless"]);
+}
