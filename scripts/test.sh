@@ -18,9 +18,16 @@ cargo build --workspace
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast "$@"
+    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
     echo "test.sh: cargo-nextest not found, using cargo test"
-    cargo test --workspace --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+
+# A brief fuzz pass (10 targets x 6 s, plus the build): with a nightly
+# toolchain and cargo-fuzz; otherwise fuzz.sh prints why it skips. The long
+# run is `scripts/fuzz.sh 3600` (docs/fuzzing.md).
+bash scripts/fuzz.sh "${BULKHEAD_CI_FUZZ_SECONDS:-6}" || status=1
+exit "$status"
