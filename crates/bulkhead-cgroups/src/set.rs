@@ -435,10 +435,29 @@ impl CgroupSet {
     /// that SIGKILL can be delivered. Only the container's own directory
     /// (and what is below it) is removed: parents such as `/bulkhead` stay.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // Usually every directory is empty by now (the init was reaped and
+        // nothing made sub-cgroups): one rmdir each, no listing. rmdir only
+        // succeeds on a cgroup without tasks or children, so whatever it
+        // refuses goes through the full path below. A systemd unit is
+        // always stopped through systemd, which owns its directories.
+        let left: Vec<&CgroupDir> = self
+            .dirs
+            .iter()
+            .filter(|d| {
+                self.systemd.is_some()
+                    || match std::fs::remove_dir(&d.path) {
+                        Ok(()) => false,
+                        Err(e) => !is_errno(&e, libc::ENOENT),
+                    }
+            })
+            .collect();
+        if left.is_empty() && self.systemd.is_none() {
+            return Ok(());
+        }
         if self.is_frozen().unwrap_or(false) {
             let _ = self.thaw();
         }
-        for d in &self.dirs {
+        for d in &left {
             for p in procs_below(&d.path)? {
                 kill_ignoring_gone(p, Signal::KILL, &d.path)?;
             }
@@ -461,7 +480,7 @@ impl CgroupSet {
             },
             None => Ok(()),
         };
-        for d in &self.dirs {
+        for d in &left {
             let mut levels = fsutil::tree(&d.path)?;
             levels.reverse();
             for level in levels {
