@@ -7,6 +7,9 @@ set -euo pipefail
 PACKAGES=(
     busybox-static
     libseccomp-dev
+    libdbus-1-dev
+    systemd
+    dbus
     runc
     crun
     podman

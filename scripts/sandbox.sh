@@ -6,6 +6,9 @@
 #
 #   sudo scripts/sandbox.sh                      # the demo
 #   sudo scripts/sandbox.sh -- sh -c 'id; ls /'  # your own command
+#   sudo scripts/sandbox.sh --demo-image         # the demo image (built
+#                                                # locally from busybox-static,
+#                                                # see scripts/demo-image.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,12 @@ if [ "$(dpkg-query -W -f='${Status}' libseccomp-dev 2>/dev/null)" != "install ok
 fi
 cargo build --release -q -p bulkhead
 
+if [ "${1:-}" = "--demo-image" ]; then
+    shift
+    [ "${1:-}" = "--" ] && shift
+    [ -e target/demo.tar ] || scripts/demo-image.sh target/demo.tar
+    exec target/release/bulkhead sandbox --image target/demo.tar -- "$@"
+fi
 [ "${1:-}" = "--" ] && shift
 if [ $# -eq 0 ]; then
     set -- sh -c '

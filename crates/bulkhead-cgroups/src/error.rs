@@ -38,6 +38,10 @@ pub enum CgroupError {
     #[error("systemd cgroup driver requested but systemd is not running (no {marker})")]
     SystemdNotRunning { marker: PathBuf },
 
+    /// The systemd cgroup driver failed (name, connection, unit job).
+    #[error(transparent)]
+    Systemd(#[from] crate::systemd::SystemdError),
+
     /// A filesystem operation on a cgroup file or directory failed.
     #[error("{op} {path}: {source}")]
     Io {

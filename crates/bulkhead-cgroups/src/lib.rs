@@ -11,8 +11,11 @@
 //! [`CgroupSet::update`] (validated, rolled back on failure); its usage is
 //! read by [`CgroupSet::stats`] and OOM kills are watched with
 //! [`CgroupSet::oom_watcher`]. Everything goes through cgroupfs files; the crate
-//! has no `unsafe` and needs no systemd. Device rules on cgroup2 become an eBPF
-//! program ([`devfilter`]) loaded and attached through `bulkhead_sys::bpf`.
+//! has no `unsafe`. Device rules on cgroup2 become an eBPF program
+//! ([`devfilter`]) loaded and attached through `bulkhead_sys::bpf`. With
+//! `--systemd-cgroup` the container's cgroup is a transient systemd unit
+//! ([`systemd`]): created over D-Bus by [`CgroupSet::place_init`], then
+//! filled through cgroupfs like any other.
 #![forbid(unsafe_code)]
 
 pub mod devfilter;
@@ -23,6 +26,7 @@ mod layout;
 mod resources;
 mod set;
 mod stats;
+pub mod systemd;
 mod update;
 
 pub use ebpf::device_programs;

@@ -9,6 +9,7 @@ use rustix::process::{Pid, Signal};
 use crate::CgroupError;
 use crate::fsutil;
 use crate::layout::{CGROUP_ROOT, Layout};
+use crate::systemd::{self, bus::Systemd};
 
 const FIELD: &str = "linux.cgroupsPath";
 
@@ -51,14 +52,13 @@ impl CgroupDir {
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct CgroupSet {
     pub dirs: Vec<CgroupDir>,
+    /// The systemd unit owning the directories (`--systemd-cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 /// The relative cgroup path (no leading `/`) from `linux.cgroupsPath`.
-fn relative_path(
-    cgroups_path: Option<&str>,
-    id: &str,
-    systemd: bool,
-) -> Result<PathBuf, CgroupError> {
+fn relative_path(cgroups_path: Option<&str>, id: &str) -> Result<PathBuf, CgroupError> {
     let invalid = |value: &str, reason: &'static str| CgroupError::InvalidPath {
         field: FIELD,
         value: value.to_string(),
@@ -69,23 +69,12 @@ fn relative_path(
         if p.contains('\0') {
             return Err(invalid(p, "contains a NUL byte"));
         }
-        if p.contains(':') && !systemd {
+        if p.contains(':') {
             return Err(CgroupError::SystemdPathWithoutDriver {
                 field: FIELD,
                 value: p.to_string(),
             });
         }
-    }
-    if systemd {
-        if !Path::new(SYSTEMD_MARKER).is_dir() {
-            return Err(CgroupError::SystemdNotRunning {
-                marker: PathBuf::from(SYSTEMD_MARKER),
-            });
-        }
-        return Err(invalid(
-            path.unwrap_or(""),
-            "the systemd cgroup driver is not supported yet",
-        ));
     }
     let owned;
     let p = match path {
@@ -164,9 +153,9 @@ fn v2_controllers(mount: &Path) -> Vec<String> {
 /// * absolute (`/a/b`): that path below the root of every hierarchy;
 /// * relative (`a/b`): also taken below the root of every hierarchy (not
 ///   below the runtime's own cgroup), i.e. the same as `/a/b`;
-/// * containing `:` (systemd's `slice:prefix:name`): needs `systemd`; the
-///   systemd driver is refused while systemd is not running, and is not
-///   implemented yet otherwise;
+/// * containing `:` (systemd's `slice:prefix:name`): needs `systemd`
+///   (`--systemd-cgroup`), refused while systemd is not running; see
+///   [`systemd::parse_path`] for the form;
 /// * `..` components, NUL bytes and the root cgroup itself are rejected.
 ///
 /// On a v1 mount that shows only a sub-tree of its hierarchy, a path inside
@@ -178,7 +167,12 @@ pub fn resolve(
     id: &str,
     systemd: bool,
 ) -> Result<CgroupSet, CgroupError> {
-    let rel = relative_path(cgroups_path, id, systemd)?;
+    let (rel, unit) = if systemd {
+        let (rel, unit) = systemd_path(layout, cgroups_path, id)?;
+        (rel, Some(unit))
+    } else {
+        (relative_path(cgroups_path, id)?, None)
+    };
     let mut dirs = Vec::new();
     match layout {
         Layout::V1 {
@@ -214,7 +208,44 @@ pub fn resolve(
             controllers: v2_controllers(root),
         }),
     }
-    Ok(CgroupSet { dirs })
+    Ok(CgroupSet {
+        dirs,
+        systemd: unit,
+    })
+}
+
+/// The cgroup path and unit of `slice:prefix:name` under the systemd
+/// driver: below systemd's own root (PID 1's cgroup without `init.scope`),
+/// the expanded slice, then the unit.
+fn systemd_path(
+    layout: &Layout,
+    cgroups_path: Option<&str>,
+    id: &str,
+) -> Result<(PathBuf, systemd::Unit), CgroupError> {
+    if let Some(p) = cgroups_path
+        && p.contains('\0')
+    {
+        return Err(CgroupError::InvalidPath {
+            field: FIELD,
+            value: p.to_string(),
+            reason: "contains a NUL byte",
+        });
+    }
+    if !Path::new(SYSTEMD_MARKER).is_dir() {
+        return Err(CgroupError::SystemdNotRunning {
+            marker: PathBuf::from(SYSTEMD_MARKER),
+        });
+    }
+    let sp = systemd::parse_path(cgroups_path, id)?;
+    let root =
+        systemd::name::manager_root(&std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default());
+    let rel = Path::new(root.trim_start_matches('/')).join(&sp.cgroup);
+    let unit = systemd::Unit {
+        name: sp.unit,
+        slice: sp.slice,
+        unified: matches!(layout, Layout::V2 { .. }),
+    };
+    Ok((rel, unit))
 }
 
 /// Ancestors of `path` (outermost first, `path` excluded) that have `file`,
@@ -282,6 +313,50 @@ impl CgroupSet {
         Ok(())
     }
 
+    /// Place the container's first process. With cgroupfs only, `pid` is
+    /// written into the directories [`CgroupSet::create`] made and
+    /// [`CgroupSet::apply`] filled. Under the systemd driver, systemd is
+    /// asked to start the transient unit with `pid` and the limits it knows
+    /// as properties (a unit of that name that is running already is
+    /// joined, its properties set); then the directories of the other
+    /// hierarchies are made, `pid` joins them all, and every field of
+    /// `resources` is written through cgroupfs, after systemd wrote its own.
+    pub fn place_init(
+        &self,
+        pid: i32,
+        resources: Option<&oci_spec::runtime::LinuxResources>,
+    ) -> Result<(), CgroupError> {
+        let Some(unit) = &self.systemd else {
+            return self.add_pid(pid);
+        };
+        let sd = Systemd::connect()?;
+        let version = sd.version();
+        let devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+        let known = resources.map(crate::zero_is_unset);
+        let props = systemd::props::start(
+            unit,
+            &format!("bulkhead container {}", unit.name),
+            pid,
+            known.as_ref(),
+            version,
+            &devices,
+        )?;
+        tracing::debug!(unit = %unit.name, socket = %sd.socket.display(), "starting transient unit");
+        if sd.start_transient_unit(&unit.name, &props)? == systemd::bus::Started::Exists {
+            let mine: Vec<systemd::Property> = match &known {
+                Some(r) => systemd::props::resources(r, unit.unified, version, &devices)?,
+                None => Vec::new(),
+            };
+            sd.set_unit_properties(&unit.name, &mine)?;
+        }
+        self.create()?;
+        self.add_pid(pid)?;
+        if let Some(r) = resources {
+            self.apply(r)?;
+        }
+        Ok(())
+    }
+
     /// Move `pid` into a sub-cgroup of the container's (`exec --cgroup`),
     /// created where missing. `sub` is relative; `..` is refused.
     pub fn add_pid_to(&self, sub: &str, pid: i32) -> Result<(), CgroupError> {
@@ -298,6 +373,7 @@ impl CgroupSet {
             });
         }
         let sub_set = CgroupSet {
+            systemd: None,
             dirs: self
                 .dirs
                 .iter()
@@ -353,6 +429,16 @@ impl CgroupSet {
                 kill_ignoring_gone(p, Signal::KILL, &d.path)?;
             }
         }
+        // systemd removes the unit's own directories when it stops; what
+        // it does not manage is removed below either way.
+        let stopped = match &self.systemd {
+            Some(unit) => Systemd::connect().and_then(|sd| {
+                let r = sd.stop_unit(&unit.name);
+                sd.reset_failed_unit(&unit.name);
+                r
+            }),
+            None => Ok(()),
+        };
         for d in &self.dirs {
             let mut levels = fsutil::tree(&d.path)?;
             levels.reverse();
@@ -360,7 +446,7 @@ impl CgroupSet {
                 rmdir_waiting(&level)?;
             }
         }
-        Ok(())
+        Ok(stopped?)
     }
 
     /// Freeze the container: v1 `freezer.state` (waiting until it reads
@@ -700,8 +786,14 @@ mod tests {
         assert!(msg.contains("--systemd-cgroup"), "{msg}");
         let with_driver = resolve(&hybrid(), Some("system.slice:bulkhead:abc"), "abc", true);
         if Path::new(SYSTEMD_MARKER).is_dir() {
-            eprintln!("systemd is running here; only checking that the driver is refused");
-            assert!(with_driver.is_err());
+            let set = with_driver.unwrap();
+            let unit = set.systemd.as_ref().unwrap();
+            assert_eq!(unit.name, "bulkhead-abc.scope");
+            assert!(
+                set.dirs[0]
+                    .path
+                    .ends_with("system.slice/bulkhead-abc.scope")
+            );
         } else {
             let msg = with_driver.unwrap_err().to_string();
             assert!(

@@ -603,6 +603,7 @@ mod tests {
             }
         };
         let set = CgroupSet {
+            systemd: None,
             dirs: vec![
                 dir(
                     "cpuacct",

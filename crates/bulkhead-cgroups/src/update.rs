@@ -402,13 +402,25 @@ impl CgroupSet {
     /// is validated first (nothing is written when a value is invalid);
     /// then every file is read before it is written, and when a write
     /// fails the saved values are restored, so the container keeps its
-    /// previous limits. Returns the changes that were applied.
+    /// previous limits. Under the systemd driver the unit's properties are
+    /// set first (`SetUnitProperties`); those are not restored on failure.
+    /// Returns the changes that were applied.
     pub fn update(&self, r: &LinuxResources) -> Result<LinuxResources, CgroupError> {
         // Device rules are checked even though an update does not apply them.
         let mut with_devices = update_changes(r);
         with_devices.set_devices(r.devices().clone());
         validate(&with_devices)?;
         let changes = update_changes(r);
+        if let Some(unit) = &self.systemd {
+            // systemd first: it rewrites the files of the properties it is
+            // given (a CPU quota rounded to whole percents); the exact values
+            // follow through cgroupfs. Not rolled back (as runc).
+            let sd = crate::systemd::bus::Systemd::connect()?;
+            let devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+            let props =
+                crate::systemd::props::resources(&changes, unit.unified, sd.version(), &devices)?;
+            sd.set_unit_properties(&unit.name, &props)?;
+        }
         let wr = Writer::journal();
         match self.apply_with(&wr, &changes) {
             Ok(()) => Ok(changes),
@@ -574,6 +586,7 @@ mod tests {
             controllers: vec![c.into()],
         };
         let set = CgroupSet {
+            systemd: None,
             dirs: vec![dir(&mem, "memory"), dir(&cpu, "cpu")],
         };
         let req = res(serde_json::json!({

@@ -102,6 +102,7 @@ fn procs_and_remove_cover_nested_cgroups() {
     // Move `inner` into a child cgroup in every hierarchy, as a container
     // managing its own cgroups would.
     let nested = bulkhead_cgroups::CgroupSet {
+        systemd: None,
         dirs: cg
             .set
             .dirs

@@ -28,6 +28,7 @@ fn fake_v2(dir: &Path) -> CgroupSet {
         std::fs::write(dir.join(f), v).unwrap();
     }
     CgroupSet {
+        systemd: None,
         dirs: vec![CgroupDir {
             name: String::new(),
             path: dir.to_path_buf(),

@@ -93,13 +93,27 @@ fn read_meta(dir: &Path) -> Result<Option<Meta>> {
     }
 }
 
+/// Whether something is mounted on `p` (statx's mount-root attribute, so a
+/// bind mount of the same filesystem counts too).
 fn is_mount_point(p: &Path) -> bool {
-    match (
-        fs::symlink_metadata(p),
-        p.parent().map(fs::symlink_metadata),
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(
+        rustix::fs::CWD,
+        p,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
     ) {
-        (Ok(m), Some(Ok(parent))) => m.dev() != parent.dev(),
-        _ => false,
+        Ok(r) if r.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            r.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        // Kernels before 5.8: a different device than the parent's.
+        Ok(r) => p
+            .parent()
+            .and_then(|d| fs::symlink_metadata(d).ok())
+            .is_some_and(|parent| {
+                parent.dev() != rustix::fs::makedev(r.stx_dev_major, r.stx_dev_minor)
+            }),
+        Err(_) => false,
     }
 }
 
@@ -228,9 +242,10 @@ fn remove_all(p: &Path) -> Result<()> {
 impl ContainerRoot {
     /// Mounts `image` (from `store`) at `<container_dir>/rootfs`. The
     /// directory is created (mode 0711, so the container's mapped root can
-    /// reach its root but not list the directory) unless it holds a kept
-    /// container of the same image and mapping, whose upper layer is then
-    /// reused. Nothing is left behind when this fails.
+    /// reach its root but not list the directory) if it does not exist. An
+    /// existing one may hold other files (they are left alone), or a kept
+    /// container root of the same image and mapping, whose upper layer is
+    /// then reused. Nothing is left behind when this fails.
     pub fn prepare(
         store: &Store,
         image: &ImageRef,
@@ -275,16 +290,16 @@ impl ContainerRoot {
                         ),
                     ));
                 }
+                // Other files may share the directory (a sandbox's
+                // config); only our own names must be free.
                 None => {
-                    if fs::read_dir(dir)
-                        .map_err(io_err(dir.display().to_string()))?
-                        .next()
-                        .is_some()
-                    {
-                        return Err(cerr(
-                            dir,
-                            "exists, is not empty and holds no container root",
-                        ));
+                    for n in ["rootfs", "overlay"] {
+                        if fs::symlink_metadata(dir.join(n)).is_ok() {
+                            return Err(cerr(
+                                dir,
+                                format!("holds {n:?} but no container root ({META})"),
+                            ));
+                        }
                     }
                 }
             }
@@ -409,8 +424,9 @@ pub fn has_container_root(dir: &Path) -> bool {
 
 /// Unmounts the root in `container_dir` if it is mounted and, unless the
 /// container was kept (`keep`, or what `root.json` says when `None`),
-/// removes the directory. The image is untouched either way. A directory
-/// that holds no container root is an error, and is left alone.
+/// removes what [`ContainerRoot::prepare`] made there (and the directory,
+/// when nothing else is left in it). The image is untouched either way. A
+/// directory that holds no container root is an error, and is left alone.
 pub fn release_dir(container_dir: &Path, keep: Option<bool>) -> Result<()> {
     let dir = container_dir;
     let meta =
@@ -430,5 +446,17 @@ pub fn release_dir(container_dir: &Path, keep: Option<bool>) -> Result<()> {
     if keep {
         return remove_all(&dir.join("overlay/work"));
     }
-    remove_all(dir)
+    // Only what prepare made; the directory goes too once it is empty
+    // (other files in it are their owner's to remove).
+    remove_all(&dir.join("overlay"))?;
+    match fs::remove_dir(&rootfs) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err(format!("remove {}", rootfs.display()))(e));
+        }
+        _ => {}
+    }
+    fs::remove_file(dir.join(META))
+        .map_err(io_err(format!("remove {}", dir.join(META).display())))?;
+    let _ = fs::remove_dir(dir);
+    Ok(())
 }

@@ -332,13 +332,27 @@ fn failures_leave_nothing_behind() {
     assert!(err.to_string().contains("not a directory"), "{err}");
     assert_eq!(std::fs::read_to_string(&dir).unwrap(), "mine");
     std::fs::remove_file(&dir).unwrap();
+    // A directory with other files in it: they are left alone, also when
+    // the root is released.
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("data"), "mine").unwrap();
-    let err = ContainerRoot::prepare(&store, &image, &dir, Some(idmap()), false).unwrap_err();
-    assert!(err.to_string().contains("holds no container root"), "{err}");
     let err = bulkhead_image::release_dir(&dir, Some(false)).unwrap_err();
     assert!(err.to_string().contains("holds no container root"), "{err}");
-    assert_eq!(std::fs::read_to_string(dir.join("data")).unwrap(), "mine");
+    let root = ContainerRoot::prepare(&store, &image, &dir, Some(idmap()), false).unwrap();
+    root.release().unwrap();
+    assert_eq!(tree(&dir), ["data"]);
+    // Our own names, present without root.json, are not taken over.
+    std::fs::create_dir(dir.join("rootfs")).unwrap();
+    let err = ContainerRoot::prepare(&store, &image, &dir, Some(idmap()), false).unwrap_err();
+    assert!(err.to_string().contains("no container root"), "{err}");
+    assert_eq!(tree(&dir), ["data", "rootfs"]);
+    // A failed mount in a shared directory removes only what it made.
+    std::fs::remove_dir(dir.join("rootfs")).unwrap();
+    std::fs::rename(&victim, &aside).unwrap();
+    let err = ContainerRoot::prepare(&store, &image, &dir, Some(idmap()), false).unwrap_err();
+    std::fs::rename(&aside, &victim).unwrap();
+    assert!(matches!(err, Error::Mount { .. }), "{err}");
+    assert_eq!(tree(&dir), ["data"]);
     std::fs::remove_dir_all(&dir).unwrap();
     for bad in ["", ".", "..", "a/b"] {
         assert!(store.container_dir(bad).is_err(), "{bad:?}");

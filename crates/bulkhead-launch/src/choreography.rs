@@ -155,7 +155,7 @@ fn stage0(
     bulkhead_sys::fault::point("create.clone");
     // Placed before stage 1 runs any container setup, so the cgroup
     // namespace it creates is rooted at the container's cgroup.
-    req.cgroups.add_pid(stage1_pid)?;
+    req.cgroups.place_init(stage1_pid, req.place_resources)?;
     if req.plan.creates(NsKind::User) {
         match writer {
             MapWriter::Helpers {

@@ -29,6 +29,13 @@ pub(crate) fn prepare(plan: &Plan) -> Result<IdmapTrees, LaunchError> {
             out.push(None);
             continue;
         }
+        if !rustix::process::geteuid().is_root() {
+            return Err(LaunchError::Setup(format!(
+                "mounts[{i}].uidMappings: idmapped mounts need root over the filesystem; \
+                 a rootless container cannot use them (chown the source, or use a volume \
+                 the user owns)"
+            )));
+        }
         out.push(Some(tree(i, m)?));
     }
     Ok(IdmapTrees(out))

@@ -38,6 +38,10 @@ pub struct LaunchRequest<'a> {
     pub process: &'a ProcessPlan,
     pub id: &'a str,
     pub cgroups: &'a CgroupSet,
+    /// The limits for the cgroups, when the init's placement applies them
+    /// (the systemd driver: the unit exists only once it has a pid); `None`
+    /// when they were written before the launch.
+    pub place_resources: Option<&'a oci_spec::runtime::LinuxResources>,
     /// The exec fifo, opened read-write: the init blocks reading one byte
     /// from it until `start` writes that byte.
     pub exec_fifo: std::os::fd::BorrowedFd<'a>,

@@ -375,6 +375,13 @@ impl Store {
                 rustix::process::geteuid().as_raw()
             )));
         }
+        if self.rootless && opts.systemd_cgroup {
+            return Err(LifecycleError::Invalid(
+                "--systemd-cgroup: not supported rootless (there is no driver for a user's \
+                 systemd instance); drop the flag to use a delegated cgroup"
+                    .into(),
+            ));
+        }
         let state_dir_err = |path: &Path, e: std::io::Error| LifecycleError::StateDir {
             path: path.to_path_buf(),
             source: e,
@@ -458,18 +465,28 @@ impl Store {
         self.save_early(&rec)?;
         bulkhead_sys::fault::point("create.record");
         cleanup.cgroups = Some(cgroups.clone());
-        cgroups.create()?;
-        bulkhead_sys::fault::point("create.cgroup");
-        if let Some(r) = &plan.resources
-            && !cgroups.dirs.is_empty()
-        {
-            let mut r = with_default_devices(r, &plan);
-            if self.rootless {
-                // Device rules need CAP_SYS_ADMIN in the host namespace;
-                // without it the user namespace's own rules apply (no mknod).
-                r.set_devices(None);
+        let resources = plan
+            .resources
+            .as_ref()
+            .filter(|_| !cgroups.dirs.is_empty())
+            .map(|r| {
+                let mut r = with_default_devices(r, &plan);
+                if self.rootless {
+                    // Device rules need CAP_SYS_ADMIN in the host namespace;
+                    // without it the user namespace's own rules apply (no mknod).
+                    r.set_devices(None);
+                }
+                r
+            });
+        // The systemd driver makes and fills the cgroups when the init is
+        // placed (systemd creates a unit only with a pid in it).
+        let systemd = cgroups.systemd.is_some();
+        if !systemd {
+            cgroups.create()?;
+            bulkhead_sys::fault::point("create.cgroup");
+            if let Some(r) = &resources {
+                cgroups.apply(r)?;
             }
-            cgroups.apply(&r)?;
         }
 
         let req = LaunchRequest {
@@ -478,6 +495,7 @@ impl Store {
             process: &process,
             id,
             cgroups: &cgroups,
+            place_resources: resources.as_ref().filter(|_| systemd),
             exec_fifo: fifo_fd.as_fd(),
             console_socket: opts.console_socket.as_deref(),
             preserve_fds: opts.preserve_fds,

@@ -111,7 +111,10 @@ pub struct Support {
     pub selinux: bool,
     pub cgroup_v1: bool,
     pub cgroup_v2: bool,
+    /// The systemd cgroup driver (`--systemd-cgroup`).
     pub systemd: bool,
+    /// The systemd driver against a user's systemd (rootless).
+    pub systemd_user: bool,
     pub idmap: bool,
     /// The `io.bulkhead.landlock` annotation is supported (the kernel has
     /// Landlock).
@@ -203,7 +206,7 @@ pub fn features(support: &Support) -> Value {
                 "v1": support.cgroup_v1,
                 "v2": support.cgroup_v2,
                 "systemd": support.systemd,
-                "systemdUser": support.systemd,
+                "systemdUser": support.systemd_user,
                 "rdma": false
             },
             "seccomp": seccomp(support),
@@ -265,6 +268,7 @@ mod tests {
             cgroup_v1: true,
             cgroup_v2: true,
             systemd: true,
+            systemd_user: true,
             idmap: true,
             landlock: true,
             landlock_abi: Some(7),

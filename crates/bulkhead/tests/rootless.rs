@@ -28,7 +28,7 @@ use tempfile::TempDir;
 
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "id", "sleep", "echo", "grep", "touch", "true", "mount", "wc",
+    "sh", "ls", "cat", "id", "sleep", "echo", "grep", "touch", "true", "mount", "wc", "ip", "httpd",
 ];
 
 struct TestUser {
@@ -84,7 +84,12 @@ impl TestUser {
         // useradd takes the passwd/subuid locks; a parallel test may hold them.
         let out = wait_for("useradd", Duration::from_secs(30), || {
             let mut c = Command::new("useradd");
-            c.args(["-m", "-s", "/bin/sh", "-c", "bulkhead rootless test", &name]);
+            // Sub-ids far from the host ranges other tests map containers
+            // to (100000…): this user's clean-up kills processes by sub-id.
+            c.args(["-m", "-s", "/bin/sh", "-c", "bulkhead rootless test"]);
+            c.args(["-K", "SUB_UID_MIN=600000000", "-K", "SUB_UID_MAX=700000000"]);
+            c.args(["-K", "SUB_GID_MIN=600000000", "-K", "SUB_GID_MAX=700000000"]);
+            c.arg(&name);
             let o = run_cmd(c, io.path(), cmd_timeout());
             (o.success() || !o.stderr.contains("lock")).then_some(o)
         });
@@ -113,7 +118,7 @@ impl TestUser {
         };
         // Debian's useradd fills /etc/subuid; add a range where it did not.
         if subid_start("/etc/subuid", &u.name).is_none() {
-            let base = 400_000 + (u.uid % 1000) * 65_536;
+            let base = 700_000_000 + (u.uid % 1000) * 65_536;
             let range = format!("{base}-{}", base + 65_535);
             u.root_cmd(
                 "usermod",
@@ -370,15 +375,26 @@ fn own_uid_is_container_root_with_spec_rootless_as_is() {
     // From the host: container root is the user itself, all four ids.
     assert_eq!(host_ids(pid, "Uid:"), vec![u.uid; 4]);
     assert_eq!(host_ids(pid, "Gid:"), vec![u.gid; 4]);
-    // Without a cgroup, ps finds the processes through the pid namespace
-    // (runc 1.1.5 fails here: "unable to get all container pids").
+    // Without a cgroup, ps and kill --all find the processes through the pid
+    // namespace (runc 1.1.5 fails here: "unable to get all container pids").
+    // An exec'd process is the caller's child, not the init's: found too.
     if !is_runc() {
+        u.rt(&["exec", "--detach", "own", "sleep", "50"]).ok();
         let ps = u.rt(&["ps", "--format", "json", "own"]);
         ps.ok();
         let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).unwrap();
-        assert_eq!(pids, vec![pid], "{ps}");
+        assert_eq!(pids.len(), 2, "{ps}");
+        assert!(pids.contains(&pid), "{ps}");
+        u.rt(&["kill", "--all", "own", "9"]).ok();
+        let other = pids.iter().find(|p| **p != pid).copied().unwrap();
+        wait_for("exec'd process killed", Duration::from_secs(10), || {
+            fs::read_to_string(format!("/proc/{other}/stat"))
+                .map_or(true, |s| s.contains(") Z"))
+                .then_some(())
+        });
+    } else {
+        u.rt(&["kill", "own", "9"]).ok();
     }
-    u.rt(&["kill", "own", "9"]).ok();
     wait_for("init gone", Duration::from_secs(10), || {
         (!Path::new(&format!("/proc/{pid}")).exists()
             || fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z")))
@@ -643,6 +659,21 @@ fn rootless_bad_input_is_refused_clearly_and_leaves_nothing() {
     out.fails_with(&["state directory /run/bulkhead"]);
     assert!(out.stderr.contains("--root DIR"), "{out}");
 
+    // Idmapped mounts need root over the filesystem.
+    let idm = u.bundle("idmap", |v| {
+        let home = u.home.to_str().unwrap().to_string();
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": home,
+            "options": ["rbind"],
+            "uidMappings": [{"containerID": 0, "hostID": su, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": su, "size": 1}]
+        }));
+        args(v, &["true"]);
+    });
+    u.rt(&["run", "--bundle", idm.to_str().unwrap(), "idmap"])
+        .fails_with(&["uidMappings: idmapped mounts need root"]);
+    no_containers_left(&u);
+
     // No user namespace in the config while unprivileged.
     let nouserns = u.bundle("nouserns", |v| {
         let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
@@ -806,4 +837,118 @@ fn rootless_flag_overrides_detection() {
     // Forced rootful ignores it.
     rt(None, &["--rootless", "false", "state", "nosuch"]).fails_with(&["does not exist"]);
     rt(None, &["--rootless", "maybe", "state", "x"]).fails_with(&["--rootless"]);
+}
+
+/// `/dev/net/tun` opened up (0666, what udev does on Debian) while the guard
+/// lives, under an exclusive lock so that two tests never interleave their
+/// chmods; the original mode is put back on drop.
+struct TunOpen {
+    path: &'static Path,
+    mode: u32,
+    _lock: fs::File,
+}
+
+impl TunOpen {
+    fn new() -> TunOpen {
+        let path = Path::new("/dev/net/tun");
+        let lock = fs::File::create("/run/lock/bulkhead-test-devtun.lock").unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let mode = fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o666)).unwrap();
+        TunOpen {
+            path,
+            mode,
+            _lock: lock,
+        }
+    }
+}
+
+impl Drop for TunOpen {
+    fn drop(&mut self) {
+        let _ = fs::set_permissions(self.path, fs::Permissions::from_mode(self.mode));
+    }
+}
+
+#[test]
+fn rootless_podman_default_network_and_published_port() {
+    let Some(u) = TestUser::new() else { return };
+    skip_if!(
+        !tool("slirp4netns"),
+        "slirp4netns is not installed (scripts/install-deps.sh)"
+    );
+    skip_if!(!Path::new("/dev/net/tun").exists(), "no /dev/net/tun");
+    let Some(()) = podman_for(&u) else { return };
+    let www = u.home.join("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("id"), "in-container\n").unwrap();
+    u.root_cmd(
+        "chown",
+        &["-R", &format!("{}:{}", u.uid, u.gid), www.to_str().unwrap()],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tun = TunOpen::new();
+    // slirp4netns: the container gets its own tap0 with slirp's address.
+    let out = podman(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=1024:1024",
+            IMAGE,
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+        ],
+    );
+    out.ok();
+    assert!(
+        out.stdout.contains("tap0") && out.stdout.contains("10.0.2.100/24"),
+        "{out}"
+    );
+    let publish = format!("127.0.0.1:{port}:80");
+    let vol = format!("{}:/w:ro", www.display());
+    podman(
+        &u,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--ulimit",
+            "nofile=1024:1024",
+            "-p",
+            &publish,
+            "-v",
+            &vol,
+            IMAGE,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/w",
+        ],
+    )
+    .ok();
+    let body = wait_for("published port", Duration::from_secs(20), || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        c.write_all(b"GET /id HTTP/1.0\r\n\r\n").ok()?;
+        let mut r = String::new();
+        c.read_to_string(&mut r).ok()?;
+        r.contains("in-container").then_some(r)
+    });
+    assert!(
+        body.lines().next().is_some_and(|l| l.contains(" 200 ")),
+        "{body}"
+    );
+    podman(&u, &["rm", "-f", "-t", "0", "web"]).ok();
+    drop(tun);
 }

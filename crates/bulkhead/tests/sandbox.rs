@@ -413,6 +413,29 @@ fn volumes_rw_ro_and_idmapped() {
         std::fs::read_to_string(host.path().join("new")).unwrap(),
         "from-sandbox"
     );
+    // No setuid/setgid files: through the idmapped volume they would be
+    // host root's.
+    let out = env.sandbox(&[
+        "-v",
+        &rw,
+        "--",
+        "sh",
+        "-c",
+        "cp /bin/true /data/t; chmod 4755 /data/t; echo suid=$?; chmod 2755 /data/t; echo sgid=$?; \
+         chmod 750 /data/t; echo plain=$?",
+    ]);
+    out.ok();
+    assert!(
+        out.stdout.contains("suid=1") && out.stdout.contains("sgid=1"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("plain=0"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(host.path().join("t"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o750);
     let r = env.probe(&["-v", &ro], &["write", "/conf/other"]);
     assert_eq!(r["errno"], libc::EROFS, "{r}");
     assert_eq!(
@@ -573,9 +596,9 @@ fn exit_codes_like_docker() {
     let (c, out) = code(&["--memory", "lots", "--", "true"]);
     assert_eq!(c, Some(125), "{out}");
     assert!(out.stderr.contains("--memory"), "{out}");
-    let (c, out) = code(&["--image", "demo", "--", "true"]);
+    let (c, out) = code(&["--image", "bulkhead-no-such-image", "--", "true"]);
     assert_eq!(c, Some(125), "{out}");
-    assert!(out.stderr.contains("not available yet"), "{out}");
+    assert!(out.stderr.contains("bulkhead-no-such-image"), "{out}");
     let (c, out) = code(&[]);
     assert_eq!(c, Some(125), "{out}");
     assert!(out.stderr.contains("no command"), "{out}");
@@ -837,4 +860,16 @@ fn runc_verbs_work_on_sandboxes_and_rm_cleans_after_delete() {
     assert!(Path::new(SANDBOXES).join(&name).is_dir());
     env.rt(&["rm", &name]).ok();
     assert_gone(env.root.path(), &name);
+}
+
+#[test]
+fn logs_follow_until_the_sandbox_stops() {
+    sandbox_test!();
+    let env = Env::new();
+    let name = env.detached(&[], &["sh", "-c", "echo one; sleep 1; echo two"]);
+    // Started while "two" is not written yet; returns once it has stopped.
+    let out = env.rt(&["logs", "-f", &name]);
+    out.ok();
+    assert_eq!(out.stdout, "one\ntwo\n", "{out}");
+    assert_eq!(env.status(&name), "stopped");
 }

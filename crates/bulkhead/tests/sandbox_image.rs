@@ -130,7 +130,8 @@ fn assert_store_consistent(store: &Path) {
 }
 
 const PROBE_SH: &str = "cat /etc/motd; echo uid=$(id -u); \
-    echo owner=$(stat -c %u:%g /bin/busybox); echo rootdir=$(stat -c %u /)";
+    echo owner=$(stat -c %u:%g /bin/busybox); echo rootdir=$(stat -c %u /); \
+    echo home=$HOME cwd=$(pwd)";
 
 #[test]
 fn image_runs_from_all_three_formats() {
@@ -168,6 +169,8 @@ fn image_runs_from_all_three_formats() {
         assert!(out.stdout.contains("uid=0"), "{what}: {out}");
         assert!(out.stdout.contains("owner=0:0"), "{what}: {out}");
         assert!(out.stdout.contains("rootdir=0"), "{what}: {out}");
+        // The image's Env and WorkingDir apply.
+        assert!(out.stdout.contains("home=/root cwd=/\n"), "{what}: {out}");
     }
     // Without a command, the image's own Cmd (/demo) runs.
     let out = e.sandbox(&["--image", &archive.display().to_string()]);
@@ -459,4 +462,46 @@ fn bad_images_are_refused_and_nothing_runs_or_escapes() {
     let out = e.sandbox(&["--image", "no-such-image", "--", "true"]);
     out.fails_with(&["no image of that name or id in the store"]);
     assert_eq!(out.code(), Some(125));
+}
+
+#[test]
+fn progress_is_a_bar_on_a_terminal_and_plain_with_quiet() {
+    require_root!();
+    skip_if!(is_runc(), "`sandbox` is a bulkhead command");
+    let Some(script) = fixtures::tool("script") else {
+        eprintln!("skipped: script(1) (bsdutils) is not installed");
+        return;
+    };
+    let e = Env::new();
+    let archive = e.demo("demo.tar");
+    // Under script(1), the sandbox's stderr is a terminal.
+    let on_tty = |store: &str, quiet: bool| {
+        let cmd = format!(
+            "{} --root {} sandbox --image-store {} {} --image {} -- true",
+            common::runtime().display(),
+            e.state().display(),
+            e.path(store).display(),
+            if quiet { "--quiet" } else { "" },
+            archive.display()
+        );
+        let o = Command::new(&script)
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let live = on_tty("s1", false);
+    assert!(live.contains("\r\x1b[Klayer 1/2 "), "{live:?}");
+    assert!(live.contains("] 100% "), "{live:?}");
+    assert!(
+        live.contains("layer 2/2 ") && live.contains(": unpacked"),
+        "{live:?}"
+    );
+    let quiet = on_tty("s2", true);
+    assert!(!quiet.contains('\x1b') && !quiet.contains('%'), "{quiet:?}");
+    assert!(
+        quiet.contains("layer 1/2 ") && quiet.contains(": unpacked"),
+        "{quiet:?}"
+    );
 }

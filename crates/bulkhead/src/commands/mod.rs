@@ -350,6 +350,8 @@ fn features() -> Result<()> {
         selinux: std::path::Path::new("/sys/fs/selinux/enforce").exists(),
         cgroup_v1: true,
         cgroup_v2: true,
+        // The driver is there; whether systemd runs is checked at create.
+        systemd: true,
         idmap: true,
         landlock: landlock_abi.is_some(),
         landlock_abi,

@@ -100,6 +100,7 @@ pub struct SandboxArgs {
     /// or host.
     #[arg(long)]
     userns: Option<String>,
+    /// Host name inside (default: sandbox).
     #[arg(long)]
     hostname: Option<String>,
     /// none (own namespace, loopback only) or host.
@@ -125,7 +126,8 @@ pub struct SandboxArgs {
     print_spec: bool,
     #[command(flatten)]
     image_opts: image::ImageArgs,
-    #[arg(trailing_var_arg = true, num_args = 1..)]
+    /// The command and its arguments (after `--` when it starts with `-`).
+    #[arg(trailing_var_arg = true, num_args = 1.., value_name = "CMD")]
     command: Vec<String>,
 }
 
@@ -399,10 +401,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
                 .into());
         }
     }
-    let result = std::path::absolute(&store.root)
-        .and_then(|r| std::fs::write(dir.join(STATE_ROOT_FILE), r.as_os_str().as_encoded_bytes()))
-        .map_err(|e| Failure::from(anyhow::Error::from(e).context("record the state root")))
-        .and_then(|()| in_dir(store, a, o, &name, &dir, userns));
+    let result = in_dir(store, a, o, &name, &dir, userns);
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -451,6 +450,13 @@ fn in_dir(
         o.group = read_in_root(&root, "etc/group");
     }
     let cfg = spec::build(&o)?;
+    // After the root: an image root wants an empty directory.
+    let state_root = std::path::absolute(&store.root).context("--root")?;
+    std::fs::write(
+        dir.join(STATE_ROOT_FILE),
+        state_root.as_os_str().as_encoded_bytes(),
+    )
+    .context("record the state root")?;
     // Only for root: -e values may be secrets.
     let mut f = OpenOptions::new()
         .write(true)
