@@ -20,6 +20,7 @@ PACKAGES=(
     passt
     jq
     iproute2
+    nftables
     fuse-overlayfs
     containernetworking-plugins
     docker.io
