@@ -21,6 +21,7 @@ PACKAGES=(
     jq
     iproute2
     nftables
+    curl
     fuse-overlayfs
     containernetworking-plugins
     docker.io

@@ -85,6 +85,21 @@ impl Subnet {
     }
 }
 
+impl Subnet {
+    /// Any `A.B.C.D[/N]` as the kernel prints routes (host bits cleared,
+    /// no size limit); None if it is not one.
+    pub fn from_route(dst: &str) -> Option<Subnet> {
+        let (a, p) = dst.split_once('/').unwrap_or((dst, "32"));
+        let addr: Ipv4Addr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+        let s = Subnet { addr, prefix };
+        Some(Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & s.mask()),
+            prefix,
+        })
+    }
+}
+
 impl fmt::Display for Subnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
@@ -248,6 +263,14 @@ mod tests {
         assert_eq!(s.hosts().last(), Some(Ipv4Addr::new(10, 89, 3, 254)));
         assert!(s.overlaps("10.89.0.0/16".parse().unwrap()));
         assert!(!s.overlaps("10.89.4.0/24".parse().unwrap()));
+        let host = Subnet::from_route("10.89.3.7").unwrap();
+        assert!(host.overlaps(s) && host.prefix == 32);
+        assert!(
+            Subnet::from_route("198.18.0.0/30")
+                .unwrap()
+                .overlaps("198.18.0.0/29".parse().unwrap())
+        );
+        assert!(Subnet::from_route("fe80::/64").is_none());
         let small: Subnet = "192.168.7.8/29".parse().unwrap();
         assert_eq!(small.hosts().count(), 5);
         for (bad, needle) in [

@@ -54,7 +54,7 @@ fn overlap(subnet: Subnet, nets: &[Network]) -> Result<Option<String>> {
     }
     let ours: Vec<&str> = nets.iter().map(|n| n.bridge.as_str()).collect();
     for (dst, dev) in link::routed_networks(&ours)? {
-        let Ok(routed) = normalize(&dst).parse::<Subnet>() else {
+        let Some(routed) = Subnet::from_route(&dst) else {
             continue;
         };
         if routed.overlaps(subnet) {
@@ -62,15 +62,6 @@ fn overlap(subnet: Subnet, nets: &[Network]) -> Result<Option<String>> {
         }
     }
     Ok(None)
-}
-
-/// `ip route` prints host routes without a prefix length.
-fn normalize(dst: &str) -> String {
-    if dst.contains('/') {
-        dst.to_string()
-    } else {
-        format!("{dst}/32")
-    }
 }
 
 /// Creates a network: record, bridge, policy. All or nothing.
