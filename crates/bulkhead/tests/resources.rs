@@ -118,9 +118,28 @@ fn with_resources(b: Bundle, r: Value) -> Bundle {
     b.json_patch(|c| {
         let res = c["linux"]["resources"].as_object_mut().unwrap();
         for (k, v) in r.as_object().unwrap() {
-            res.insert(k.clone(), v.clone());
+            // Objects merge key by key (cpu shares from one call, quota from
+            // another); anything else replaces.
+            match (res.get_mut(k), v) {
+                (Some(Value::Object(have)), Value::Object(add)) => {
+                    have.extend(add.clone());
+                }
+                _ => {
+                    res.insert(k.clone(), v.clone());
+                }
+            }
         }
     })
+}
+
+/// A busy loop in a top-level cgroup with a large CPU weight: on a machine
+/// loaded by other work it still gets the CPU it may have, so what holds it
+/// back in a test is the limit under test, not the load.
+fn busy_loop() -> Bundle {
+    let b = Bundle::new().sh("while :; do :; done");
+    let path = format!("/bh-busy-{}", b.id);
+    with_resources(b, json!({"cpu": {"shares": 262144}}))
+        .json_patch(|c| c["linux"]["cgroupsPath"] = json!(path))
 }
 
 /// Runs the runtime with `stdin` fed from a file holding `input`.
@@ -236,16 +255,10 @@ fn pids_limit_stops_a_fork_loop() {
 #[test]
 fn cpu_quota_holds_a_busy_loop_to_half_a_core() {
     require_root!();
-    // A top-level cgroup with a large weight: on a machine loaded by other
-    // work the loop must still be able to reach its quota, so that what
-    // holds it back is the quota.
-    let b = Bundle::new().sh("while :; do :; done");
-    let path = format!("/bh-quota-{}", b.id);
     let b = with_resources(
-        b,
-        json!({"cpu": {"quota": 50000, "period": 100000, "shares": 262144}}),
-    )
-    .json_patch(|c| c["linux"]["cgroupsPath"] = json!(path));
+        busy_loop(),
+        json!({"cpu": {"quota": 50000, "period": 100000}}),
+    );
     let pid = start(&b);
     std::thread::sleep(Duration::from_millis(300));
     // Never above the quota in any window. That the quota, not the machine,
@@ -588,7 +601,7 @@ fn invalid_resources_are_refused_at_create() {
 #[test]
 fn pause_freezes_and_resume_thaws() {
     require_root!();
-    let b = Bundle::new().sh("while :; do :; done");
+    let b = busy_loop();
     let pid = start(&b);
     std::thread::sleep(Duration::from_millis(200));
     assert!(cpu_share_over(pid, Duration::from_millis(500)) > 0.1);

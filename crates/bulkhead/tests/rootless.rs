@@ -84,7 +84,12 @@ impl TestUser {
         // useradd takes the passwd/subuid locks; a parallel test may hold them.
         let out = wait_for("useradd", Duration::from_secs(30), || {
             let mut c = Command::new("useradd");
-            c.args(["-m", "-s", "/bin/sh", "-c", "bulkhead rootless test", &name]);
+            // Sub-ids far from the host ranges other tests map containers
+            // to (100000…): this user's clean-up kills processes by sub-id.
+            c.args(["-m", "-s", "/bin/sh", "-c", "bulkhead rootless test"]);
+            c.args(["-K", "SUB_UID_MIN=600000000", "-K", "SUB_UID_MAX=700000000"]);
+            c.args(["-K", "SUB_GID_MIN=600000000", "-K", "SUB_GID_MAX=700000000"]);
+            c.arg(&name);
             let o = run_cmd(c, io.path(), cmd_timeout());
             (o.success() || !o.stderr.contains("lock")).then_some(o)
         });
@@ -113,7 +118,7 @@ impl TestUser {
         };
         // Debian's useradd fills /etc/subuid; add a range where it did not.
         if subid_start("/etc/subuid", &u.name).is_none() {
-            let base = 400_000 + (u.uid % 1000) * 65_536;
+            let base = 700_000_000 + (u.uid % 1000) * 65_536;
             let range = format!("{base}-{}", base + 65_535);
             u.root_cmd(
                 "usermod",
