@@ -375,6 +375,39 @@ mod tests {
     }
 
     #[test]
+    fn gc_releases_addresses_of_vanished_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NetStore::new(dir.path());
+        let lock = store.lock().unwrap();
+        let subnet: Subnet = "10.3.0.0/24".parse().unwrap();
+        let mut n = Network {
+            name: "n".into(),
+            subnet,
+            gateway: subnet.gateway(),
+            bridge: "bh-n".into(),
+            internal: false,
+            allow_intra: false,
+            attachments: vec![],
+        };
+        for c in ["kept", "gone"] {
+            n.attachments.push(Attachment {
+                container: c.into(),
+                ip: n.free_address().unwrap(),
+                // No such link: gc only reads the link table here.
+                veth: veth_name("n", c),
+                publish: vec![],
+            });
+        }
+        store.save(&lock, &n).unwrap();
+        assert!(gc(&store, &lock, &|c| c == "kept").unwrap());
+        let after = store.load("n").unwrap();
+        assert_eq!(after.attachments.len(), 1);
+        assert_eq!(after.attachments[0].container, "kept");
+        assert!(!gc(&store, &lock, &|c| c == "kept").unwrap());
+        assert_eq!(after.free_address().unwrap().to_string(), "10.3.0.3");
+    }
+
+    #[test]
     fn resolv_drops_loopback() {
         let host =
             "nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch example.org\nnameserver ::1\n";

@@ -600,6 +600,44 @@ fn removal_leaves_nothing_behind() {
             .unwrap()
     };
     sh(&["kill", "-9", &pid.to_string()]).ok();
+    // A foreground sandbox whose bulkhead process crashed (SIGKILL) while
+    // its container runs on: `delete --force` releases it.
+    let f = unique_id();
+    lab.sandboxes.borrow_mut().push(f.clone());
+    let rt = runtime();
+    let mut crashed = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.host))
+        .arg(&rt)
+        .arg("--root")
+        .arg(lab.root.path())
+        .args([
+            "sandbox",
+            "--name",
+            &f,
+            "--network",
+            &net,
+            "-p",
+            "9003:8080",
+            "--",
+        ])
+        .args(["sleep", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the foreground sandbox on the network",
+        Duration::from_secs(20),
+        || (lab.inspect(&net)["attachments"].as_array().unwrap().len() == 3).then_some(()),
+    );
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    assert!(lab.ruleset().contains("dport 9003"));
+    lab.bh(&["delete", "--force", &f]).ok();
+    lab.bh(&["rm", &f]).ok();
+    assert!(!lab.ruleset().contains("dport 9003"));
+
     lab.bh(&["rm", "-f", &a]).ok();
     lab.bh(&["delete", "--force", &b]).ok();
     let n = lab.inspect(&net);
