@@ -120,13 +120,7 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
     };
     store.save(&lock, &net)?;
     nets.push(net.clone());
-    let configured = (|| {
-        link::create_bridge(&bridge, net.gateway, subnet.prefix)?;
-        // The guard rule is in place before route_localnet is turned on.
-        firewall::apply(&nets)?;
-        link::sysctl(&format!("net.ipv4.conf.{bridge}.route_localnet"), "1")?;
-        link::sysctl("net.ipv4.ip_forward", "1")
-    })();
+    let configured = bring_up(&net, &nets);
     if let Err(e) = configured {
         let _ = link::delete(&bridge);
         let _ = store.remove(&lock, &net.name);
@@ -135,6 +129,15 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
         return Err(e);
     }
     Ok(net)
+}
+
+/// The bridge and the policy of `net` (one of `nets`), and the sysctls.
+fn bring_up(net: &Network, nets: &[Network]) -> Result<()> {
+    link::create_bridge(&net.bridge, net.gateway, net.subnet.prefix)?;
+    // The guard rule is in place before route_localnet is turned on.
+    firewall::apply(nets)?;
+    link::sysctl(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
+    link::sysctl("net.ipv4.ip_forward", "1")
 }
 
 /// Drops the attachments of containers that no longer exist (a crash, or
@@ -260,6 +263,11 @@ pub fn attach(
         ));
     }
     check_publish(&store.list()?, &req.publish)?;
+    // A record that outlived its bridge (a state root on disk, a reboot).
+    if !link::exists(&net.bridge) {
+        tracing::info!("network {}: recreating bridge {}", net.name, net.bridge);
+        bring_up(&net, &store.list()?)?;
+    }
     let a = Attachment {
         container: req.container.to_string(),
         ip: net.free_address()?,
