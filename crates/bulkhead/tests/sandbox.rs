@@ -413,6 +413,29 @@ fn volumes_rw_ro_and_idmapped() {
         std::fs::read_to_string(host.path().join("new")).unwrap(),
         "from-sandbox"
     );
+    // No setuid/setgid files: through the idmapped volume they would be
+    // host root's.
+    let out = env.sandbox(&[
+        "-v",
+        &rw,
+        "--",
+        "sh",
+        "-c",
+        "cp /bin/true /data/t; chmod 4755 /data/t; echo suid=$?; chmod 2755 /data/t; echo sgid=$?; \
+         chmod 750 /data/t; echo plain=$?",
+    ]);
+    out.ok();
+    assert!(
+        out.stdout.contains("suid=1") && out.stdout.contains("sgid=1"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("plain=0"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(host.path().join("t"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o750);
     let r = env.probe(&["-v", &ro], &["write", "/conf/other"]);
     assert_eq!(r["errno"], libc::EROFS, "{r}");
     assert_eq!(

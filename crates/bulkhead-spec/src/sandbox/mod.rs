@@ -487,7 +487,16 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
         linux["readonlyPaths"] = json!(hardened::default_readonly_paths());
     }
     if let Some(s) = &e.seccomp {
-        linux["seccomp"] = s.clone();
+        let mut s = s.clone();
+        if o.profile == Profile::Restricted
+            && !o
+                .security_opts
+                .iter()
+                .any(|x| matches!(x, SecurityOpt::SeccompProfile(_)))
+        {
+            no_setid_files(&mut s);
+        }
+        linux["seccomp"] = s;
     }
 
     let mut annotations = BTreeMap::new();
@@ -513,6 +522,60 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
         "linux": linux,
         "annotations": annotations,
     }))
+}
+
+/// Syscalls that set a file's mode, with the index of their mode argument.
+const MODE_SETTERS: [(&str, u32); 6] = [
+    ("chmod", 1),
+    ("fchmod", 1),
+    ("fchmodat", 2),
+    ("fchmodat2", 2),
+    ("creat", 1),
+    ("mknod", 1),
+];
+const MODE_SETTERS_AT: [(&str, u32); 1] = [("mknodat", 2)];
+/// open-like calls: (name, flags index, mode index).
+const OPENERS: [(&str, u32, u32); 2] = [("open", 1, 2), ("openat", 2, 3)];
+
+/// `restricted`: no setuid or setgid bits on any file. Through an idmapped
+/// rw volume, container root's files are host root's, so a setuid file
+/// made in the sandbox would be a setuid-root program on the host. The
+/// mode-setting syscalls are allowed only without S_ISUID/S_ISGID, open
+/// only when it creates nothing or without those bits, and openat2 (whose
+/// mode seccomp cannot see) reports ENOSYS so that callers fall back to
+/// openat.
+fn no_setid_files(seccomp: &mut Value) {
+    let setid = u64::from(libc::S_ISUID | libc::S_ISGID);
+    let creating = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u64;
+    let masked_zero = |index: u32, mask: u64| json!({"index": index, "value": mask, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"});
+    let guarded: Vec<&str> = MODE_SETTERS
+        .iter()
+        .chain(MODE_SETTERS_AT.iter())
+        .map(|(n, _)| *n)
+        .chain(OPENERS.iter().map(|(n, _, _)| *n))
+        .chain(["openat2"])
+        .collect();
+    let Some(rules) = seccomp["syscalls"].as_array_mut() else {
+        return;
+    };
+    for r in rules.iter_mut() {
+        if let Some(names) = r["names"].as_array_mut() {
+            names.retain(|n| !n.as_str().is_some_and(|n| guarded.contains(&n)));
+        }
+    }
+    rules.retain(|r| r["names"].as_array().is_none_or(|n| !n.is_empty()));
+    for (name, idx) in MODE_SETTERS.iter().chain(MODE_SETTERS_AT.iter()) {
+        rules.push(json!({"names": [name], "action": "SCMP_ACT_ALLOW",
+                          "args": [masked_zero(*idx, setid)]}));
+    }
+    for (name, flags, mode) in OPENERS {
+        rules.push(json!({"names": [name], "action": "SCMP_ACT_ALLOW",
+                          "args": [masked_zero(flags, creating)]}));
+        rules.push(json!({"names": [name], "action": "SCMP_ACT_ALLOW",
+                          "args": [masked_zero(mode, setid)]}));
+    }
+    rules.push(json!({"names": ["openat2"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": libc::ENOSYS}));
 }
 
 /// Landlock: everything readable and executable, writes only beneath the

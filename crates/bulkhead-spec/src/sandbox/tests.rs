@@ -429,3 +429,33 @@ fn a_bad_image_stop_signal_is_named() {
     let e = build(&o).unwrap_err().to_string();
     assert!(e.starts_with("image config StopSignal"), "{e}");
 }
+
+#[test]
+fn restricted_refuses_setid_modes_in_seccomp() {
+    let v = built(&opts(Profile::Restricted));
+    let rules = v["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+    let for_name = |n: &str| -> Vec<&Value> {
+        rules
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|x| x == n))
+            .collect()
+    };
+    let chmod = for_name("chmod");
+    assert_eq!(chmod.len(), 1);
+    assert_eq!(chmod[0]["args"][0]["value"], 0o6000);
+    assert_eq!(chmod[0]["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
+    assert_eq!(for_name("openat").len(), 2);
+    assert_eq!(for_name("openat2")[0]["errnoRet"], libc::ENOSYS);
+    // mkdir keeps its plain allow (the kernel ignores S_ISUID/S_ISGID there).
+    assert!(for_name("mkdir")[0]["args"].is_null());
+    // Baseline keeps Docker's behaviour.
+    let v = built(&opts(Profile::Baseline));
+    let chmod: Vec<&Value> = v["linux"]["seccomp"]["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"].as_array().unwrap().iter().any(|x| x == "chmod"))
+        .collect();
+    assert_eq!(chmod.len(), 1);
+    assert!(chmod[0]["args"].is_null());
+}

@@ -100,6 +100,7 @@ pub struct SandboxArgs {
     /// or host.
     #[arg(long)]
     userns: Option<String>,
+    /// Host name inside (default: sandbox).
     #[arg(long)]
     hostname: Option<String>,
     /// none (own namespace, loopback only), host, or the name of a bridge
@@ -130,7 +131,8 @@ pub struct SandboxArgs {
     print_spec: bool,
     #[command(flatten)]
     image_opts: image::ImageArgs,
-    #[arg(trailing_var_arg = true, num_args = 1..)]
+    /// The command and its arguments (after `--` when it starts with `-`).
+    #[arg(trailing_var_arg = true, num_args = 1.., value_name = "CMD")]
     command: Vec<String>,
 }
 
