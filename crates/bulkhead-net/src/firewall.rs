@@ -1,8 +1,11 @@
-//! The nftables policy: tables `inet bulkhead` and `bridge bulkhead`, both
-//! bulkhead's own, rebuilt as a whole from the network records after every
-//! change and loaded in one `nft -j -f -` transaction, so the kernel holds
-//! either the old or the new policy and never a mix. No other table is read
-//! or touched. With no networks left, both tables are gone.
+//! The nftables policy, in tables `inet bulkhead` and `bridge bulkhead`
+//! (bulkhead's own; no other table is read or touched). Every network has
+//! base chains of its own, named after its bridge (`bh-NAME-input`, …):
+//! after every change, one state root's networks have their chains flushed
+//! and refilled from the records, and removed networks' chains deleted, in
+//! one `nft -j -f -` transaction, so the kernel holds the old or the new
+//! policy, never a mix, and another state root's chains are left alone.
+//! When no chain is left, both tables are deleted.
 //!
 //! Per network (bridge B, subnet S, gateway G):
 //! - `guard` (prerouting, raw): from B, nothing for 127.0.0.0/8. B has
@@ -15,7 +18,7 @@
 //!   out of B anything (or nothing, `--internal`). Frames between two ports
 //!   of B also pass here through br_netfilter (iif = oif = B): they are
 //!   left to the L2 policy below and to bridge port isolation.
-//! - `bridge bulkhead forward`: without `--allow-intra`, IPv4 from S to S
+//! - `forward` of `bridge bulkhead`: without `--allow-intra`, IPv4 from S to S
 //!   between ports is dropped (on top of the ports' `isolated` flag).
 //! - NAT: masquerade S leaving by another interface (not `--internal`);
 //!   DNAT for each published port, in prerouting (from outside) and output
@@ -73,132 +76,189 @@ fn verdict(v: &str) -> Value {
     json!({ v: null })
 }
 
-/// The whole batch for these networks.
-pub fn ruleset(nets: &[Network]) -> Value {
-    // add + delete: removes our tables whether or not they exist.
+/// The base chains of one network: (family, name suffix, type, hook,
+/// priority). Each network has its own, so a state root rewrites only the
+/// chains of its own networks and leaves another root's alone.
+const CHAINS: [(&str, &str, &str, &str, i32); 7] = [
+    ("inet", "guard", "filter", "prerouting", -300),
+    ("inet", "input", "filter", "input", 0),
+    ("inet", "forward", "filter", "forward", 0),
+    ("inet", "nat-pre", "nat", "prerouting", -100),
+    ("inet", "nat-out", "nat", "output", -100),
+    ("inet", "nat-post", "nat", "postrouting", 100),
+    ("bridge", "forward", "filter", "forward", 0),
+];
+
+fn chain_name(bridge: &str, suffix: &str) -> String {
+    format!("{bridge}-{suffix}")
+}
+
+/// The batch that sets the chains of `nets` (one state root's networks)
+/// and deletes those of the networks on the `removed` bridges.
+pub fn ruleset(nets: &[Network], removed: &[&str]) -> Value {
     let mut cmds = vec![
         json!({"add": table("inet")}),
-        json!({"delete": table("inet")}),
         json!({"add": table("bridge")}),
-        json!({"delete": table("bridge")}),
     ];
-    if nets.is_empty() {
-        return json!({ "nftables": cmds });
+    for bridge in removed {
+        for (family, suffix, ty, hook, prio) in CHAINS {
+            let name = chain_name(bridge, suffix);
+            // add + delete: gone whether or not it existed.
+            cmds.push(chain(family, &name, ty, hook, prio));
+            cmds.push(
+                json!({"delete": {"chain": {"family": family, "table": TABLE, "name": name}}}),
+            );
+        }
     }
-    let (i, b) = ("inet", "bridge");
-    cmds.push(json!({"add": table(i)}));
-    cmds.push(chain(i, "guard", "filter", "prerouting", -300));
-    cmds.push(chain(i, "input", "filter", "input", 0));
-    cmds.push(chain(i, "forward", "filter", "forward", 0));
-    cmds.push(chain(i, "nat_prerouting", "nat", "prerouting", -100));
-    cmds.push(chain(i, "nat_output", "nat", "output", -100));
-    cmds.push(chain(i, "nat_postrouting", "nat", "postrouting", 100));
-    cmds.push(json!({"add": table(b)}));
-    cmds.push(chain(b, "forward", "filter", "forward", 0));
-
-    let iif = |n: &Network| eq(meta("iifname"), json!(n.bridge));
-    let oif = |n: &Network| eq(meta("oifname"), json!(n.bridge));
     for n in nets {
-        let subnet = prefix(&n.subnet.addr.to_string(), n.subnet.prefix);
-        cmds.push(rule(
-            i,
-            "guard",
-            vec![
-                iif(n),
-                eq(payload("ip", "daddr"), prefix("127.0.0.0", 8)),
-                verdict("drop"),
-            ],
-        ));
-        cmds.push(rule(i, "input", vec![iif(n), replies(), verdict("accept")]));
-        cmds.push(rule(i, "input", vec![iif(n), verdict("drop")]));
-
-        cmds.push(rule(i, "forward", vec![iif(n), oif(n), verdict("accept")]));
-        cmds.push(rule(
-            i,
-            "forward",
-            vec![oif(n), replies(), verdict("accept")],
-        ));
-        cmds.push(rule(
-            i,
-            "forward",
-            vec![
-                oif(n),
-                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
-                verdict("accept"),
-            ],
-        ));
-        cmds.push(rule(i, "forward", vec![oif(n), verdict("drop")]));
-        if n.internal {
-            cmds.push(rule(i, "forward", vec![iif(n), verdict("drop")]));
-        } else {
-            cmds.push(rule(
-                i,
-                "nat_postrouting",
-                vec![
-                    eq(payload("ip", "saddr"), subnet.clone()),
-                    ne(meta("oifname"), json!(n.bridge)),
-                    json!({"masquerade": null}),
-                ],
-            ));
+        for (family, suffix, ty, hook, prio) in CHAINS {
+            let name = chain_name(&n.bridge, suffix);
+            cmds.push(chain(family, &name, ty, hook, prio));
+            cmds.push(
+                json!({"flush": {"chain": {"family": family, "table": TABLE, "name": name}}}),
+            );
         }
-        cmds.push(rule(
-            i,
-            "nat_postrouting",
-            vec![
-                eq(payload("ip", "saddr"), prefix("127.0.0.0", 8)),
-                oif(n),
-                json!({"masquerade": null}),
-            ],
-        ));
-        if !n.allow_intra {
-            cmds.push(rule(
-                b,
-                "forward",
-                vec![
-                    eq(payload("ether", "type"), json!("ip")),
-                    eq(payload("ip", "saddr"), subnet.clone()),
-                    eq(payload("ip", "daddr"), subnet.clone()),
-                    verdict("drop"),
-                ],
-            ));
-        }
-        for a in &n.attachments {
-            for p in &a.publish {
-                let dst = match p.host_ip {
-                    Some(ip) => eq(payload("ip", "daddr"), json!(ip.to_string())),
-                    None => eq(
-                        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
-                        json!("local"),
-                    ),
-                };
-                let proto = p.proto.to_string();
-                let expr = vec![
-                    eq(meta("nfproto"), json!("ipv4")),
-                    dst,
-                    eq(payload(&proto, "dport"), json!(p.host_port)),
-                    json!({"dnat": {"family": "ip", "addr": a.ip.to_string(), "port": p.container_port}}),
-                ];
-                cmds.push(rule(i, "nat_prerouting", expr.clone()));
-                cmds.push(rule(i, "nat_output", expr));
-            }
-        }
+        network_rules(n, &mut cmds);
     }
     json!({ "nftables": cmds })
 }
 
-/// Loads the policy for `nets` (all networks of the store) in one
-/// transaction.
-pub fn apply(nets: &[Network]) -> Result<()> {
-    let batch = ruleset(nets).to_string();
-    let command = "nft -j -f -".to_string();
+fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
+    let (i, b) = ("inet", "bridge");
+    let c = |suffix: &str| chain_name(&n.bridge, suffix);
+    let iif = || eq(meta("iifname"), json!(n.bridge));
+    let oif = || eq(meta("oifname"), json!(n.bridge));
+    let subnet = prefix(&n.subnet.addr.to_string(), n.subnet.prefix);
+    cmds.push(rule(
+        i,
+        &c("guard"),
+        vec![
+            iif(),
+            eq(payload("ip", "daddr"), prefix("127.0.0.0", 8)),
+            verdict("drop"),
+        ],
+    ));
+    cmds.push(rule(
+        i,
+        &c("input"),
+        vec![iif(), replies(), verdict("accept")],
+    ));
+    cmds.push(rule(i, &c("input"), vec![iif(), verdict("drop")]));
+
+    cmds.push(rule(
+        i,
+        &c("forward"),
+        vec![iif(), oif(), verdict("accept")],
+    ));
+    cmds.push(rule(
+        i,
+        &c("forward"),
+        vec![oif(), replies(), verdict("accept")],
+    ));
+    cmds.push(rule(
+        i,
+        &c("forward"),
+        vec![
+            oif(),
+            json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+            verdict("accept"),
+        ],
+    ));
+    cmds.push(rule(i, &c("forward"), vec![oif(), verdict("drop")]));
+    if n.internal {
+        cmds.push(rule(i, &c("forward"), vec![iif(), verdict("drop")]));
+    } else {
+        cmds.push(rule(
+            i,
+            &c("nat-post"),
+            vec![
+                eq(payload("ip", "saddr"), subnet.clone()),
+                ne(meta("oifname"), json!(n.bridge)),
+                json!({"masquerade": null}),
+            ],
+        ));
+    }
+    cmds.push(rule(
+        i,
+        &c("nat-post"),
+        vec![
+            eq(payload("ip", "saddr"), prefix("127.0.0.0", 8)),
+            oif(),
+            json!({"masquerade": null}),
+        ],
+    ));
+    if !n.allow_intra {
+        cmds.push(rule(
+            b,
+            &c("forward"),
+            vec![
+                eq(payload("ether", "type"), json!("ip")),
+                eq(payload("ip", "saddr"), subnet.clone()),
+                eq(payload("ip", "daddr"), subnet.clone()),
+                verdict("drop"),
+            ],
+        ));
+    }
+    for a in &n.attachments {
+        for p in &a.publish {
+            let dst = match p.host_ip {
+                Some(ip) => eq(payload("ip", "daddr"), json!(ip.to_string())),
+                None => eq(
+                    json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                    json!("local"),
+                ),
+            };
+            let proto = p.proto.to_string();
+            let expr = vec![
+                eq(meta("nfproto"), json!("ipv4")),
+                dst,
+                eq(payload(&proto, "dport"), json!(p.host_port)),
+                json!({"dnat": {"family": "ip", "addr": a.ip.to_string(), "port": p.container_port}}),
+            ];
+            cmds.push(rule(i, &c("nat-pre"), expr.clone()));
+            cmds.push(rule(i, &c("nat-out"), expr));
+        }
+    }
+}
+
+/// Sets the chains of `nets` (all networks of one state root) and deletes
+/// those of the `removed` bridges, in one transaction; then deletes our
+/// tables if no chain is left in them (no network in any state root).
+pub fn apply(nets: &[Network], removed: &[&str]) -> Result<()> {
+    // One host-wide lock: state roots have locks of their own, but share
+    // the tables.
+    let _lock = crate::state::lock_file(std::path::Path::new(HOST_LOCK))?;
+    nft(&["-j", "-f", "-"], Some(ruleset(nets, removed).to_string()))?;
+    if nets.is_empty() {
+        for family in ["inet", "bridge"] {
+            let listed = nft(&["-j", "list", "table", family, TABLE], None)?;
+            let v: Value = serde_json::from_str(&listed).unwrap_or(Value::Null);
+            let chains = v["nftables"]
+                .as_array()
+                .map(|a| a.iter().filter(|o| o.get("chain").is_some()).count())
+                .unwrap_or(0);
+            if chains == 0 {
+                nft(&["delete", "table", family, TABLE], None)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Serializes changes of the tables across state roots.
+pub const HOST_LOCK: &str = "/run/lock/bulkhead-nft.lock";
+
+/// Runs `nft ARGS` with `input` on stdin; its stdout.
+fn nft(args: &[&str], input: Option<String>) -> Result<String> {
+    let command = format!("nft {}", args.join(" "));
     let fail = |stderr: String| NetError::Command {
         command: command.clone(),
         stderr,
     };
     let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
@@ -206,9 +266,10 @@ pub fn apply(nets: &[Network]) -> Result<()> {
                 "{e} (bridge networks need nftables' nft command: apt-get install nftables)"
             ))
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
+    // Taken either way: the child's stdin closes when this drops.
+    if let (Some(mut stdin), Some(text)) = (child.stdin.take(), input) {
         stdin
-            .write_all(batch.as_bytes())
+            .write_all(text.as_bytes())
             .map_err(|e| fail(e.to_string()))?;
     }
     let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
@@ -217,5 +278,5 @@ pub fn apply(nets: &[Network]) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -125,7 +125,7 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
         let _ = link::delete(&bridge);
         let _ = store.remove(&lock, &net.name);
         nets.pop();
-        let _ = firewall::apply(&nets);
+        let _ = firewall::apply(&nets, &[&bridge]);
         return Err(e);
     }
     Ok(net)
@@ -135,7 +135,7 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
 fn bring_up(net: &Network, nets: &[Network]) -> Result<()> {
     link::create_bridge(&net.bridge, net.gateway, net.subnet.prefix)?;
     // The guard rule is in place before route_localnet is turned on.
-    firewall::apply(nets)?;
+    firewall::apply(nets, &[])?;
     link::sysctl(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
     link::sysctl("net.ipv4.ip_forward", "1")
 }
@@ -169,7 +169,7 @@ pub fn gc(store: &NetStore, lock: &Lock, alive: &dyn Fn(&str) -> bool) -> Result
 pub fn list(store: &NetStore, alive: &dyn Fn(&str) -> bool) -> Result<Vec<Network>> {
     let lock = store.lock()?;
     if gc(store, &lock, alive)? {
-        firewall::apply(&store.list()?)?;
+        firewall::apply(&store.list()?, &[])?;
     }
     store.list()
 }
@@ -181,7 +181,7 @@ pub fn remove(store: &NetStore, name: &str, alive: &dyn Fn(&str) -> bool) -> Res
     let net = store.load(name)?;
     if !net.attachments.is_empty() {
         if stale {
-            firewall::apply(&store.list()?)?;
+            firewall::apply(&store.list()?, &[])?;
         }
         let containers: Vec<&str> = net
             .attachments
@@ -195,7 +195,7 @@ pub fn remove(store: &NetStore, name: &str, alive: &dyn Fn(&str) -> bool) -> Res
     }
     link::delete(&net.bridge)?;
     store.remove(&lock, name)?;
-    firewall::apply(&store.list()?)
+    firewall::apply(&store.list()?, &[&net.bridge])
 }
 
 /// Fails if a publication is taken (by another container or twice in
@@ -288,13 +288,13 @@ pub fn attach(
         gateway: net.gateway,
         isolated: !net.allow_intra,
     })
-    .and_then(|_| firewall::apply(&store.list()?));
+    .and_then(|_| firewall::apply(&store.list()?, &[]));
     if let Err(e) = configured {
         let _ = link::delete(&a.veth);
         net.attachments.retain(|x| x.container != req.container);
         let _ = store.save(&lock, &net);
         if let Ok(nets) = store.list() {
-            let _ = firewall::apply(&nets);
+            let _ = firewall::apply(&nets, &[]);
         }
         return Err(e);
     }
@@ -319,7 +319,7 @@ pub fn detach(store: &NetStore, container: &str) -> Result<bool> {
         changed = true;
     }
     if changed {
-        firewall::apply(&store.list()?)?;
+        firewall::apply(&store.list()?, &[])?;
     }
     Ok(changed)
 }

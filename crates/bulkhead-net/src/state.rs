@@ -62,6 +62,28 @@ pub struct Lock {
     _file: File,
 }
 
+/// Opens (creating it and its directory) and locks `path` exclusively,
+/// blocking; unlocked when the file is closed.
+pub(crate) fn lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| NetError::io(dir, e))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| NetError::io(path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| NetError::io(path, e.into()))?;
+    Ok(file)
+}
+
 impl NetStore {
     pub fn new(state_root: &Path) -> NetStore {
         NetStore {
@@ -81,17 +103,9 @@ impl NetStore {
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| NetError::io(&self.dir, e))?;
-        let path = self.dir.join(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| NetError::io(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| NetError::io(&path, e.into()))?;
-        Ok(Lock { _file: file })
+        Ok(Lock {
+            _file: lock_file(&self.dir.join(".lock"))?,
+        })
     }
 
     pub fn exists(&self, name: &str) -> bool {

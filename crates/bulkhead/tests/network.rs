@@ -149,8 +149,13 @@ impl Lab {
 
     /// `bulkhead --root R ARGS…` in the host namespace.
     fn bh(&self, args: &[&str]) -> RtOutput {
+        self.bh_in(self.root.path(), args)
+    }
+
+    /// [`Lab::bh`] with another state root.
+    fn bh_in(&self, root: &Path, args: &[&str]) -> RtOutput {
         let rt = runtime();
-        let root = self.root.path().to_str().unwrap().to_string();
+        let root = root.to_str().unwrap().to_string();
         let mut a = vec![rt.to_str().unwrap(), "--root", root.as_str()];
         a.extend_from_slice(args);
         self.in_ns(&self.host.clone(), &a)
@@ -673,4 +678,49 @@ fn removal_leaves_nothing_behind() {
     assert_eq!(lab.ruleset().trim(), "", "rules left");
     assert_eq!(lab.network_files(), Vec::<PathBuf>::new());
     assert!(lab.bh(&["network", "ls", "-q"]).ok().stdout.is_empty());
+}
+
+#[test]
+fn state_roots_keep_each_others_rules() {
+    require_lab!();
+    let lab = Lab::new();
+    let one = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("one")]);
+    let other_root = common::open_tempdir();
+    let two = lab.net_name("two");
+    lab.bh_in(
+        other_root.path(),
+        &["network", "create", "--subnet", "10.201.10.0/24", &two],
+    )
+    .ok();
+    // The same subnet in the other root: the host route of `one` is found.
+    lab.bh_in(
+        other_root.path(),
+        &["network", "create", "--subnet", "10.201.9.0/25", "x"],
+    )
+    .fails_with(&["the host's route to 10.201.9.0/24 on bh-"]);
+    let rules = lab.ruleset();
+    assert!(rules.contains(&format!("chain bh-{one}-input")), "{rules}");
+    assert!(rules.contains(&format!("chain bh-{two}-input")), "{rules}");
+    // Removing the other root's network leaves this root's policy alone.
+    lab.bh_in(other_root.path(), &["network", "rm", &two]).ok();
+    let rules = lab.ruleset();
+    assert!(!rules.contains(&format!("bh-{two}-")), "{rules}");
+    for suffix in [
+        "guard", "input", "forward", "nat-pre", "nat-out", "nat-post",
+    ] {
+        assert!(
+            rules.contains(&format!("chain bh-{one}-{suffix} ")),
+            "{suffix}: {rules}"
+        );
+    }
+    let a = lab.web(&one, &["-p", "9100:8080"]);
+    assert_eq!(
+        lab.curl_ns(&lab.wan, &format!("http://{HOST_IP}:9100/id"))
+            .as_deref(),
+        Some(a.as_str())
+    );
+    lab.bh(&["rm", "-f", &a]).ok();
+    lab.bh(&["network", "rm", &one]).ok();
+    lab.networks.borrow_mut().clear();
+    assert_eq!(lab.ruleset().trim(), "", "rules left");
 }
