@@ -724,3 +724,66 @@ fn state_roots_keep_each_others_rules() {
     lab.networks.borrow_mut().clear();
     assert_eq!(lab.ruleset().trim(), "", "rules left");
 }
+
+#[test]
+fn parallel_sandboxes_get_distinct_addresses() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.11.0/24", &lab.net_name("par")]);
+    let names: Vec<String> = (0..4).map(|_| unique_id()).collect();
+    lab.sandboxes.borrow_mut().extend(names.iter().cloned());
+    let children: Vec<Child> = names
+        .iter()
+        .map(|n| {
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", lab.host))
+                .arg(runtime())
+                .arg("--root")
+                .arg(lab.root.path())
+                .args([
+                    "sandbox",
+                    "-d",
+                    "--name",
+                    n,
+                    "--network",
+                    &net,
+                    "--",
+                    "sleep",
+                    "300",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let n = lab.inspect(&net);
+    let mut ips: Vec<&str> = n["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    ips.sort();
+    assert_eq!(
+        ips,
+        ["10.201.11.2", "10.201.11.3", "10.201.11.4", "10.201.11.5"],
+        "{n}"
+    );
+    // Each sandbox holds the address its record says.
+    for name in &names {
+        let ip = lab.ip_of(&net, name);
+        let out = lab.bh(&["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        out.ok();
+        assert!(out.stdout.contains(&format!("inet {ip}/24")), "{out}");
+    }
+}

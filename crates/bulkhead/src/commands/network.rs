@@ -56,6 +56,13 @@ fn alive(store: &Store) -> impl Fn(&str) -> bool + '_ {
 }
 
 pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
+    if matches!(cmd, NetworkCmd::Create { .. } | NetworkCmd::Rm { .. })
+        && !rustix::process::geteuid().is_root()
+    {
+        bail!(
+            "network: bridge networks need root for now (rootless networking is not supported yet)"
+        );
+    }
     let ns = net_store(store);
     match cmd {
         NetworkCmd::Create {
