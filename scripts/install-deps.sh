@@ -20,6 +20,8 @@ PACKAGES=(
     passt
     jq
     iproute2
+    nftables
+    curl
     fuse-overlayfs
     containernetworking-plugins
     docker.io

@@ -162,6 +162,9 @@ enum Cmd {
         time: u64,
         name: String,
     },
+    /// Bridge networks for sandboxes (create, ls, inspect, rm). See docs/network.md.
+    #[command(subcommand)]
+    Network(commands::network::NetworkCmd),
     /// Remove sandboxes (their container and directory).
     Rm {
         /// Also remove running sandboxes (killed first).

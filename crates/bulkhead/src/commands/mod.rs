@@ -11,6 +11,7 @@ use crate::{Cmd, CreateArgs};
 
 pub mod events;
 pub mod exec;
+pub mod network;
 pub mod sandbox;
 mod tty;
 pub mod update;
@@ -80,7 +81,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             };
             store.kill(&id, sig, all)?;
         }
-        Cmd::Delete { force, id } => store.delete(&id, force)?,
+        Cmd::Delete { force, id } => delete(&store, &id, force)?,
         Cmd::List { format, quiet } => list(&store, &format, quiet)?,
         Cmd::Ps {
             format,
@@ -101,6 +102,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         Cmd::Exec(args) => return exec::run(&store, &args),
         Cmd::Update(args) => update::run(&store, &args)?,
         Cmd::Events(args) => events::run(&store, &args)?,
+        Cmd::Network(cmd) => network::dispatch(&store, &cmd)?,
     }
     Ok(0)
 }
@@ -138,6 +140,26 @@ pub(crate) fn run(
     detach: bool,
     keep: bool,
 ) -> Result<i32> {
+    run_with(store, id, opts, detach, keep, &|_| Ok(()))
+}
+
+/// Deletes a container and releases what it held outside the container
+/// itself (its network addresses, veths and published ports).
+pub(crate) fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    store.delete(id, force)?;
+    network::release(store, id)
+}
+
+/// [`run`], with `before_start(pid)` called between create and start (a
+/// sandbox's network is set up there, in the init's namespaces).
+pub(crate) fn run_with(
+    store: &Store,
+    id: &str,
+    opts: &CreateOptions,
+    detach: bool,
+    keep: bool,
+    before_start: &dyn Fn(i32) -> Result<()>,
+) -> Result<i32> {
     // A terminal in the foreground without a console socket: receive the pty
     // ourselves and relay it.
     let console = if !detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
@@ -156,13 +178,17 @@ pub(crate) fn run(
     let master = match console.as_ref().map(|c| c.receive()).transpose() {
         Ok(m) => m,
         Err(e) => {
-            let _ = store.delete(id, true);
+            let _ = delete(store, id, true);
             return Err(e);
         }
     };
     drop(console);
+    if let Err(e) = before_start(pid) {
+        let _ = delete(store, id, true);
+        return Err(e);
+    }
     if let Err(e) = store.start(id) {
-        let _ = store.delete(id, true);
+        let _ = delete(store, id, true);
         return Err(e.into());
     }
     if detach {
@@ -170,7 +196,7 @@ pub(crate) fn run(
     }
     let code = wait_foreground(pid, master.as_ref())?;
     if !keep {
-        store.delete(id, true)?;
+        delete(store, id, true)?;
     }
     Ok(code)
 }

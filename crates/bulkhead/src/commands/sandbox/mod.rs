@@ -103,9 +103,14 @@ pub struct SandboxArgs {
     /// Host name inside (default: sandbox).
     #[arg(long)]
     hostname: Option<String>,
-    /// none (own namespace, loopback only) or host.
+    /// none (own namespace, loopback only), host, or the name of a bridge
+    /// network (`bulkhead network create`).
     #[arg(long, default_value = "none")]
     network: String,
+    /// Publish a port of a bridge-networked sandbox:
+    /// [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp].
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOSTPORT:PORT")]
+    publish: Vec<String>,
     /// Give the command a terminal.
     #[arg(short = 't', long)]
     tty: bool,
@@ -273,7 +278,11 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         hostname: a.hostname.clone(),
-        network: a.network.parse::<NetworkMode>()?,
+        // A bridge network is a private namespace, set up by the CLI.
+        network: match a.network.as_str() {
+            "none" | "host" => a.network.parse::<NetworkMode>()?,
+            _ => NetworkMode::None,
+        },
         read_only: a.read_only,
         tty: a.tty,
         term: std::env::var("TERM").ok().filter(|t| !t.is_empty()),
@@ -349,6 +358,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
     if !rustix::process::geteuid().is_root() && !a.print_spec {
         return Err(anyhow!("must be run as root for now (rootless sandboxes are issue 9)").into());
     }
+    let net = super::network::for_sandbox(store, &a.network, &a.publish)?;
     let name = a.name.clone().unwrap_or_else(generated_name);
     bulkhead_spec::id::validate(&name).map_err(|e| anyhow!("--name: {e}"))?;
     if store.load(&name).is_ok() {
@@ -401,7 +411,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
                 .into());
         }
     }
-    let result = in_dir(store, a, o, &name, &dir, userns);
+    let result = in_dir(store, a, o, &name, &dir, userns, net);
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -418,6 +428,7 @@ fn in_dir(
     name: &str,
     dir: &Path,
     userns: bool,
+    net: Option<(String, Vec<bulkhead_net::Publish>)>,
 ) -> Result<i32, Failure> {
     let idmap = userns.then_some(o.id_map_base);
     if let Some(reference) = &a.image {
@@ -449,6 +460,19 @@ fn in_dir(
         o.passwd = read_in_root(&root, "etc/passwd");
         o.group = read_in_root(&root, "etc/group");
     }
+    let net = match net {
+        Some((network, publish)) => {
+            let (n, volumes) = super::network::SandboxNet::prepare(store, &network, publish, dir)?;
+            o.volumes.extend(volumes);
+            Some(n)
+        }
+        None => None,
+    };
+    let hostname = o.hostname.clone().unwrap_or_else(|| "sandbox".into());
+    let before_start = |pid: i32| match &net {
+        Some(n) => n.attach(store, name, &hostname, pid),
+        None => Ok(()),
+    };
     let cfg = spec::build(&o)?;
     // After the root: an image root wants an empty directory.
     let state_root = std::path::absolute(&store.root).context("--root")?;
@@ -472,7 +496,7 @@ fn in_dir(
         ..Default::default()
     };
     if a.detach {
-        detached(store, name, dir, &opts)?;
+        detached(store, name, dir, &opts, &before_start)?;
         println!("{name}");
         return Ok(0);
     }
@@ -481,7 +505,14 @@ fn in_dir(
     } else {
         Some(Redirect::stdin_null()?)
     };
-    Ok(super::run(store, name, &opts, false, false)?)
+    Ok(super::run_with(
+        store,
+        name,
+        &opts,
+        false,
+        false,
+        &before_start,
+    )?)
 }
 
 /// The host directories bound into the default root (merged-/usr
@@ -519,7 +550,13 @@ fn host_root(dir: &Path, idmap: Option<u32>) -> Result<PathBuf> {
 /// Starts the sandbox in the background with its stdout and stderr going
 /// to its log file and stdin reading /dev/null. The init inherits our
 /// fds 0-2, so they are pointed there for the time of create.
-fn detached(store: &Store, name: &str, dir: &Path, opts: &CreateOptions) -> Result<()> {
+fn detached(
+    store: &Store,
+    name: &str,
+    dir: &Path,
+    opts: &CreateOptions,
+    before_start: &dyn Fn(i32) -> Result<()>,
+) -> Result<()> {
     let log = OpenOptions::new()
         .create_new(true)
         .append(true)
@@ -529,7 +566,7 @@ fn detached(store: &Store, name: &str, dir: &Path, opts: &CreateOptions) -> Resu
     let _in = Redirect::stdin_null()?;
     let _out = Redirect::new(1, log.try_clone()?.into())?;
     let _err = Redirect::new(2, log.into())?;
-    super::run(store, name, opts, true, false)?;
+    super::run_with(store, name, opts, true, false, before_start)?;
     Ok(())
 }
 

@@ -121,6 +121,6 @@ pub fn rm(store: &Store, name: &str, force: bool) -> Result<()> {
     if status != Status::Stopped && status != Status::Created && !force {
         bail!("rm: sandbox {name:?} is {status}: stop it first, or use rm -f");
     }
-    store.delete(name, force)?;
+    crate::commands::delete(store, name, force)?;
     super::remove_dir(&dir)
 }

@@ -1,0 +1,234 @@
+//! `bulkhead network create|ls|inspect|rm`, the network half of `bulkhead
+//! sandbox --network NAME -p …`, and the release of a container's network
+//! resources when it is deleted.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bulkhead_lifecycle::{LifecycleError, Store};
+use bulkhead_net::{NetStore, Network, Publish};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NetworkCmd {
+    /// Create a bridge network.
+    Create {
+        /// IPv4 subnet, e.g. 10.89.5.0/24 (default: the first free 10.89.N.0/24).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// No egress: containers reach only each other (if allowed) and
+        /// published ports reach them.
+        #[arg(long)]
+        internal: bool,
+        /// Let containers on this network reach each other (denied by default).
+        #[arg(long)]
+        allow_intra: bool,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Names only.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Print networks (with their containers and addresses) as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks no container uses.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+fn net_store(store: &Store) -> NetStore {
+    NetStore::new(&store.root)
+}
+
+/// Whether a container still exists; only a definite "no such container"
+/// lets its addresses go.
+fn alive(store: &Store) -> impl Fn(&str) -> bool + '_ {
+    |id| !matches!(store.load(id), Err(LifecycleError::NotExist(_)))
+}
+
+pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
+    if matches!(cmd, NetworkCmd::Create { .. } | NetworkCmd::Rm { .. })
+        && !rustix::process::geteuid().is_root()
+    {
+        bail!(
+            "network: bridge networks need root for now (rootless networking is not supported yet)"
+        );
+    }
+    let ns = net_store(store);
+    match cmd {
+        NetworkCmd::Create {
+            subnet,
+            internal,
+            allow_intra,
+            name,
+        } => {
+            let req = bulkhead_net::CreateRequest {
+                name: name.clone(),
+                subnet: subnet.as_deref().map(str::parse).transpose()?,
+                internal: *internal,
+                allow_intra: *allow_intra,
+            };
+            let n = bulkhead_net::create(&ns, &req)
+                .with_context(|| format!("network create {name}"))?;
+            println!("{}", n.name);
+        }
+        NetworkCmd::Ls { quiet } => {
+            let nets = bulkhead_net::list(&ns, &alive(store))?;
+            let mut out = std::io::stdout().lock();
+            if *quiet {
+                for n in &nets {
+                    writeln!(out, "{}", n.name)?;
+                }
+            } else {
+                writeln!(
+                    out,
+                    "{:<12}  {:<18}  {:<15}  {:<8}  {:<5}  CONTAINERS",
+                    "NAME", "SUBNET", "BRIDGE", "INTERNAL", "INTRA"
+                )?;
+                for n in &nets {
+                    writeln!(
+                        out,
+                        "{:<12}  {:<18}  {:<15}  {:<8}  {:<5}  {}",
+                        n.name,
+                        n.subnet.to_string(),
+                        n.bridge,
+                        n.internal,
+                        n.allow_intra,
+                        n.attachments.len()
+                    )?;
+                }
+            }
+        }
+        NetworkCmd::Inspect { names } => {
+            let nets = bulkhead_net::list(&ns, &alive(store))?;
+            let mut found = Vec::new();
+            for name in names {
+                match nets.iter().find(|n| &n.name == name) {
+                    Some(n) => found.push(n),
+                    None => bail!(
+                        "network inspect: {}",
+                        bulkhead_net::NetError::UnknownNetwork(name.clone())
+                    ),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&found)?);
+        }
+        NetworkCmd::Rm { names } => {
+            for name in names {
+                bulkhead_net::remove(&ns, name, &alive(store))
+                    .with_context(|| format!("network rm {name}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Releases a deleted container's addresses, veths and published ports.
+pub fn release(store: &Store, id: &str) -> Result<()> {
+    bulkhead_net::detach(&net_store(store), id)
+        .with_context(|| format!("release the network resources of {id}"))?;
+    Ok(())
+}
+
+/// A sandbox's bridge network, checked before anything is created.
+pub struct SandboxNet {
+    pub network: Network,
+    pub publish: Vec<Publish>,
+    hosts: PathBuf,
+    resolv: PathBuf,
+}
+
+/// `--network NAME` (not none/host) and `-p`: None for none/host.
+pub fn for_sandbox(
+    store: &Store,
+    network: &str,
+    publish: &[String],
+) -> Result<Option<(String, Vec<Publish>)>> {
+    if matches!(network, "none" | "host") {
+        if let Some(p) = publish.first() {
+            bail!(
+                "-p {p}: publishing needs a bridge network (--network NAME; see `bulkhead network create`)"
+            );
+        }
+        return Ok(None);
+    }
+    let publish: Vec<Publish> = publish
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<_, _>>()?;
+    bulkhead_net::precheck(&net_store(store), network, &publish)
+        .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
+    Ok(Some((network.to_string(), publish)))
+}
+
+impl SandboxNet {
+    /// Creates the sandbox's `/etc/hosts` and `/etc/resolv.conf` files in
+    /// its directory (filled in once its address is known) and returns the
+    /// read-only volumes that put them in place.
+    pub fn prepare(
+        store: &Store,
+        name: &str,
+        publish: Vec<Publish>,
+        dir: &Path,
+    ) -> Result<(SandboxNet, Vec<bulkhead_spec::sandbox::Volume>)> {
+        let network = net_store(store).load(name)?;
+        let hosts = dir.join("hosts");
+        let resolv = dir.join("resolv.conf");
+        let mut volumes = Vec::new();
+        for (path, dest) in [(&hosts, "/etc/hosts"), (&resolv, "/etc/resolv.conf")] {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(path)
+                .with_context(|| format!("create {}", path.display()))?;
+            volumes.push(bulkhead_spec::sandbox::Volume {
+                source: path.clone(),
+                destination: PathBuf::from(dest),
+                readonly: true,
+            });
+        }
+        Ok((
+            SandboxNet {
+                network,
+                publish,
+                hosts,
+                resolv,
+            },
+            volumes,
+        ))
+    }
+
+    /// Puts the created (not yet started) container `id`, whose init is
+    /// `pid`, on the network and writes its hosts and resolv.conf.
+    pub fn attach(&self, store: &Store, id: &str, hostname: &str, pid: i32) -> Result<()> {
+        let req = bulkhead_net::AttachRequest {
+            network: &self.network.name,
+            container: id,
+            pid,
+            publish: self.publish.clone(),
+        };
+        let (net, a) = bulkhead_net::attach(&net_store(store), &req, &alive(store))
+            .with_context(|| format!("--network {}", self.network.name))?;
+        let mut names = vec![hostname];
+        if id != hostname {
+            names.push(id);
+        }
+        // In place: the container's bind mounts hold these inodes.
+        std::fs::write(&self.hosts, bulkhead_net::hosts_file(a.ip, &names))
+            .with_context(|| format!("write {}", self.hosts.display()))?;
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(&self.resolv, bulkhead_net::resolv_conf(&host, net.internal))
+            .with_context(|| format!("write {}", self.resolv.display()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,789 @@
+//! Bridge networks (`bulkhead network`, `sandbox --network NAME -p`) with
+//! real bridges, veths and nftables.
+//!
+//! Each test builds its own lab, as `shared/design/recipes/net-isolation.sh`
+//! does: a "host" network namespace in which bulkhead runs (`nsenter --net`,
+//! so its bridges and its nftables tables live there and the machine's own
+//! network is never touched) and a "wan" namespace linked to it
+//! (198.18.0.1/30 host side, 198.18.0.2/30 wan side, RFC 2544 range) that
+//! stands in for the internet. Traffic goes only to addresses inside these
+//! namespaces or to loopback. Every test uses its own network names and
+//! subnets, so tests run in parallel. bulkhead-only: runc has no networks.
+
+#[macro_use]
+mod common;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{RtOutput, is_runc, run_cmd, runtime, unique_id, wait_for};
+use serde_json::Value;
+
+const HOST_IP: &str = "198.18.0.1";
+const WAN_IP: &str = "198.18.0.2";
+const SANDBOXES: &str = "/var/lib/bulkhead/sandboxes";
+
+fn tool_missing() -> Option<&'static str> {
+    ["ip", "nft", "nsenter", "curl", "busybox"]
+        .into_iter()
+        .find(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// Skips (with the reason) unless root, bulkhead and the tools are there.
+macro_rules! require_lab {
+    () => {
+        require_root!();
+        skip_if!(is_runc(), "runc has no bridge networks");
+        if let Some(t) = tool_missing() {
+            eprintln!("skipped: `{t}` is missing (scripts/install-deps.sh installs it)");
+            return;
+        }
+    };
+}
+
+/// A host namespace running bulkhead, a wan namespace, servers, sandboxes
+/// and networks, all removed on drop.
+struct Lab {
+    tag: String,
+    host: String,
+    wan: String,
+    root: tempfile::TempDir,
+    io: tempfile::TempDir,
+    www: tempfile::TempDir,
+    servers: RefCell<Vec<Child>>,
+    sandboxes: RefCell<Vec<String>>,
+    networks: RefCell<Vec<String>>,
+}
+
+fn sh(args: &[&str]) -> RtOutput {
+    let mut c = Command::new(args[0]);
+    c.args(&args[1..]).stdin(Stdio::null());
+    let io = tempfile::tempdir().unwrap();
+    run_cmd(c, io.path(), common::cmd_timeout())
+}
+
+impl Lab {
+    fn new() -> Lab {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let tag = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let host = format!("bhnt-{tag}-host");
+        let wan = format!("bhnt-{tag}-wan");
+        for ns in [&host, &wan] {
+            let _ = sh(&["ip", "netns", "del", ns]);
+            sh(&["ip", "netns", "add", ns]).ok();
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]).ok();
+        }
+        let lab = Lab {
+            tag,
+            host,
+            wan,
+            root: common::open_tempdir(),
+            io: tempfile::tempdir().unwrap(),
+            www: common::open_tempdir(),
+            servers: Default::default(),
+            sandboxes: Default::default(),
+            networks: Default::default(),
+        };
+        let (h, w) = (lab.host.as_str(), lab.wan.as_str());
+        sh(&[
+            "ip", "-n", h, "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns",
+            w,
+        ])
+        .ok();
+        sh(&["ip", "-n", h, "addr", "add", "198.18.0.1/30", "dev", "wan0"]).ok();
+        sh(&["ip", "-n", h, "link", "set", "wan0", "up"]).ok();
+        sh(&["ip", "-n", w, "addr", "add", "198.18.0.2/30", "dev", "eth0"]).ok();
+        sh(&["ip", "-n", w, "link", "set", "eth0", "up"]).ok();
+        // The wan server: /id, and /cgi-bin/ip echoing the client address
+        // (busybox httpd listens on IPv6: strip [::ffff:…]).
+        let wan_www = lab.www.path().join("wan");
+        std::fs::create_dir_all(wan_www.join("cgi-bin")).unwrap();
+        std::fs::write(wan_www.join("id"), "wan").unwrap();
+        let busybox = which("busybox");
+        std::fs::write(
+            wan_www.join("cgi-bin/ip"),
+            format!(
+                "#!{busybox} sh\na=${{REMOTE_ADDR#[}}; a=${{a%]}}; a=${{a#::ffff:}}\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s' \"$a\"\n"
+            ),
+        )
+        .unwrap();
+        chmod(&wan_www.join("cgi-bin/ip"), 0o755);
+        lab.serve(&lab.wan.clone(), "80", &wan_www);
+        lab
+    }
+
+    /// A unique network name (at most 12 characters).
+    fn net_name(&self, n: &str) -> String {
+        format!("{n}{}", self.tag)
+            .chars()
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
+    }
+
+    /// Runs `cmd` in network namespace `ns` (only the network namespace:
+    /// the rest is the test's).
+    fn in_ns(&self, ns: &str, cmd: &[&str]) -> RtOutput {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{ns}"))
+            .args(cmd)
+            .stdin(Stdio::null());
+        run_cmd(c, self.io.path(), common::cmd_timeout())
+    }
+
+    /// `bulkhead --root R ARGS…` in the host namespace.
+    fn bh(&self, args: &[&str]) -> RtOutput {
+        self.bh_in(self.root.path(), args)
+    }
+
+    /// [`Lab::bh`] with another state root.
+    fn bh_in(&self, root: &Path, args: &[&str]) -> RtOutput {
+        let rt = runtime();
+        let root = root.to_str().unwrap().to_string();
+        let mut a = vec![rt.to_str().unwrap(), "--root", root.as_str()];
+        a.extend_from_slice(args);
+        self.in_ns(&self.host.clone(), &a)
+    }
+
+    /// busybox httpd in `ns` on `bind` ([ip:]port) serving `dir`, waited
+    /// for until it answers.
+    fn serve(&self, ns: &str, bind: &str, dir: &Path) {
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .args(["busybox", "httpd", "-f", "-p", bind, "-h"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn busybox httpd");
+        self.servers.borrow_mut().push(child);
+        let url = if bind.contains(':') {
+            format!("http://{bind}/id")
+        } else {
+            format!("http://127.0.0.1:{bind}/id")
+        };
+        wait_for(
+            &format!("httpd {bind} in {ns}"),
+            Duration::from_secs(10),
+            || self.curl_ns(ns, &url).is_some().then_some(()),
+        );
+    }
+
+    /// curl from namespace `ns`: the body, or None if it failed.
+    fn curl_ns(&self, ns: &str, url: &str) -> Option<String> {
+        let out = self.in_ns(ns, &["curl", "-s", "-m", "3", url]);
+        out.success().then_some(out.stdout)
+    }
+
+    /// curl from inside sandbox `name`.
+    fn curl_from(&self, name: &str, url: &str) -> Option<String> {
+        let out = self.bh(&["exec", name, "curl", "-s", "-m", "3", url]);
+        out.success().then_some(out.stdout)
+    }
+
+    fn network(&self, args: &[&str]) -> String {
+        let name = args.last().unwrap().to_string();
+        let mut a = vec!["network", "create"];
+        a.extend_from_slice(args);
+        let out = self.bh(&a);
+        out.ok();
+        self.networks.borrow_mut().push(name.clone());
+        name
+    }
+
+    /// A detached sandbox on `net` serving its name at :8080/id.
+    fn web(&self, net: &str, extra: &[&str]) -> String {
+        let name = unique_id();
+        let dir = self.www.path().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("id"), &name).unwrap();
+        let vol = format!("{}:/www:ro", dir.display());
+        let mut a = vec!["sandbox", "-d", "--name", &name, "--network", net];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["-v", &vol, "--", "busybox", "httpd", "-f", "-p", "8080"]);
+        a.extend_from_slice(&["-h", "/www"]);
+        self.sandboxes.borrow_mut().push(name.clone());
+        let out = self.bh(&a);
+        out.ok();
+        let ip = self.ip_of(net, &name);
+        let url = format!("http://{ip}:8080/id");
+        wait_for(&format!("{name} serving"), Duration::from_secs(10), || {
+            self.curl_ns(&self.host, &url).filter(|b| *b == name)
+        });
+        name
+    }
+
+    fn inspect(&self, net: &str) -> Value {
+        let out = self.bh(&["network", "inspect", net]);
+        out.ok();
+        let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v[0].clone()
+    }
+
+    fn ip_of(&self, net: &str, name: &str) -> String {
+        let n = self.inspect(net);
+        n["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["container"] == name)
+            .unwrap_or_else(|| panic!("{name} not on {net}: {n}"))["ip"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn links(&self) -> Vec<String> {
+        let out = self.in_ns(&self.host, &["ip", "-o", "link", "show"]);
+        out.ok();
+        out.stdout
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .collect()
+    }
+
+    fn ruleset(&self) -> String {
+        let out = self.in_ns(&self.host, &["nft", "list", "ruleset"]);
+        out.ok();
+        out.stdout
+    }
+
+    fn network_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root.path().join("networks"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in self.sandboxes.borrow().iter() {
+            let _ = self.bh(&["rm", "-f", n]);
+        }
+        for n in self.networks.borrow().iter() {
+            let _ = self.bh(&["network", "rm", n]);
+        }
+        for c in self.servers.borrow_mut().iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.host, &self.wan] {
+            let _ = sh(&["ip", "netns", "del", ns]);
+        }
+        if !std::thread::panicking() {
+            for n in self.sandboxes.borrow().iter() {
+                let dir = Path::new(SANDBOXES).join(n);
+                assert!(!dir.exists(), "{} left behind", dir.display());
+            }
+        }
+    }
+}
+
+fn which(t: &str) -> String {
+    let out = sh(&["sh", "-c", &format!("command -v {t}")]);
+    out.ok();
+    out.stdout.trim().to_string()
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn containers_on_one_network_are_isolated_unless_allow_intra() {
+    require_lab!();
+    let lab = Lab::new();
+    let iso = lab.network(&["--subnet", "10.201.1.0/24", &lab.net_name("iso")]);
+    let open = lab.network(&[
+        "--subnet",
+        "10.201.2.0/24",
+        "--allow-intra",
+        &lab.net_name("open"),
+    ]);
+    let a = lab.web(&iso, &[]);
+    let b = lab.web(&iso, &[]);
+    let (ip_a, ip_b) = (lab.ip_of(&iso, &a), lab.ip_of(&iso, &b));
+    assert_ne!(ip_a, ip_b);
+    // Both serve (the host reaches them, `web` waited for it), yet neither
+    // reaches the other.
+    assert_eq!(lab.curl_from(&a, &format!("http://{ip_b}:8080/id")), None);
+    assert_eq!(lab.curl_from(&b, &format!("http://{ip_a}:8080/id")), None);
+
+    let c = lab.web(&open, &[]);
+    let d = lab.web(&open, &[]);
+    let (ip_c, ip_d) = (lab.ip_of(&open, &c), lab.ip_of(&open, &d));
+    assert_eq!(
+        lab.curl_from(&c, &format!("http://{ip_d}:8080/id"))
+            .as_deref(),
+        Some(d.as_str())
+    );
+    assert_eq!(
+        lab.curl_from(&d, &format!("http://{ip_c}:8080/id"))
+            .as_deref(),
+        Some(c.as_str())
+    );
+    // Networks are isolated from each other.
+    assert_eq!(lab.curl_from(&c, &format!("http://{ip_a}:8080/id")), None);
+    assert_eq!(lab.curl_from(&a, &format!("http://{ip_c}:8080/id")), None);
+
+    // The container's view: eth0 with its address, a default route via
+    // the gateway, its name in /etc/hosts.
+    let out = lab.bh(&[
+        "exec",
+        &a,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; cat /etc/hosts",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains(&format!("inet {ip_a}/24")), "{out}");
+    assert!(
+        out.stdout.contains("default via 10.201.1.1 dev eth0"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("{ip_a}\tsandbox {a}")),
+        "{out}"
+    );
+}
+
+#[test]
+fn containers_do_not_reach_the_host() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.3.0/24", &lab.net_name("nohost")]);
+    let www = lab.www.path().join("host");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("id"), "host-service").unwrap();
+    lab.serve(&lab.host, "127.0.0.1:7001", &www);
+    lab.serve(&lab.host, "7002", &www);
+    // The all-address service works from outside…
+    assert_eq!(
+        lab.curl_ns(&lab.wan, &format!("http://{HOST_IP}:7002/id"))
+            .as_deref(),
+        Some("host-service")
+    );
+    // …but not from a container, by the gateway or the host's other address.
+    let a = lab.web(&net, &[]);
+    assert_eq!(lab.curl_from(&a, "http://10.201.3.1:7002/id"), None);
+    assert_eq!(
+        lab.curl_from(&a, &format!("http://{HOST_IP}:7002/id")),
+        None
+    );
+
+    // CVE-2020-8558: a container with NET_ADMIN in its own namespace routes
+    // 127.0.0.1 to the gateway; the bridge has route_localnet=1 (for ports
+    // published on 127.0.0.1), the guard rule drops it.
+    let name = unique_id();
+    lab.sandboxes.borrow_mut().push(name.clone());
+    lab.bh(&[
+        "sandbox",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &net,
+        "--cap-add",
+        "NET_ADMIN",
+        "--security-opt",
+        "unmask=ALL",
+        "--security-opt",
+        "landlock=off",
+        "--",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let attack = "ip route del local 127.0.0.0/8 dev lo table local; \
+        ip route del local 127.0.0.1 dev lo table local; \
+        ip route add 127.0.0.1/32 via 10.201.3.1 dev eth0 onlink && \
+        echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet && \
+        echo 1 > /proc/sys/net/ipv4/conf/eth0/accept_local";
+    lab.bh(&["exec", &name, "sh", "-c", attack]).ok();
+    assert_eq!(lab.curl_from(&name, "http://127.0.0.1:7001/id"), None);
+    // Control: the attack itself works once bulkhead's table is gone, so
+    // the refusal above is the policy's doing.
+    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
+        .ok();
+    assert_eq!(
+        lab.curl_from(&name, "http://127.0.0.1:7001/id").as_deref(),
+        Some("host-service")
+    );
+}
+
+#[test]
+fn published_ports_and_masqueraded_egress() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.4.0/24", &lab.net_name("pub")]);
+    let internal = lab.network(&[
+        "--subnet",
+        "10.201.5.0/24",
+        "--internal",
+        &lab.net_name("int"),
+    ]);
+    let a = lab.web(&net, &["-p", "8080:8080", "-p", "127.0.0.1:8081:8080/tcp"]);
+    // From the host: its own address and its loopback.
+    for url in [
+        format!("http://{HOST_IP}:8080/id"),
+        "http://127.0.0.1:8081/id".to_string(),
+    ] {
+        assert_eq!(
+            lab.curl_ns(&lab.host, &url).as_deref(),
+            Some(a.as_str()),
+            "{url}"
+        );
+    }
+    // From the wan; the loopback publication is not reachable from there.
+    assert_eq!(
+        lab.curl_ns(&lab.wan, &format!("http://{HOST_IP}:8080/id"))
+            .as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(
+        lab.curl_ns(&lab.wan, &format!("http://{HOST_IP}:8081/id")),
+        None
+    );
+    // Egress: the wan sees the host's address, not the container's.
+    assert_eq!(
+        lab.curl_from(&a, &format!("http://{WAN_IP}/cgi-bin/ip"))
+            .as_deref(),
+        Some(HOST_IP)
+    );
+    // An internal network has no egress.
+    let i = lab.web(&internal, &[]);
+    assert_eq!(lab.curl_from(&i, &format!("http://{WAN_IP}/id")), None);
+
+    // A port already published: a clear error, nothing created.
+    let before = (lab.links(), lab.inspect(&net));
+    let name = unique_id();
+    lab.sandboxes.borrow_mut().push(name.clone());
+    let out = lab.bh(&[
+        "sandbox",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &net,
+        "-p",
+        "127.0.0.1:8080:80",
+        "--",
+        "true",
+    ]);
+    out.fails_with(&["-p 127.0.0.1:8080:80/tcp: already published by container"]);
+    assert_eq!(out.code(), Some(125), "{out}");
+    assert_eq!((lab.links(), lab.inspect(&net)), before);
+    assert!(!Path::new(SANDBOXES).join(&name).exists());
+    assert!(
+        lab.bh(&["state", &name])
+            .fails()
+            .stderr
+            .contains("does not exist")
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.6.0/24", &lab.net_name("bad")]);
+    let before = (lab.links(), lab.ruleset(), lab.network_files());
+    for (args, needle) in [
+        (
+            vec!["--subnet", "10.201.6.128/25", "x1"],
+            "overlaps network",
+        ),
+        (
+            vec!["--subnet", "198.18.0.0/29", "x2"],
+            "the host's route to 198.18.0.0/30 on wan0",
+        ),
+        (vec!["--subnet", "10.201.7.1/24", "x3"], "host bits are set"),
+        (
+            vec!["--subnet", "10.201.7.0", "x4"],
+            "expected an IPv4 CIDR",
+        ),
+        (
+            vec!["--subnet", "10.201.7.0/24", "Bad.Name"],
+            "network name",
+        ),
+        (vec!["--subnet", "10.201.7.0/24", &net], "already exists"),
+    ] {
+        let mut a = vec!["network", "create"];
+        a.extend(args);
+        lab.bh(&a).fails_with(&[needle]);
+    }
+    let name = unique_id();
+    for (flags, needle) in [
+        (
+            vec!["--network", "nosuchnet"],
+            "network \"nosuchnet\" not found",
+        ),
+        (
+            vec!["--network", &net, "-p", "80"],
+            "-p: \"80\": expected [HOSTIP:]HOSTPORT:CONTAINERPORT",
+        ),
+        (vec!["-p", "8080:80"], "publishing needs a bridge network"),
+    ] {
+        let mut a = vec!["sandbox", "--name", name.as_str()];
+        a.extend(flags);
+        a.extend(["--", "true"]);
+        let out = lab.bh(&a);
+        out.fails_with(&[needle]);
+        assert_eq!(out.code(), Some(125), "{out}");
+    }
+    assert!(!Path::new(SANDBOXES).join(&name).exists());
+    assert_eq!((lab.links(), lab.ruleset(), lab.network_files()), before);
+    lab.bh(&["network", "rm", "nosuchnet"])
+        .fails_with(&["network \"nosuchnet\" not found"]);
+}
+
+#[test]
+fn removal_leaves_nothing_behind() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.8.0/24", &lab.net_name("rm")]);
+    let bridge = format!("bh-{net}");
+    assert!(lab.ruleset().contains("table inet bulkhead"));
+
+    // Foreground (--rm implied): on the network while it runs, released
+    // when it exits.
+    let out = lab.bh(&[
+        "sandbox",
+        "--network",
+        &net,
+        "--",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("inet 10.201.8.2/24"), "{out}");
+    assert_eq!(lab.inspect(&net)["attachments"], serde_json::json!([]));
+
+    // Detached, removed with rm -f.
+    let a = lab.web(&net, &["-p", "9001:8080"]);
+    assert!(lab.ruleset().contains("dport 9001"));
+    let veth_a = lab.inspect(&net)["attachments"][0]["veth"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(lab.links().contains(&veth_a));
+    // A crashed one (init killed), removed with delete --force.
+    let b = lab.web(&net, &["-p", "9002:8080"]);
+    let pid = {
+        let st = lab.bh(&["state", &b]);
+        st.ok();
+        serde_json::from_str::<Value>(&st.stdout).unwrap()["pid"]
+            .as_i64()
+            .unwrap()
+    };
+    sh(&["kill", "-9", &pid.to_string()]).ok();
+    // A foreground sandbox whose bulkhead process crashed (SIGKILL) while
+    // its container runs on: `delete --force` releases it.
+    let f = unique_id();
+    lab.sandboxes.borrow_mut().push(f.clone());
+    let rt = runtime();
+    let mut crashed = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.host))
+        .arg(&rt)
+        .arg("--root")
+        .arg(lab.root.path())
+        .args([
+            "sandbox",
+            "--name",
+            &f,
+            "--network",
+            &net,
+            "-p",
+            "9003:8080",
+            "--",
+        ])
+        .args(["sleep", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the foreground sandbox on the network",
+        Duration::from_secs(20),
+        || (lab.inspect(&net)["attachments"].as_array().unwrap().len() == 3).then_some(()),
+    );
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    assert!(lab.ruleset().contains("dport 9003"));
+    lab.bh(&["delete", "--force", &f]).ok();
+    lab.bh(&["rm", &f]).ok();
+    assert!(!lab.ruleset().contains("dport 9003"));
+
+    lab.bh(&["rm", "-f", &a]).ok();
+    lab.bh(&["delete", "--force", &b]).ok();
+    let n = lab.inspect(&net);
+    assert_eq!(n["attachments"], serde_json::json!([]), "{n}");
+    let rules = lab.ruleset();
+    assert!(
+        !rules.contains("dport 9001") && !rules.contains("dport 9002"),
+        "{rules}"
+    );
+    assert!(
+        !lab.links().iter().any(|l| l.starts_with("bhv")),
+        "{:?}",
+        lab.links()
+    );
+    // A bridge lost behind bulkhead's back (as after a reboot with a state
+    // root on disk) comes back at the next attach. Freed addresses are
+    // handed out again: the next one gets .2.
+    lab.in_ns(&lab.host, &["ip", "link", "del", &bridge]).ok();
+    let c = lab.web(&net, &[]);
+    assert!(lab.links().contains(&bridge));
+    assert_eq!(lab.ip_of(&net, &c), "10.201.8.2");
+    // A network in use cannot go.
+    lab.bh(&["network", "rm", &net]).fails_with(&["in use by"]);
+    lab.bh(&["rm", "-f", &c]).ok();
+    // b's sandbox directory (its container was deleted with `delete`).
+    lab.bh(&["rm", &b]).ok();
+
+    lab.bh(&["network", "rm", &net]).ok();
+    lab.networks.borrow_mut().clear();
+    let links = lab.links();
+    assert_eq!(links, ["lo", "wan0"], "links left: {links:?}");
+    assert!(!links.contains(&bridge));
+    assert_eq!(lab.ruleset().trim(), "", "rules left");
+    assert_eq!(lab.network_files(), Vec::<PathBuf>::new());
+    assert!(lab.bh(&["network", "ls", "-q"]).ok().stdout.is_empty());
+}
+
+#[test]
+fn state_roots_keep_each_others_rules() {
+    require_lab!();
+    let lab = Lab::new();
+    let one = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("one")]);
+    let other_root = common::open_tempdir();
+    let two = lab.net_name("two");
+    lab.bh_in(
+        other_root.path(),
+        &["network", "create", "--subnet", "10.201.10.0/24", &two],
+    )
+    .ok();
+    // The same subnet in the other root: the host route of `one` is found.
+    lab.bh_in(
+        other_root.path(),
+        &["network", "create", "--subnet", "10.201.9.0/25", "x"],
+    )
+    .fails_with(&["the host's route to 10.201.9.0/24 on bh-"]);
+    let rules = lab.ruleset();
+    assert!(rules.contains(&format!("chain bh-{one}-input")), "{rules}");
+    assert!(rules.contains(&format!("chain bh-{two}-input")), "{rules}");
+    // Removing the other root's network leaves this root's policy alone.
+    lab.bh_in(other_root.path(), &["network", "rm", &two]).ok();
+    let rules = lab.ruleset();
+    assert!(!rules.contains(&format!("bh-{two}-")), "{rules}");
+    for suffix in [
+        "guard", "input", "forward", "nat-pre", "nat-out", "nat-post",
+    ] {
+        assert!(
+            rules.contains(&format!("chain bh-{one}-{suffix} ")),
+            "{suffix}: {rules}"
+        );
+    }
+    let a = lab.web(&one, &["-p", "9100:8080"]);
+    assert_eq!(
+        lab.curl_ns(&lab.wan, &format!("http://{HOST_IP}:9100/id"))
+            .as_deref(),
+        Some(a.as_str())
+    );
+    lab.bh(&["rm", "-f", &a]).ok();
+    lab.bh(&["network", "rm", &one]).ok();
+    lab.networks.borrow_mut().clear();
+    assert_eq!(lab.ruleset().trim(), "", "rules left");
+}
+
+#[test]
+fn parallel_sandboxes_get_distinct_addresses() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.11.0/24", &lab.net_name("par")]);
+    let names: Vec<String> = (0..4).map(|_| unique_id()).collect();
+    lab.sandboxes.borrow_mut().extend(names.iter().cloned());
+    let children: Vec<Child> = names
+        .iter()
+        .map(|n| {
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", lab.host))
+                .arg(runtime())
+                .arg("--root")
+                .arg(lab.root.path())
+                .args([
+                    "sandbox",
+                    "-d",
+                    "--name",
+                    n,
+                    "--network",
+                    &net,
+                    "--",
+                    "sleep",
+                    "300",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let n = lab.inspect(&net);
+    let mut ips: Vec<&str> = n["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    ips.sort();
+    assert_eq!(
+        ips,
+        ["10.201.11.2", "10.201.11.3", "10.201.11.4", "10.201.11.5"],
+        "{n}"
+    );
+    // Each sandbox holds the address its record says.
+    for name in &names {
+        let ip = lab.ip_of(&net, name);
+        let out = lab.bh(&["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        out.ok();
+        assert!(out.stdout.contains(&format!("inet {ip}/24")), "{out}");
+    }
+}
