@@ -7,7 +7,6 @@ set -euo pipefail
 PACKAGES=(
     busybox-static
     libseccomp-dev
-    libdbus-1-dev
     systemd
     dbus
     runc
