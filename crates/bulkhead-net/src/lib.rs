@@ -279,6 +279,7 @@ pub fn attach(
     link::delete(&a.veth)?;
     net.attachments.push(a.clone());
     store.save(&lock, &net)?;
+    bulkhead_sys::fault::point("net.recorded");
     let configured = link::attach(&link::VethPlan {
         veth: &a.veth,
         bridge: &net.bridge,
@@ -288,7 +289,10 @@ pub fn attach(
         gateway: net.gateway,
         isolated: !net.allow_intra,
     })
-    .and_then(|_| firewall::apply(&store.list()?, &[]));
+    .and_then(|_| {
+        bulkhead_sys::fault::point("net.linked");
+        firewall::apply(&store.list()?, &[])
+    });
     if let Err(e) = configured {
         let _ = link::delete(&a.veth);
         net.attachments.retain(|x| x.container != req.container);

@@ -787,3 +787,70 @@ fn parallel_sandboxes_get_distinct_addresses() {
         assert!(out.stdout.contains(&format!("inet {ip}/24")), "{out}");
     }
 }
+
+/// Fault injection (docs/reliability.md): the sandbox is SIGKILLed while it
+/// attaches to the network, after the address is recorded and after the
+/// veth exists (before the firewall has its ports). `delete --force` and
+/// `rm` then leave no veth, no rule, no attachment.
+#[test]
+fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
+    require_lab!();
+    skip_if!(
+        !cfg!(debug_assertions),
+        "BULKHEAD_FAULT is compiled out of release builds"
+    );
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.12.0/24", &lab.net_name("flt")]);
+    for (i, point) in ["net.recorded", "net.linked"].into_iter().enumerate() {
+        let name = unique_id();
+        lab.sandboxes.borrow_mut().push(name.clone());
+        let port = format!("{}:8080", 9300 + i);
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", lab.host))
+            .arg(runtime())
+            .arg("--root")
+            .arg(lab.root.path())
+            .args([
+                "sandbox",
+                "-d",
+                "--name",
+                &name,
+                "--network",
+                &net,
+                "-p",
+                &port,
+            ])
+            .args(["--", "sleep", "300"])
+            .env("BULKHEAD_FAULT", point)
+            .stdin(Stdio::null());
+        let out = run_cmd(c, lab.io.path(), common::cmd_timeout());
+        // A detached sandbox's stderr goes to its log; nothing but the
+        // fault point SIGKILLs the runtime here.
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "not killed at {point}: {out}"
+        );
+        lab.bh(&["delete", "--force", &name]).ok();
+        lab.bh(&["rm", "-f", &name]).ok();
+        let n = lab.inspect(&net);
+        assert_eq!(
+            n["attachments"],
+            serde_json::json!([]),
+            "after {point}: {n}"
+        );
+        assert!(
+            !lab.links().iter().any(|l| l.starts_with("bhv")),
+            "veth left after {point}: {:?}",
+            lab.links()
+        );
+        assert!(
+            !lab.ruleset().contains(&format!("dport {}", 9300 + i)),
+            "rule left after {point}"
+        );
+        assert!(
+            !Path::new(SANDBOXES).join(&name).exists(),
+            "sandbox directory left after {point}"
+        );
+    }
+}
