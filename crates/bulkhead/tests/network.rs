@@ -667,6 +667,35 @@ fn removal_leaves_nothing_behind() {
     // A network in use cannot go.
     lab.bh(&["network", "rm", &net]).fails_with(&["in use by"]);
     lab.bh(&["rm", "-f", &c]).ok();
+    // A record whose release was missed (the container deleted by another
+    // runtime) does not block a new container of the same name, nor its
+    // port.
+    let d = unique_id();
+    let record = lab.root.path().join("networks").join(format!("{net}.json"));
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    v["attachments"] = serde_json::json!([{"container": d, "ip": "10.201.8.9",
+        "veth": "bhvdeadbeef", "publish": [{"host_ip": null, "host_port": 9009,
+        "container_port": 80, "proto": "tcp"}]}]);
+    std::fs::write(&record, v.to_string()).unwrap();
+    lab.sandboxes.borrow_mut().push(d.clone());
+    lab.bh(&[
+        "sandbox",
+        "-d",
+        "--name",
+        &d,
+        "--network",
+        &net,
+        "-p",
+        "9009:8080",
+        "--",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let n = lab.inspect(&net);
+    assert_eq!(n["attachments"].as_array().unwrap().len(), 1, "{n}");
+    assert_eq!(n["attachments"][0]["ip"], "10.201.8.2", "{n}");
+    lab.bh(&["rm", "-f", &d]).ok();
     // b's sandbox directory (its container was deleted with `delete`).
     lab.bh(&["rm", &b]).ok();
 
