@@ -52,8 +52,8 @@ pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
 }
 
 /// `dir` and all cgroup directories below it, parents before children. A
-/// missing `dir` gives an empty list; children vanishing while we walk are
-/// skipped.
+/// missing `dir` gives an empty list; directories vanishing while we walk
+/// (`dir` included) are skipped.
 pub(crate) fn tree(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     let mut out = Vec::new();
     if !dir.is_dir() {
@@ -63,7 +63,8 @@ pub(crate) fn tree(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     while let Some(d) = stack.pop() {
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && d != dir => continue,
+            // Removed meanwhile (by systemd, stopping a unit): nothing below.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(source) => {
                 return Err(CgroupError::Io {
                     op: "listing",

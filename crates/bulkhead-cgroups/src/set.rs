@@ -349,8 +349,22 @@ impl CgroupSet {
             };
             sd.set_unit_properties(&unit.name, &mine)?;
         }
-        self.create()?;
-        self.add_pid(pid)?;
+        // In the v1 hierarchies systemd does not manage for the unit
+        // (devices, blkio, cpuacct, freezer ... here), it trims the empty
+        // directories below its slices while it realizes them, ours
+        // included, at any moment; a directory with a process in it stays.
+        // So make and join until every directory holds the pid.
+        let mut tries = 0;
+        loop {
+            match self.create().and_then(|()| self.add_pid(pid)) {
+                Ok(()) => break,
+                Err(e) if e.is_not_found() && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(POLL * 5);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(r) = resources {
             self.apply(r)?;
         }
@@ -421,10 +435,29 @@ impl CgroupSet {
     /// that SIGKILL can be delivered. Only the container's own directory
     /// (and what is below it) is removed: parents such as `/bulkhead` stay.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // Usually every directory is empty by now (the init was reaped and
+        // nothing made sub-cgroups): one rmdir each, no listing. rmdir only
+        // succeeds on a cgroup without tasks or children, so whatever it
+        // refuses goes through the full path below. A systemd unit is
+        // always stopped through systemd, which owns its directories.
+        let left: Vec<&CgroupDir> = self
+            .dirs
+            .iter()
+            .filter(|d| {
+                self.systemd.is_some()
+                    || match std::fs::remove_dir(&d.path) {
+                        Ok(()) => false,
+                        Err(e) => !is_errno(&e, libc::ENOENT),
+                    }
+            })
+            .collect();
+        if left.is_empty() && self.systemd.is_none() {
+            return Ok(());
+        }
         if self.is_frozen().unwrap_or(false) {
             let _ = self.thaw();
         }
-        for d in &self.dirs {
+        for d in &left {
             for p in procs_below(&d.path)? {
                 kill_ignoring_gone(p, Signal::KILL, &d.path)?;
             }
@@ -432,14 +465,22 @@ impl CgroupSet {
         // systemd removes the unit's own directories when it stops; what
         // it does not manage is removed below either way.
         let stopped = match &self.systemd {
-            Some(unit) => Systemd::connect().and_then(|sd| {
-                let r = sd.stop_unit(&unit.name);
-                sd.reset_failed_unit(&unit.name);
-                r
-            }),
+            Some(unit) => match Systemd::connect() {
+                Ok(sd) => {
+                    let r = sd.stop_unit(&unit.name);
+                    sd.reset_failed_unit(&unit.name);
+                    r
+                }
+                // systemd gone (or restarting): it holds no unit for us
+                // to stop; a container must stay deletable without it.
+                Err(e) => {
+                    tracing::warn!("not stopping systemd unit {}: {e}", unit.name);
+                    Ok(())
+                }
+            },
             None => Ok(()),
         };
-        for d in &self.dirs {
+        for d in &left {
             let mut levels = fsutil::tree(&d.path)?;
             levels.reverse();
             for level in levels {

@@ -178,20 +178,53 @@ enum Cmd {
 /// Whether the subcommand on the command line is `sandbox` (global flags
 /// that take a value are skipped).
 fn is_sandbox_invocation() -> bool {
-    let mut args = std::env::args().skip(1);
+    argv_command().as_deref() == Some("sandbox")
+}
+
+/// The command's name as argv spells it, found without clap: global options
+/// that take a separate value are skipped with their value.
+fn argv_command() -> Option<String> {
+    let mut args = std::env::args_os().skip(1);
     while let Some(a) = args.next() {
+        let a = a.into_string().ok()?;
         match a.as_str() {
             "--root" | "--log" | "--log-format" | "--rootless" | "--criu" => {
                 args.next();
             }
             s if s.starts_with('-') => {}
-            s => return s == "sandbox",
+            _ => return Some(a),
         }
     }
-    false
+    None
+}
+
+/// Whether argv names a command that puts a process into a container,
+/// judged before clap runs: those commands re-execute the binary (see
+/// `main`), and doing it first spares a whole argument parse and logging
+/// setup in the process that is replaced. Only a hint: the check after
+/// parsing is the one that counts.
+fn argv_enters_container() -> bool {
+    matches!(
+        argv_command().as_deref(),
+        Some("create" | "run" | "exec" | "sandbox")
+    )
+}
+
+fn protect_or_exit() {
+    if let Err(e) = bulkhead_sys::exe::ensure_protected() {
+        eprintln!("bulkhead: cannot protect the runtime binary: {e}");
+        std::process::exit(if is_sandbox_invocation() {
+            commands::sandbox::EXIT_RUNTIME
+        } else {
+            1
+        });
+    }
 }
 
 fn main() {
+    if argv_enters_container() {
+        protect_or_exit();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         // docker's code for a bad flag of `run`.
@@ -222,14 +255,8 @@ fn main() {
     if matches!(
         cmd,
         Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox(_) | Cmd::Exec(_)
-    ) && let Err(e) = bulkhead_sys::exe::ensure_protected()
-    {
-        eprintln!("bulkhead: cannot protect the runtime binary: {e}");
-        std::process::exit(if is_sandbox_invocation() {
-            commands::sandbox::EXIT_RUNTIME
-        } else {
-            1
-        });
+    ) {
+        protect_or_exit();
     }
     // Decided once: a flag, the euid, and (as root) one read of uid_map.
     let rootless = bulkhead_lifecycle::rootless::detect(match cli.rootless {

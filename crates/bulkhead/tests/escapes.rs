@@ -345,7 +345,7 @@ fn file_inheritable_capabilities_grant_nothing() {
 /// CVE-2023-25809 (rootful analogue): a container whose root is not host
 /// root (user namespace) and that has no cgroup namespace is given a
 /// cgroup mount without `ro`: it must still not be able to change the
-/// host's cgroup tree. The rootless form of this CVE belongs to issue 9.
+/// host's cgroup tree. The rootless form of this CVE is in rootless.rs.
 #[test]
 fn host_cgroupfs_is_not_writable_from_a_user_namespace() {
     require_root!();

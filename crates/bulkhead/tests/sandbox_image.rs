@@ -462,6 +462,23 @@ fn bad_images_are_refused_and_nothing_runs_or_escapes() {
     let out = e.sandbox(&["--image", "no-such-image", "--", "true"]);
     out.fails_with(&["no image of that name or id in the store"]);
     assert_eq!(out.code(), Some(125));
+    // With no store yet, a bad name creates none.
+    let none = e.path("no-store");
+    let out = rt(
+        &e.state(),
+        &[
+            "sandbox",
+            "--image-store",
+            none.to_str().unwrap(),
+            "--image",
+            "no-such-image",
+            "--",
+            "true",
+        ],
+    );
+    out.fails_with(&["does not exist yet"]);
+    assert_eq!(out.code(), Some(125));
+    assert!(!none.exists(), "a store was created for a bad name");
 }
 
 #[test]

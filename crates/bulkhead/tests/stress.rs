@@ -6,7 +6,7 @@
 //! a long-running runtime process keeps its fd count and memory flat.
 //!
 //! `BULKHEAD_STRESS_SCALE=N` multiplies the cycle counts (default 1: 80
-//! container lifecycles, 420 racing calls and 55 execs, about 10 s on a
+//! container lifecycles, 480 racing calls and 55 execs, about 10 s on a
 //! 2-core machine; docs/reliability.md has the long run).
 
 #[macro_use]

@@ -349,7 +349,8 @@ fn scope_limits_update_delete() {
         c["linux"]["resources"] = json!({
             "memory": {"limit": 67108864, "swappiness": 10},
             "pids": {"limit": 20},
-            "cpu": {"quota": 12345, "period": 100000, "shares": 512}
+            "cpu": {"quota": 12345, "period": 100000, "shares": 512},
+            "devices": [{"allow": false, "access": "rwm"}]
         });
     });
     let unit = "bulkhead-ctr.scope";
@@ -431,8 +432,47 @@ fn scope_limits_update_delete() {
     assert_eq!(read(&sd.cg("pids", &rel).join("pids.max")), "30");
     assert_eq!(read(&sd.cg("cpu", &rel).join("cpu.cfs_quota_us")), "25000");
 
-    // exec joins the same cgroups.
+    // Default-deny device rules: systemd gets an allow list with the
+    // runtime's default nodes, cgroupfs the same rules; /dev/null stays
+    // usable.
+    let out = sd.run(Command::new("systemctl").args([
+        "show",
+        unit,
+        "-p",
+        "DevicePolicy",
+        "-p",
+        "DeviceAllow",
+    ]));
+    let text = out.ok().stdout.clone();
+    assert!(text.contains("DevicePolicy=strict"), "{text}");
+    assert!(text.contains("DeviceAllow=/dev/char/1:3 rwm"), "{text}");
+    assert!(text.contains("DeviceAllow=char-pts rwm"), "{text}");
+    let list = read(&sd.cg("devices", &rel).join("devices.list"));
+    assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
+    assert!(!list.lines().any(|l| l.starts_with("a ")), "{list}");
+    sd.rt(&b, &["exec", &b.id, "sh", "-c", "echo x > /dev/null"])
+        .ok();
+
+    // exec joins the same cgroups; pause, resume and events work on them.
     sd.rt(&b, &["exec", &b.id, "true"]).ok();
+    sd.rt(&b, &["pause", &b.id]).ok();
+    assert_eq!(
+        read(&sd.cg("freezer", &rel).join("freezer.state")),
+        "FROZEN"
+    );
+    assert_eq!(sd.state(&b)["status"], "paused");
+    sd.rt(&b, &["resume", &b.id]).ok();
+    assert_eq!(
+        read(&sd.cg("freezer", &rel).join("freezer.state")),
+        "THAWED"
+    );
+    let stats = sd.rt(&b, &["events", "--stats", &b.id]);
+    let stats: serde_json::Value = serde_json::from_str(stats.ok().stdout.trim()).unwrap();
+    assert_eq!(stats["data"]["pids"]["limit"], 30, "{stats}");
+    assert!(
+        stats["data"]["pids"]["current"].as_u64() >= Some(1),
+        "{stats}"
+    );
 
     sd.rt(&b, &["kill", &b.id, "KILL"]).ok();
     wait_for("the container to stop", Duration::from_secs(10), || {
@@ -602,4 +642,29 @@ fn over_the_system_bus() {
     let show = sd.show("bus-ctr.scope", &["LoadState"]);
     assert_eq!(show["LoadState"], "not-found", "{show:?}");
     assert!(!sd.cg("pids", "system.slice/bus-ctr.scope").exists());
+}
+
+/// The driver is for the system's systemd: rootless, it is refused before
+/// anything is made.
+#[test]
+fn refused_rootless() {
+    skip_if!(
+        !common::is_root(),
+        "needs root (as non-root the check comes later)"
+    );
+    let b = Bundle::new();
+    b.write_config();
+    let mut cmd = b.rt_command();
+    cmd.args([
+        "--rootless",
+        "true",
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+    ])
+    .arg(b.dir())
+    .arg(&b.id);
+    b.exec(cmd)
+        .fails_with(&["--systemd-cgroup: not supported rootless"]);
+    assert!(!b.state_root().join(&b.id).exists());
 }

@@ -303,13 +303,4 @@ impl Systemd {
     pub fn reset_failed_unit(&self, unit: &str) {
         let _: Result<(), _> = self.call("ResetFailedUnit", unit, (unit,));
     }
-
-    /// Whether systemd knows `unit` (loaded, in any state).
-    pub fn unit_loaded(&self, unit: &str) -> Result<bool, SystemdError> {
-        match self.call::<_, (dbus::Path,)>("GetUnit", unit, (unit,)) {
-            Ok(_) => Ok(true),
-            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
 }

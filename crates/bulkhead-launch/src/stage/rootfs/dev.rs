@@ -52,7 +52,7 @@ fn create_one(rootfs: &Rootfs, d: &DevicePlan) -> Result<(), StageError> {
     if rootfs.in_userns {
         // mknod is not allowed in a user namespace: bind the host's node onto
         // an empty file instead.
-        if rootfs.root.resolve_nofollow(&d.path).is_err() {
+        if super::lookup(&rootfs.root, &d.path, false).is_err() {
             rootfs
                 .root
                 .create_file(
@@ -75,7 +75,7 @@ fn create_one(rootfs: &Rootfs, d: &DevicePlan) -> Result<(), StageError> {
         )
         .map_err(StageError::sys(format!("{step}: bind from host")));
     }
-    if rootfs.root.resolve_nofollow(&d.path).is_ok() {
+    if super::lookup(&rootfs.root, &d.path, false).is_ok() {
         rootfs
             .root
             .remove_file(&d.path)
@@ -123,7 +123,7 @@ pub(super) fn create_symlinks(rootfs: &Rootfs, plan: &Plan) -> Result<(), StageE
     for (link, target) in links {
         // An existing /dev/ptmx device node (from a host-like /dev) is replaced
         // so that it points at the container's own devpts instance.
-        if link == "/dev/ptmx" && rootfs.root.resolve_nofollow(link).is_ok() {
+        if link == "/dev/ptmx" && super::lookup(&rootfs.root, Path::new(link), false).is_ok() {
             let _ = rootfs.root.remove_file(link);
         }
         match rootfs

@@ -14,11 +14,8 @@ use rustix::mount::{
 
 use crate::stage::StageError;
 
-fn missing(e: &pathrs::error::Error) -> bool {
-    matches!(
-        e.kind(),
-        pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))
-    )
+fn missing(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
 }
 
 /// `/dev/null` as the container sees it, verified to be the real 1:3 char
@@ -89,7 +86,7 @@ pub(super) fn apply(plan: &Plan) -> Result<(), StageError> {
     let mut null: Option<OwnedFd> = None;
     for p in &plan.masked_paths {
         let step = format!("maskedPaths {}", p.display());
-        let h = match root.resolve_nofollow(p) {
+        let h = match super::lookup(&root, p, false) {
             Ok(h) => h,
             Err(e) if missing(&e) => continue,
             Err(e) => return Err(StageError::msg(step, e.to_string())),
@@ -107,7 +104,7 @@ pub(super) fn apply(plan: &Plan) -> Result<(), StageError> {
     }
     for p in &plan.readonly_paths {
         let step = format!("readonlyPaths {}", p.display());
-        let h = match root.resolve(p) {
+        let h = match super::lookup(&root, p, true) {
             Ok(h) => h,
             Err(e) if missing(&e) => continue,
             Err(e) => return Err(StageError::msg(step, e.to_string())),

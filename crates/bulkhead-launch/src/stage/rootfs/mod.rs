@@ -41,6 +41,43 @@ pub(crate) fn fd_path(fd: impl AsFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
+/// `Root::resolve` (`follow`) or `resolve_nofollow` for a path that may
+/// well be missing: the same single openat2(`RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS`), but a miss is one syscall, where pathrs spends
+/// eight more to name the root in its error (read back through procfs).
+/// Kernels without openat2, and lookups that keep racing a rename (EAGAIN),
+/// go to pathrs.
+pub(crate) fn lookup(root: &Root, path: &Path, follow: bool) -> std::io::Result<Handle> {
+    use rustix::fs::ResolveFlags;
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    for _ in 0..4 {
+        match rustix::fs::openat2(
+            root,
+            path,
+            flags,
+            rustix::fs::Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => return Ok(Handle::from_fd(fd)),
+            Err(rustix::io::Errno::AGAIN) => continue,
+            Err(rustix::io::Errno::NOSYS) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let res = if follow {
+        root.resolve(path)
+    } else {
+        root.resolve_nofollow(path)
+    };
+    res.map_err(|e| match e.kind() {
+        ErrorKind::OsError(Some(errno)) => std::io::Error::from_raw_os_error(errno),
+        _ => std::io::Error::other(e),
+    })
+}
+
 /// `Root::mkdir_all`, without its procfs round trip where it is not needed.
 ///
 /// pathrs re-opens the deepest existing directory through
@@ -57,7 +94,7 @@ pub(crate) fn mkdir_all(root: &Root, path: &Path, mode: u32) -> std::io::Result<
         root.mkdir_all(path, &std::fs::Permissions::from_mode(mode))
             .map_err(std::io::Error::other)
     };
-    match root.resolve(path) {
+    match lookup(root, path, true) {
         Ok(h) => {
             let st = rustix::fs::fstat(&h)?;
             return if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
@@ -66,7 +103,7 @@ pub(crate) fn mkdir_all(root: &Root, path: &Path, mode: u32) -> std::io::Result<
                 slow()
             };
         }
-        Err(e) if matches!(e.kind(), ErrorKind::OsError(Some(libc::ENOENT))) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(_) => return slow(),
     }
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
@@ -156,7 +193,7 @@ pub fn prepare(
         dev::create_symlinks(&rootfs, plan)?;
     }
     // runc creates a missing cwd; do the same, inside the root, by fd.
-    if rootfs.root.resolve(&process.cwd).is_err() {
+    if lookup(&rootfs.root, &process.cwd, true).is_err() {
         let _ = mkdir_all(&rootfs.root, &process.cwd, 0o755);
     }
     Ok(rootfs)

@@ -35,7 +35,7 @@ fn destination(rootfs: &Rootfs, dest: &Path, want_dir: bool) -> Result<Handle, S
         return super::mkdir_all(&rootfs.root, dest, 0o755)
             .map_err(StageError::sys("create destination"));
     }
-    if let Ok(h) = rootfs.root.resolve(dest) {
+    if let Ok(h) = super::lookup(&rootfs.root, dest, true) {
         return Ok(h);
     }
     if let Some(parent) = dest.parent() {
@@ -59,7 +59,7 @@ fn destination(rootfs: &Rootfs, dest: &Path, want_dir: bool) -> Result<Handle, S
 /// A /proc or /sys destination that is a symlink or not a directory is how
 /// LSM-label and procfs-write redirections start: refuse it.
 fn refuse_odd_proc_dest(rootfs: &Rootfs, dest: &Path) -> Result<(), StageError> {
-    if let Ok(h) = rootfs.root.resolve_nofollow(dest) {
+    if let Ok(h) = super::lookup(&rootfs.root, dest, false) {
         let st = rustix::fs::fstat(h.as_fd()).map_err(StageError::sys("stat destination"))?;
         let kind = st.st_mode & libc::S_IFMT;
         if kind != libc::S_IFDIR {

@@ -67,6 +67,14 @@ pub fn prepare(
 ) -> Result<PreparedRoot> {
     let flag = || format!("--image {reference:?}");
     let store_dir = args.store_dir();
+    // A name when there is no store yet: nothing to find, and nothing to
+    // create on the host for a typo.
+    if std::fs::symlink_metadata(reference).is_err() && !store_dir.is_dir() {
+        anyhow::bail!(
+            "--image {reference:?}: no such file or directory, and no image of that name or id in the store {} (it does not exist yet)",
+            store_dir.display()
+        );
+    }
     let store = Store::open(&store_dir)
         .with_context(|| format!("--image-store {}", store_dir.display()))?;
     let stderr = std::io::stderr();
