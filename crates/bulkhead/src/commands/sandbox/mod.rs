@@ -358,7 +358,6 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
     if !rustix::process::geteuid().is_root() && !a.print_spec {
         return Err(anyhow!("must be run as root for now (rootless sandboxes are issue 9)").into());
     }
-
     let name = a.name.clone().unwrap_or_else(generated_name);
     bulkhead_spec::id::validate(&name).map_err(|e| anyhow!("--name: {e}"))?;
     if store.load(&name).is_ok() {
