@@ -816,3 +816,77 @@ fn parallel_sandboxes_get_distinct_addresses() {
         assert!(out.stdout.contains(&format!("inet {ip}/24")), "{out}");
     }
 }
+
+#[test]
+fn spoofed_sources_do_not_leave_the_network() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.12.0/24", &lab.net_name("spoof")]);
+    // The wan routes the spoofed range back to the host, so only the policy
+    // stands between a spoofed request and its answer.
+    lab.in_ns(
+        &lab.wan,
+        &["ip", "route", "add", "10.250.0.0/24", "via", HOST_IP],
+    )
+    .ok();
+    let name = unique_id();
+    lab.sandboxes.borrow_mut().push(name.clone());
+    lab.bh(&[
+        "sandbox",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &net,
+        "--cap-add",
+        "NET_ADMIN",
+        "--",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    lab.bh(&[
+        "exec",
+        &name,
+        "ip",
+        "addr",
+        "add",
+        "10.250.0.5/32",
+        "dev",
+        "eth0",
+    ])
+    .ok();
+    // …and the host knows where the spoofed address lives (as a routed
+    // network would): without the policy, the answer comes back.
+    let ip = lab.ip_of(&net, &name);
+    lab.in_ns(
+        &lab.host,
+        &["ip", "route", "add", "10.250.0.5/32", "via", &ip],
+    )
+    .ok();
+    let spoofed = |lab: &Lab| {
+        let out = lab.bh(&[
+            "exec",
+            &name,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "--interface",
+            "10.250.0.5",
+            &format!("http://{WAN_IP}/cgi-bin/ip"),
+        ]);
+        out.success().then_some(out.stdout)
+    };
+    // The network's own address still gets out (masqueraded).
+    assert_eq!(
+        lab.curl_from(&name, &format!("http://{WAN_IP}/cgi-bin/ip"))
+            .as_deref(),
+        Some(HOST_IP)
+    );
+    assert_eq!(spoofed(&lab), None);
+    // Control: without bulkhead's table the spoofed request gets through.
+    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
+        .ok();
+    assert_eq!(spoofed(&lab).as_deref(), Some("10.250.0.5"));
+}
