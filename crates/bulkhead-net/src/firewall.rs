@@ -15,7 +15,8 @@
 //! - `input`: from B only replies reach the host (no host address, no host
 //!   service, unless published).
 //! - `forward`: into B only replies and published (DNAT-ed) connections;
-//!   out of B anything (or nothing, `--internal`). Frames between two ports
+//!   out of B only IPv4 from S (no spoofed sources, no IPv6), and nothing
+//!   on `--internal` networks. Frames between two ports
 //!   of B also pass here through br_netfilter (iif = oif = B): they are
 //!   left to the L2 policy below and to bridge port isolation.
 //! - `forward` of `bridge bulkhead`: without `--allow-intra`, IPv4 from S to S
@@ -165,6 +166,22 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
         ],
     ));
     cmds.push(rule(i, &c("forward"), vec![oif(), verdict("drop")]));
+    // Only the network's own addresses leave it (no spoofed sources); the
+    // networks are IPv4-only, so no IPv6 either.
+    cmds.push(rule(
+        i,
+        &c("forward"),
+        vec![
+            iif(),
+            ne(payload("ip", "saddr"), subnet.clone()),
+            verdict("drop"),
+        ],
+    ));
+    cmds.push(rule(
+        i,
+        &c("forward"),
+        vec![iif(), eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
+    ));
     if n.internal {
         cmds.push(rule(i, &c("forward"), vec![iif(), verdict("drop")]));
     } else {

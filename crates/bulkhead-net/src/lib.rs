@@ -225,12 +225,22 @@ fn check_publish(nets: &[Network], publish: &[Publish]) -> Result<()> {
     Ok(())
 }
 
-/// The checks of [`attach`] that need no container, for failing before one
-/// is created: the network exists and the ports are free.
-pub fn precheck(store: &NetStore, network: &str, publish: &[Publish]) -> Result<Network> {
+/// The checks of [`attach`] that need no container, for failing before
+/// `container` (a name not in use) is created: the network exists and the
+/// ports are free. Records under that name are leftovers [`attach`] drops.
+pub fn precheck(
+    store: &NetStore,
+    network: &str,
+    container: &str,
+    publish: &[Publish],
+) -> Result<Network> {
     validate_name(network)?;
     let net = store.load(network)?;
-    check_publish(&store.list()?, publish)?;
+    let mut nets = store.list()?;
+    for n in &mut nets {
+        n.attachments.retain(|a| a.container != container);
+    }
+    check_publish(&nets, publish)?;
     Ok(net)
 }
 
@@ -253,15 +263,22 @@ pub fn attach(
     let lock = store.lock()?;
     gc(store, &lock, alive)?;
     let mut net = store.load(req.network)?;
-    if net.attachments.iter().any(|a| a.container == req.container) {
-        return Err(NetError::invalid(
-            "--network",
-            format!(
-                "container {:?} is already on network {:?}",
-                req.container, req.network
-            ),
-        ));
-    }
+    // A container is attached once, right after its creation: a record with
+    // its name is a leftover of an earlier container of that name whose
+    // release was missed (deleted by another runtime, or a crash).
+    net.attachments.retain(|a| {
+        let stale = a.container == req.container;
+        if stale {
+            tracing::info!(
+                "network {}: dropping the leftover record of {} ({})",
+                req.network,
+                a.container,
+                a.ip
+            );
+        }
+        !stale
+    });
+    store.save(&lock, &net)?;
     check_publish(&store.list()?, &req.publish)?;
     // A record that outlived its bridge (a state root on disk, a reboot).
     if !link::exists(&net.bridge) {

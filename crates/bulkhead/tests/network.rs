@@ -667,6 +667,35 @@ fn removal_leaves_nothing_behind() {
     // A network in use cannot go.
     lab.bh(&["network", "rm", &net]).fails_with(&["in use by"]);
     lab.bh(&["rm", "-f", &c]).ok();
+    // A record whose release was missed (the container deleted by another
+    // runtime) does not block a new container of the same name, nor its
+    // port.
+    let d = unique_id();
+    let record = lab.root.path().join("networks").join(format!("{net}.json"));
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    v["attachments"] = serde_json::json!([{"container": d, "ip": "10.201.8.9",
+        "veth": "bhvdeadbeef", "publish": [{"host_ip": null, "host_port": 9009,
+        "container_port": 80, "proto": "tcp"}]}]);
+    std::fs::write(&record, v.to_string()).unwrap();
+    lab.sandboxes.borrow_mut().push(d.clone());
+    lab.bh(&[
+        "sandbox",
+        "-d",
+        "--name",
+        &d,
+        "--network",
+        &net,
+        "-p",
+        "9009:8080",
+        "--",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let n = lab.inspect(&net);
+    assert_eq!(n["attachments"].as_array().unwrap().len(), 1, "{n}");
+    assert_eq!(n["attachments"][0]["ip"], "10.201.8.2", "{n}");
+    lab.bh(&["rm", "-f", &d]).ok();
     // b's sandbox directory (its container was deleted with `delete`).
     lab.bh(&["rm", &b]).ok();
 
@@ -800,7 +829,7 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
         "BULKHEAD_FAULT is compiled out of release builds"
     );
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.12.0/24", &lab.net_name("flt")]);
+    let net = lab.network(&["--subnet", "10.201.13.0/24", &lab.net_name("flt")]);
     for (i, point) in ["net.recorded", "net.linked"].into_iter().enumerate() {
         let name = unique_id();
         lab.sandboxes.borrow_mut().push(name.clone());
@@ -853,4 +882,78 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
             "sandbox directory left after {point}"
         );
     }
+}
+
+#[test]
+fn spoofed_sources_do_not_leave_the_network() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.12.0/24", &lab.net_name("spoof")]);
+    // The wan routes the spoofed range back to the host, so only the policy
+    // stands between a spoofed request and its answer.
+    lab.in_ns(
+        &lab.wan,
+        &["ip", "route", "add", "10.250.0.0/24", "via", HOST_IP],
+    )
+    .ok();
+    let name = unique_id();
+    lab.sandboxes.borrow_mut().push(name.clone());
+    lab.bh(&[
+        "sandbox",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &net,
+        "--cap-add",
+        "NET_ADMIN",
+        "--",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    lab.bh(&[
+        "exec",
+        &name,
+        "ip",
+        "addr",
+        "add",
+        "10.250.0.5/32",
+        "dev",
+        "eth0",
+    ])
+    .ok();
+    // …and the host knows where the spoofed address lives (as a routed
+    // network would): without the policy, the answer comes back.
+    let ip = lab.ip_of(&net, &name);
+    lab.in_ns(
+        &lab.host,
+        &["ip", "route", "add", "10.250.0.5/32", "via", &ip],
+    )
+    .ok();
+    let spoofed = |lab: &Lab| {
+        let out = lab.bh(&[
+            "exec",
+            &name,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "--interface",
+            "10.250.0.5",
+            &format!("http://{WAN_IP}/cgi-bin/ip"),
+        ]);
+        out.success().then_some(out.stdout)
+    };
+    // The network's own address still gets out (masqueraded).
+    assert_eq!(
+        lab.curl_from(&name, &format!("http://{WAN_IP}/cgi-bin/ip"))
+            .as_deref(),
+        Some(HOST_IP)
+    );
+    assert_eq!(spoofed(&lab), None);
+    // Control: without bulkhead's table the spoofed request gets through.
+    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
+        .ok();
+    assert_eq!(spoofed(&lab).as_deref(), Some("10.250.0.5"));
 }

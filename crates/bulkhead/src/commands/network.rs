@@ -151,6 +151,7 @@ pub struct SandboxNet {
 pub fn for_sandbox(
     store: &Store,
     network: &str,
+    container: &str,
     publish: &[String],
 ) -> Result<Option<(String, Vec<Publish>)>> {
     if matches!(network, "none" | "host") {
@@ -165,7 +166,7 @@ pub fn for_sandbox(
         .iter()
         .map(|p| p.parse())
         .collect::<Result<_, _>>()?;
-    bulkhead_net::precheck(&net_store(store), network, &publish)
+    bulkhead_net::precheck(&net_store(store), network, container, &publish)
         .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
     Ok(Some((network.to_string(), publish)))
 }

@@ -358,12 +358,12 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
     if !rustix::process::geteuid().is_root() && !a.print_spec {
         return Err(anyhow!("must be run as root for now (rootless sandboxes are issue 9)").into());
     }
-    let net = super::network::for_sandbox(store, &a.network, &a.publish)?;
     let name = a.name.clone().unwrap_or_else(generated_name);
     bulkhead_spec::id::validate(&name).map_err(|e| anyhow!("--name: {e}"))?;
     if store.load(&name).is_ok() {
         return Err(anyhow!("--name: a container named {name:?} already exists").into());
     }
+    let net = super::network::for_sandbox(store, &a.network, &name, &a.publish)?;
     let dir = sandbox_dir(&name);
     o.id_map_base = pick_id_base(store);
     let userns = spec::effective(&o).userns;
