@@ -128,6 +128,8 @@ fn rootless_restricted_from_inside() {
         );
     }
     assert_eq!(r["hostname"], "sandbox");
+    // A terminal (devpts with gid 5, a sub-id).
+    sandbox(&u, &["-t", "--", "true"]).ok();
 
     // Read-only root, writable /tmp; Landlock refuses writes to the
     // process's own procfs files, which nothing else would.
@@ -293,6 +295,20 @@ fn rootless_exit_codes_and_detached_verbs() {
         l.stdout.contains("hello-from-bg").then_some(l)
     });
     logs.ok();
+    // exec joins it, with its confinement.
+    let ex = u.rt(&[
+        "exec",
+        "bg",
+        "sh",
+        "-c",
+        "id -u; grep Seccomp: /proc/self/status",
+    ]);
+    ex.ok();
+    assert_eq!(
+        ex.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "Seccomp:", "2"],
+        "{ex}"
+    );
     // rm of a running sandbox needs -f; stop then rm.
     u.rt(&["rm", "bg"]).fails_with(&["running"]);
     u.rt(&["stop", "-t", "1", "bg"]).ok();
@@ -406,5 +422,45 @@ fn rootless_baseline_and_privileged_and_refusals() {
         "true",
     ]);
     out.fails_with(&["XDG_RUNTIME_DIR"]);
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_rootfs_owned_by_the_user_is_container_roots() {
+    let u = user!();
+    let bundle = u.bundle("b", |_| {});
+    let root = bundle.join("rootfs");
+    u.run(&["mkdir", root.join("run").to_str().unwrap()]).ok();
+    let out = sandbox(
+        &u,
+        &[
+            "--rootfs",
+            root.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "stat -c %u /bin/busybox; touch /bin/x || echo read-only",
+        ],
+    );
+    out.ok();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "read-only"],
+        "{out}"
+    );
+    // --read-only=false: container root writes the user's files.
+    let out = sandbox(
+        &u,
+        &[
+            "--rootfs",
+            root.to_str().unwrap(),
+            "--read-only=false",
+            "--",
+            "touch",
+            "/x",
+        ],
+    );
+    out.ok();
+    assert_eq!(fs::metadata(root.join("x")).unwrap().uid(), u.uid);
     nothing_left(&u);
 }
