@@ -157,6 +157,23 @@ fn check(
     Ok(())
 }
 
+/// The caller's first sub-uid and sub-gid ranges, when both exist and
+/// newuidmap and newgidmap are installed: `(first sub-uid, first sub-gid,
+/// ids in both)`. Both files are keyed by user name or uid.
+pub fn own_subids() -> Option<(u32, u32, u32)> {
+    let uid = rustix::process::geteuid().as_raw();
+    let (name, _) = passwd_entry(uid);
+    let (su, cu) = *ranges(Path::new(SUBUID), &name, uid).first()?;
+    let (sg, cg) = *ranges(Path::new(SUBGID), &name, uid).first()?;
+    find_helper("newuidmap").ok()?;
+    find_helper("newgidmap").ok()?;
+    Some((
+        u32::try_from(su).ok()?,
+        u32::try_from(sg).ok()?,
+        u32::try_from(cu.min(cg)).ok()?,
+    ))
+}
+
 fn find_helper(helper: &'static str) -> Result<PathBuf, SubidError> {
     let path = std::env::var("PATH").unwrap_or_default();
     std::env::split_paths(&path)

@@ -81,6 +81,33 @@ pub struct ImageConfig {
     pub stop_signal: Option<String>,
 }
 
+/// An unprivileged caller's sandbox: container root is the caller's own
+/// uid and gid, and, when the caller has sub-ids (and the newuidmap
+/// helpers), container ids 1.. are the first `count` of them, as rootless
+/// podman maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rootless {
+    pub uid: u32,
+    pub gid: u32,
+    /// (first sub-uid, first sub-gid, how many).
+    pub sub_ids: Option<(u32, u32, u32)>,
+}
+
+impl Rootless {
+    /// How many container ids (0 and up) are mapped.
+    pub fn mapped(&self) -> u32 {
+        1 + self.sub_ids.map_or(0, |(_, _, n)| n.min(ID_RANGE))
+    }
+
+    fn map(&self, own: u32, sub: Option<u32>) -> Value {
+        let mut m = vec![json!({"containerID": 0, "hostID": own, "size": 1})];
+        if let (Some(start), Some((_, _, n))) = (sub, self.sub_ids) {
+            m.push(json!({"containerID": 1, "hostID": start, "size": n.min(ID_RANGE)}));
+        }
+        json!(m)
+    }
+}
+
 /// Everything `bulkhead sandbox` was asked for. `None` means "the
 /// profile's default".
 #[derive(Debug, Clone, Default)]
@@ -126,6 +153,12 @@ pub struct SandboxOptions {
     /// "all capabilities" means (`privileged`, `--cap-add ALL`), as a
     /// container cannot get more than its runtime has. None: every known one.
     pub host_caps: Option<Vec<String>>,
+    /// Run by an unprivileged user: always a user namespace, no idmapped
+    /// volumes, cgroups only through `cgroups_path`.
+    pub rootless: Option<Rootless>,
+    /// `--cgroup-parent`: the container's `linux.cgroupsPath`. Rootless, the
+    /// limits are written only with it (a delegated cgroup).
+    pub cgroups_path: Option<String>,
 }
 
 /// The effective switches after flags were applied to the profile.
@@ -144,7 +177,8 @@ pub struct Effective {
 pub fn effective(o: &SandboxOptions) -> Effective {
     let d = o.profile.defaults();
     let mut e = Effective {
-        userns: o.userns.unwrap_or(d.userns),
+        // An unprivileged user gets nothing done without one.
+        userns: o.rootless.is_some() || o.userns.unwrap_or(d.userns),
         read_only: o.read_only.unwrap_or(d.read_only),
         no_new_privileges: d.no_new_privileges,
         landlock: d.landlock,
@@ -256,16 +290,24 @@ fn user(o: &SandboxOptions, userns: bool) -> Result<(u32, u32, Vec<u32>), Sandbo
         _ => SandboxError::flag(flag, format!("{spec:?}: {source}")),
     })?;
     if userns {
+        let mapped = o.rootless.map_or(ID_RANGE, |r| r.mapped());
+        let hint = match o.rootless {
+            Some(r) if r.sub_ids.is_none() => {
+                "a rootless sandbox without sub-ids (/etc/subuid, /etc/subgid and newuidmap) maps only container root, your own uid"
+            }
+            Some(_) => "a rootless sandbox maps only your uid and your sub-ids",
+            None => "use --userns host to run with host ids",
+        };
         for id in std::iter::once(u.uid)
             .chain([u.gid])
             .chain(u.sgids.iter().copied())
         {
-            if id >= ID_RANGE {
+            if id >= mapped {
                 return Err(SandboxError::flag(
                     flag,
                     format!(
-                        "{spec:?}: id {id} is outside the sandbox's user namespace (0-{}); use --userns host to run with host ids",
-                        ID_RANGE - 1
+                        "{spec:?}: id {id} is outside the sandbox's user namespace (0-{}); {hint}",
+                        mapped - 1
                     ),
                 ));
             }
@@ -326,13 +368,33 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
     // Mounts. A writable /tmp and /run come as tmpfs whenever the root
     // itself cannot hold them.
     let map = json!([{"containerID": 0, "hostID": o.id_map_base, "size": ID_RANGE}]);
+    let (uid_map, gid_map) = match &o.rootless {
+        Some(r) => (
+            r.map(r.uid, r.sub_ids.map(|s| s.0)),
+            r.map(r.gid, r.sub_ids.map(|s| s.1)),
+        ),
+        None => (map.clone(), map.clone()),
+    };
+    // gid 5 (tty) exists only with sub-ids.
+    let pts_gid = match o.rootless {
+        Some(r) if r.mapped() <= 5 => None,
+        _ => Some("gid=5"),
+    };
+    let mut pts_opts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
+    pts_opts.extend(pts_gid);
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+               "options": pts_opts}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
@@ -398,10 +460,12 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
     for v in &o.volumes {
         let mut m = json!({"destination": v.destination, "type": "bind", "source": v.source,
             "options": ["rbind", "nosuid", "nodev", if v.readonly { "ro" } else { "rw" }]});
-        if e.userns {
+        if e.userns && o.rootless.is_none() {
             // Idmapped: host ids show up as the same ids inside, so host
             // root's files are root's in the sandbox and new files are
             // written as host ids, not as the sandbox's high range.
+            // (Rootless cannot idmap: a volume is bound as is, and the
+            // caller's files are container root's.)
             m["uidMappings"] = map.clone();
             m["gidMappings"] = map.clone();
         }
@@ -468,13 +532,23 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
         process["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": n, "hard": n}]);
     }
 
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "resources": resources,
-    });
+    let mut linux = json!({ "namespaces": namespaces });
+    // Rootless, limits only go with a (delegated) cgroup the caller named:
+    // elsewhere they could not be enforced.
+    if o.rootless.is_none() || o.cgroups_path.is_some() {
+        if o.rootless.is_some() {
+            // Device rules need host privileges; the user namespace
+            // forbids mknod anyway.
+            resources.as_object_mut().map(|r| r.remove("devices"));
+        }
+        linux["resources"] = resources;
+    }
+    if let Some(p) = &o.cgroups_path {
+        linux["cgroupsPath"] = json!(p);
+    }
     if e.userns {
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
+        linux["uidMappings"] = uid_map;
+        linux["gidMappings"] = gid_map;
     }
     if e.masked {
         let mut masked = hardened::default_masked_paths();

@@ -459,3 +459,79 @@ fn restricted_refuses_setid_modes_in_seccomp() {
     assert_eq!(chmod.len(), 1);
     assert!(chmod[0]["args"].is_null());
 }
+
+fn rootless(sub_ids: Option<(u32, u32, u32)>) -> SandboxOptions {
+    let mut o = opts(Profile::Restricted);
+    o.rootless = Some(Rootless {
+        uid: 1001,
+        gid: 1002,
+        sub_ids,
+    });
+    o.volumes.push(Volume {
+        source: "/home/u/src".into(),
+        destination: "/src".into(),
+        readonly: false,
+    });
+    o
+}
+
+#[test]
+fn rootless_maps_own_ids_and_sub_ids_binds_volumes_as_is_and_sets_no_limits() {
+    let v = built(&rootless(Some((600_000_000, 700_000_000, 65_536))));
+    assert_eq!(
+        v["linux"]["uidMappings"],
+        serde_json::json!([{"containerID": 0, "hostID": 1001, "size": 1},
+                           {"containerID": 1, "hostID": 600_000_000u32, "size": 65_536}])
+    );
+    assert_eq!(v["linux"]["gidMappings"][0]["hostID"], 1002);
+    assert_eq!(v["linux"]["gidMappings"][1]["hostID"], 700_000_000u32);
+    assert!(ns(&v).contains(&"user".to_string()));
+    assert!(ns(&v).contains(&"network".to_string()));
+    let src = mount(&v, "/src").unwrap();
+    assert!(src.get("uidMappings").is_none(), "{src}");
+    // No cgroup was named: no limits that could not be enforced.
+    assert!(v["linux"].get("resources").is_none(), "{v:#}");
+    assert!(v["linux"].get("cgroupsPath").is_none());
+    // Everything else of restricted stays.
+    assert_eq!(v["process"]["noNewPrivileges"], true);
+    assert_eq!(v["root"]["readonly"], true);
+    assert!(v["linux"]["seccomp"].is_object());
+    assert!(landlock(&v).is_some());
+    assert_eq!(
+        v["process"]["capabilities"]["bounding"],
+        serde_json::json!([])
+    );
+    // gid 5 is mapped: devpts keeps it.
+    let pts = mount(&v, "/dev/pts").unwrap()["options"].to_string();
+    assert!(pts.contains("gid=5"), "{pts}");
+}
+
+#[test]
+fn rootless_without_sub_ids_maps_only_container_root() {
+    let mut o = rootless(None);
+    let v = built(&o);
+    assert_eq!(
+        v["linux"]["uidMappings"],
+        serde_json::json!([{"containerID": 0, "hostID": 1001, "size": 1}])
+    );
+    let pts = mount(&v, "/dev/pts").unwrap()["options"].to_string();
+    assert!(!pts.contains("gid="), "{pts}");
+    o.user = Some("1000".into());
+    let e = build(&o).unwrap_err().to_string();
+    assert!(e.contains("--user") && e.contains("(0-0)"), "{e}");
+}
+
+#[test]
+fn rootless_forces_a_user_namespace_and_limits_need_a_cgroup() {
+    let mut o = rootless(None);
+    o.userns = Some(false);
+    o.profile = Profile::Privileged;
+    o.pids_limit = Some(Some(10));
+    o.cgroups_path = Some("/alice/t".into());
+    let v = built(&o);
+    assert!(ns(&v).contains(&"user".to_string()));
+    assert_eq!(v["linux"]["cgroupsPath"], "/alice/t");
+    assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+    // Device cgroup rules need host privileges.
+    assert!(v["linux"]["resources"].get("devices").is_none());
+}

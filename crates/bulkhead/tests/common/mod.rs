@@ -29,6 +29,7 @@
 pub mod console;
 pub mod leaks;
 pub mod rootfs;
+pub mod user;
 
 use std::cell::RefCell;
 use std::fs;

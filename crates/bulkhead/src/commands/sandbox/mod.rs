@@ -8,7 +8,10 @@
 //! (config, empty root, log) is the sandbox directory
 //! `/var/lib/bulkhead/sandboxes/<name>`: not under the 0700 state root,
 //! because the container's root is an unprivileged host id that must reach
-//! its root directory.
+//! its root directory. Run by an unprivileged user (rootless), it is
+//! `$XDG_RUNTIME_DIR/bulkhead-sandboxes/<name>`, next to the state root
+//! `$XDG_RUNTIME_DIR/bulkhead`: both go away together at logout, and
+//! container root is the caller, so 0700 is enough.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::fd::OwnedFd;
@@ -29,8 +32,10 @@ const HOST_DIRS: [&str; 9] = [
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
 ];
 
-/// Where sandbox directories live (root only for now).
+/// Where root's sandbox directories live.
 pub const SANDBOX_BASE: &str = "/var/lib/bulkhead/sandboxes";
+/// Where a rootless caller's live, under `$XDG_RUNTIME_DIR`.
+pub const ROOTLESS_SANDBOX_DIR: &str = "bulkhead-sandboxes";
 /// The detached sandbox's stdout and stderr, in its directory.
 pub const LOG_FILE: &str = "sandbox.log";
 /// The state root the sandbox's container lives in, in its directory: `rm`
@@ -83,6 +88,10 @@ pub struct SandboxArgs {
     /// Maximum number of processes (0 or -1: none).
     #[arg(long, allow_hyphen_values = true)]
     pids_limit: Option<String>,
+    /// The cgroup to run in, as `linux.cgroupsPath` PATH/NAME. Rootless:
+    /// limits are enforced only with a delegated PATH (docs/rootless.md).
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<String>,
     /// Read-only root filesystem (--read-only=false for a writable one).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     read_only: Option<bool>,
@@ -187,8 +196,20 @@ pub fn main(store: &Store, a: &SandboxArgs) -> i32 {
     }
 }
 
-fn sandbox_dir(name: &str) -> PathBuf {
-    Path::new(SANDBOX_BASE).join(name)
+/// The directory holding the sandbox directories of `store`'s user.
+pub fn sandbox_base(store: &Store) -> Result<PathBuf> {
+    if !store.rootless {
+        return Ok(PathBuf::from(SANDBOX_BASE));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => Ok(PathBuf::from(d).join(ROOTLESS_SANDBOX_DIR)),
+        _ => bail!(
+            "XDG_RUNTIME_DIR is not set: a rootless sandbox keeps its directory in \
+             $XDG_RUNTIME_DIR/{ROOTLESS_SANDBOX_DIR}; set it to a directory you own (mode 0700, \
+             e.g. /run/user/{})",
+            rustix::process::getuid().as_raw()
+        ),
+    }
 }
 
 /// Removes a sandbox's directory after releasing whatever its root holds.
@@ -263,6 +284,47 @@ fn own_bounding_set() -> Option<Vec<String>> {
             .map(|(name, _)| name.to_string())
             .collect(),
     )
+}
+
+/// An unprivileged caller: what cannot work is refused naming its flag,
+/// and the user namespace maps the caller (and its sub-ids, if any).
+fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
+    if o.userns == Some(false) {
+        bail!("--userns host: a rootless sandbox always has its own user namespace");
+    }
+    if !matches!(a.network.as_str(), "none" | "host") {
+        bail!(
+            "--network {}: bridge networks need root; a rootless sandbox has --network none \
+             (its own namespace with loopback) or host",
+            a.network
+        );
+    }
+    if a.image.is_some() {
+        bail!(
+            "--image: not supported rootless yet (the image store is root's); \
+             use --rootfs DIR with an unpacked root, or the default host root"
+        );
+    }
+    let limits = [
+        ("--memory", a.memory.is_some()),
+        ("--pids-limit", a.pids_limit.is_some()),
+        ("--cpus", a.cpus.is_some()),
+    ];
+    let asked: Vec<&str> = limits.iter().filter(|l| l.1).map(|l| l.0).collect();
+    if a.cgroup_parent.is_none() && !asked.is_empty() {
+        // As podman: said, not refused.
+        eprintln!(
+            "bulkhead sandbox: warning: {} not enforced: a rootless sandbox has no cgroup \
+             unless given a delegated one with --cgroup-parent (docs/rootless.md)",
+            asked.join(", ")
+        );
+    }
+    o.rootless = Some(spec::Rootless {
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        sub_ids: bulkhead_launch::subid::own_subids(),
+    });
+    Ok(())
 }
 
 /// Flags → [`SandboxOptions`] (root not decided yet).
@@ -355,8 +417,8 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
         return Err(anyhow!("-t cannot be combined with -d: there is no attach yet").into());
     }
     let mut o = options_from(a)?;
-    if !rustix::process::geteuid().is_root() && !a.print_spec {
-        return Err(anyhow!("must be run as root for now (rootless sandboxes are issue 9)").into());
+    if store.rootless {
+        rootless_options(a, &mut o)?;
     }
     let name = a.name.clone().unwrap_or_else(generated_name);
     bulkhead_spec::id::validate(&name).map_err(|e| anyhow!("--name: {e}"))?;
@@ -364,8 +426,15 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
         return Err(anyhow!("--name: a container named {name:?} already exists").into());
     }
     let net = super::network::for_sandbox(store, &a.network, &name, &a.publish)?;
-    let dir = sandbox_dir(&name);
-    o.id_map_base = pick_id_base(store);
+    let base = sandbox_base(store)?;
+    let dir = base.join(&name);
+    o.cgroups_path = a
+        .cgroup_parent
+        .as_ref()
+        .map(|p| format!("{}/{name}", p.trim_end_matches('/')));
+    if o.rootless.is_none() {
+        o.id_map_base = pick_id_base(store);
+    }
     let userns = spec::effective(&o).userns;
 
     if a.print_spec {
@@ -390,13 +459,14 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
 
+    let mode = if store.rootless { 0o700 } else { 0o711 };
     DirBuilder::new()
         .recursive(true)
-        .mode(0o711)
-        .create(SANDBOX_BASE)
-        .with_context(|| format!("create {SANDBOX_BASE}"))?;
+        .mode(mode)
+        .create(&base)
+        .with_context(|| format!("create {}", base.display()))?;
     // create (not create_dir_all): never reuse or follow an existing path.
-    match DirBuilder::new().mode(0o711).create(&dir) {
+    match DirBuilder::new().mode(mode).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(anyhow!(
@@ -430,7 +500,8 @@ fn in_dir(
     userns: bool,
     net: Option<(String, Vec<bulkhead_net::Publish>)>,
 ) -> Result<i32, Failure> {
-    let idmap = userns.then_some(o.id_map_base);
+    // Rootless, container root is the caller, who owns the directory.
+    let idmap = (userns && o.rootless.is_none()).then_some(o.id_map_base);
     if let Some(reference) = &a.image {
         let prepared = image::prepare(reference, dir, idmap, &a.image_opts)?;
         o.root = RootSource::Image(reference.clone());

@@ -2,14 +2,14 @@
 //! has none of them; `ps` keeps runc's meaning).
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bulkhead_lifecycle::{LifecycleError, Record, Status, Store};
 use bulkhead_spec::sandbox::{ANNOTATION, STOP_SIGNAL_ANNOTATION};
 
-use super::{LOG_FILE, SANDBOX_BASE, STATE_ROOT_FILE};
+use super::{LOG_FILE, STATE_ROOT_FILE, sandbox_base};
 
 /// The record of sandbox `name`, and its directory.
 fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
@@ -19,7 +19,7 @@ fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
             "{verb}: container {name:?} is not a sandbox (made by `bulkhead sandbox`); use the runc verbs (kill, delete)"
         );
     }
-    let dir = Path::new(SANDBOX_BASE).join(name);
+    let dir = sandbox_base(store)?.join(name);
     Ok((rec, dir))
 }
 
@@ -103,7 +103,7 @@ pub fn stop(store: &Store, name: &str, secs: u64) -> Result<()> {
 /// `rm [-f] NAME`: deletes the container and its sandbox directory; a
 /// running one only with -f (killed first).
 pub fn rm(store: &Store, name: &str, force: bool) -> Result<()> {
-    let dir = Path::new(SANDBOX_BASE).join(name);
+    let dir = sandbox_base(store)?.join(name);
     let ours = || {
         let recorded = std::fs::read(dir.join(STATE_ROOT_FILE)).ok();
         let root = std::path::absolute(&store.root).ok();

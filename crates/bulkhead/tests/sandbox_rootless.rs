@@ -1,0 +1,466 @@
+//! `bulkhead sandbox` run by an unprivileged user (rootless): the
+//! `restricted` profile from inside (id maps, no capabilities, seccomp,
+//! no_new_privs, Landlock, read-only root, loopback only) and from the host
+//! (the process runs as the user or one of its sub-ids, in no cgroup of its
+//! own); volumes bound without idmap; exit codes; `-d`/`logs`/`stop`/`rm`;
+//! limits through a delegated cgroup; what is refused, and that nothing is
+//! left behind.
+//!
+//! Each test makes its own user ([`TestUser`]: a real `useradd` user with
+//! sub-ids, `/run/user/<uid>`, removed with its processes on drop). Needs
+//! root (to make the user) and the uidmap package; bulkhead-only.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use common::RtOutput;
+use common::user::{TestUser, host_ids};
+use serde_json::Value;
+
+/// A test user, or a printed reason to skip.
+macro_rules! user {
+    () => {{
+        skip_if!(common::is_runc(), "`sandbox` is a bulkhead command");
+        match TestUser::new() {
+            Some(u) => u,
+            None => return,
+        }
+    }};
+}
+
+fn sandbox(u: &TestUser, args: &[&str]) -> RtOutput {
+    let mut a = vec!["sandbox"];
+    a.extend_from_slice(args);
+    u.rt(&a)
+}
+
+/// `sandbox -v PROBE:/probe:ro FLAGS… -- /probe ARGS…` as the user, which
+/// must succeed; the probe's JSON.
+fn probe(u: &TestUser, flags: &[&str], args: &[&str]) -> Value {
+    let vol = format!("{}:/probe:ro", common::probe_bin().display());
+    let mut a = vec!["-v", vol.as_str()];
+    a.extend_from_slice(flags);
+    a.push("--");
+    a.push("/probe");
+    a.extend_from_slice(args);
+    let out = sandbox(u, &a);
+    out.ok();
+    out.json()
+}
+
+fn mask(hex: &Value) -> u64 {
+    u64::from_str_radix(hex.as_str().unwrap().trim(), 16).unwrap()
+}
+
+fn sandboxes_dir(u: &TestUser) -> PathBuf {
+    u.runtime_dir().join("bulkhead-sandboxes")
+}
+
+/// Nothing of the user's sandboxes is left: no state, no sandbox
+/// directory, no process of the user or its sub-ids.
+fn nothing_left(u: &TestUser) {
+    let entries = |d: PathBuf| -> Vec<String> {
+        fs::read_dir(&d)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let state = entries(u.runtime_dir().join("bulkhead"));
+    assert!(state.is_empty(), "state left behind: {state:?}");
+    let dirs = entries(sandboxes_dir(u));
+    assert!(dirs.is_empty(), "sandbox dirs left behind: {dirs:?}");
+    // A zombie is dead: a detached sandbox's init is reaped by whoever
+    // adopts it (this VM's PID 1 does not reap).
+    let pids: Vec<i32> = u.pids().into_iter().filter(|p| !zombie(*p)).collect();
+    assert!(pids.is_empty(), "processes left behind: {pids:?}");
+}
+
+fn zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// The host pid of sandbox `name`'s init, from the user's state root.
+fn init_pid(u: &TestUser, name: &str) -> i32 {
+    let st = u.rt(&["state", name]);
+    st.ok();
+    let v: Value = serde_json::from_str(&st.stdout).unwrap();
+    v["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn rootless_restricted_from_inside() {
+    let u = user!();
+    let r = probe(&u, &[], &["report"]);
+    assert_eq!(r["uid"], 0, "{r}");
+    // Container root is the user; 1.. are its sub-ids, as rootless podman.
+    let map: Vec<u64> = r["uid_map"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(
+        map,
+        [0, u64::from(u.uid), 1, 1, u64::from(u.subuid), 65536],
+        "{r}"
+    );
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(mask(&r["status"][set]), 0, "{set}: {r}");
+    }
+    assert_eq!(r["status"]["NoNewPrivs"], "1", "{r}");
+    assert_eq!(r["status"]["Seccomp"], "2", "{r}");
+    for ns in ["user", "pid", "ipc", "uts", "cgroup", "mnt", "net"] {
+        assert_ne!(
+            r["ns"][ns].as_u64(),
+            common::ns_inode("self", ns),
+            "{ns} namespace is the host's"
+        );
+    }
+    assert_eq!(r["hostname"], "sandbox");
+    // A terminal (devpts with gid 5, a sub-id).
+    sandbox(&u, &["-t", "--", "true"]).ok();
+
+    // Read-only root, writable /tmp; Landlock refuses writes to the
+    // process's own procfs files, which nothing else would.
+    let w = probe(&u, &[], &["write", "/usr/bulkhead-x"]);
+    assert_eq!(w["errno"], libc::EROFS, "{w}");
+    assert_eq!(probe(&u, &[], &["write", "/tmp/x"])["ok"], true);
+    let w = probe(&u, &[], &["write", "/proc/self/comm", "x"]);
+    assert_eq!(w["errno"], libc::EACCES, "Landlock: {w}");
+    let w = probe(
+        &u,
+        &["--security-opt", "landlock=off"],
+        &["write", "/proc/self/comm", "x"],
+    );
+    assert_eq!(w["ok"], true, "without Landlock: {w}");
+
+    // The host's root-owned directories show up as nobody, read-only;
+    // loopback is the only interface.
+    let out = sandbox(
+        &u,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "stat -c %u /usr; tail -n +3 /proc/net/dev | cut -d: -f1",
+        ],
+    );
+    out.ok();
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(words, ["65534", "lo"], "{out}");
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_process_is_the_user_or_its_sub_ids_on_the_host() {
+    let u = user!();
+    let out = sandbox(&u, &["-d", "--name", "root", "--", "sleep", "600"]);
+    out.ok();
+    let out = sandbox(
+        &u,
+        &[
+            "-d",
+            "--name",
+            "u1000",
+            "-u",
+            "1000:1000",
+            "--",
+            "sleep",
+            "600",
+        ],
+    );
+    out.ok();
+    let pid = init_pid(&u, "root");
+    assert_eq!(host_ids(pid, "Uid:"), [u.uid; 4]);
+    assert_eq!(host_ids(pid, "Gid:"), [u.gid; 4]);
+    let pid1000 = init_pid(&u, "u1000");
+    assert_eq!(host_ids(pid1000, "Uid:"), [u.subuid + 999; 4]);
+    assert_eq!(host_ids(pid1000, "Gid:"), [u.subgid + 999; 4]);
+    for p in [pid, pid1000] {
+        let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+        assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+        assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+        assert!(status.contains("Seccomp:\t2"), "{status}");
+    }
+    // No cgroup of its own (none delegated): the user's, and none named
+    // after the sandbox.
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap(),
+        fs::read_to_string("/proc/self/cgroup").unwrap()
+    );
+    assert!(common::cgroup_dirs_named("root").is_empty());
+    // Its directory is the user's, 0700.
+    let meta = fs::metadata(sandboxes_dir(&u).join("root")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (u.uid, 0o700));
+    u.rt(&["rm", "-f", "root"]).ok();
+    u.rt(&["rm", "-f", "u1000"]).ok();
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_without_sub_ids_maps_only_the_user() {
+    let u = user!();
+    let range = |s: u32| format!("{s}-{}", s + 65_535);
+    u.root_cmd(
+        "usermod",
+        &[
+            "--del-subuids",
+            &range(u.subuid),
+            "--del-subgids",
+            &range(u.subgid),
+            &u.name,
+        ],
+    );
+    let out = sandbox(&u, &["--", "cat", "/proc/self/uid_map"]);
+    out.ok();
+    let map: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(map, ["0", &u.uid.to_string(), "1"], "{out}");
+    // Without gid 5, devpts goes without gid=: a terminal still works.
+    let out = sandbox(&u, &["-t", "--", "true"]);
+    out.ok();
+    sandbox(&u, &["-u", "1000", "--", "true"])
+        .fails_with(&["--user", "outside the sandbox's user namespace (0-0)"]);
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_volume_of_the_user_is_container_roots() {
+    let u = user!();
+    let vol = u.home.join("vol");
+    u.run(&["mkdir", vol.to_str().unwrap()]).ok();
+    let spec = format!("{}:/vol", vol.display());
+    let out = sandbox(
+        &u,
+        &[
+            "-v",
+            &spec,
+            "--",
+            "sh",
+            "-c",
+            "stat -c %u:%g /vol && echo hi > /vol/f && stat -c %u /vol/f",
+        ],
+    );
+    out.ok();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0:0", "0"],
+        "{out}"
+    );
+    // Written as the user on the host: not idmapped.
+    let meta = fs::metadata(vol.join("f")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (u.uid, u.gid));
+    // A read-only volume stays read-only.
+    let spec = format!("{}:/vol:ro", vol.display());
+    sandbox(&u, &["-v", &spec, "--", "touch", "/vol/g"]).fails();
+    assert!(!vol.join("g").exists());
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_exit_codes_and_detached_verbs() {
+    let u = user!();
+    assert_eq!(sandbox(&u, &["--", "sh", "-c", "exit 7"]).code(), Some(7));
+    assert_eq!(sandbox(&u, &["--", "no-such-program"]).code(), Some(127));
+    let out = sandbox(
+        &u,
+        &[
+            "-d",
+            "--name",
+            "bg",
+            "--",
+            "sh",
+            "-c",
+            "echo hello-from-bg; exec sleep 600",
+        ],
+    );
+    out.ok();
+    assert_eq!(out.stdout.trim(), "bg");
+    assert!(sandboxes_dir(&u).join("bg").is_dir());
+    let st = u.rt(&["state", "bg"]);
+    st.ok();
+    assert!(st.stdout.contains("running"), "{st}");
+    let logs = common::wait_for("the log", std::time::Duration::from_secs(10), || {
+        let l = u.rt(&["logs", "bg"]);
+        l.stdout.contains("hello-from-bg").then_some(l)
+    });
+    logs.ok();
+    // exec joins it, with its confinement.
+    let ex = u.rt(&[
+        "exec",
+        "bg",
+        "sh",
+        "-c",
+        "id -u; grep Seccomp: /proc/self/status",
+    ]);
+    ex.ok();
+    assert_eq!(
+        ex.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "Seccomp:", "2"],
+        "{ex}"
+    );
+    // rm of a running sandbox needs -f; stop then rm.
+    u.rt(&["rm", "bg"]).fails_with(&["running"]);
+    u.rt(&["stop", "-t", "1", "bg"]).ok();
+    u.rt(&["rm", "bg"]).ok();
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_limits_warn_without_a_delegated_cgroup_and_apply_with_one() {
+    let mut u = user!();
+    let out = sandbox(&u, &["--memory", "64m", "--pids-limit", "10", "--", "true"]);
+    out.ok();
+    assert_eq!(
+        out.stderr.matches("not enforced").count(),
+        1,
+        "one warning: {out}"
+    );
+    assert!(out.stderr.contains("--memory, --pids-limit"), "{out}");
+    // Without limits asked for, nothing is said.
+    let out = sandbox(&u, &["--", "true"]);
+    out.ok();
+    assert!(out.stderr.is_empty(), "{out}");
+
+    let Some(deleg) = u.delegate_cgroups() else {
+        return;
+    };
+    let parent = format!("/{deleg}");
+    let out = sandbox(
+        &u,
+        &[
+            "-d",
+            "--name",
+            "lim",
+            "--cgroup-parent",
+            &parent,
+            "--pids-limit",
+            "5",
+            "--",
+            "sleep",
+            "600",
+        ],
+    );
+    out.ok();
+    assert!(!out.stderr.contains("not enforced"), "{out}");
+    let dir = PathBuf::from("/sys/fs/cgroup/pids")
+        .join(&deleg)
+        .join("lim");
+    assert_eq!(
+        fs::read_to_string(dir.join("pids.max")).unwrap().trim(),
+        "5"
+    );
+    let pid = init_pid(&u, "lim");
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // restricted's memory default applies too.
+    let mem = PathBuf::from("/sys/fs/cgroup/memory")
+        .join(&deleg)
+        .join("lim");
+    assert_eq!(
+        fs::read_to_string(mem.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        (1u64 << 30).to_string()
+    );
+    u.rt(&["rm", "-f", "lim"]).ok();
+    assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_baseline_and_privileged_and_refusals() {
+    let u = user!();
+    // baseline: Docker's capabilities, inside the user namespace.
+    let r = probe(&u, &["--profile", "baseline"], &["report"]);
+    assert_eq!(mask(&r["status"]["CapEff"]), 0xa80425fb, "{r}");
+    assert_eq!(r["status"]["Seccomp"], "2", "{r}");
+    assert_ne!(r["ns"]["user"].as_u64(), common::ns_inode("self", "user"));
+    // privileged: no seccomp, every capability, still in a user namespace.
+    let r = probe(&u, &["--privileged"], &["report"]);
+    assert_eq!(r["status"]["Seccomp"], "0", "{r}");
+    assert_ne!(mask(&r["status"]["CapEff"]), 0, "{r}");
+    assert!(r["uid_map"].as_str().unwrap().contains(&u.uid.to_string()));
+
+    for (args, needles) in [
+        (
+            &["--userns", "host", "--", "true"][..],
+            &["--userns host", "own user namespace"][..],
+        ),
+        (
+            &["--network", "bridge0", "--", "true"],
+            &["--network bridge0", "need root"],
+        ),
+        (
+            &["--image", "oci:/nonexistent", "--", "true"],
+            &["--image", "not supported rootless"],
+        ),
+    ] {
+        let out = sandbox(&u, args);
+        out.fails_with(needles);
+        assert_eq!(out.code(), Some(125), "{out}");
+    }
+    // No XDG_RUNTIME_DIR: named, with the fix.
+    let rt = common::runtime();
+    let out = u.run(&[
+        "env",
+        "-u",
+        "XDG_RUNTIME_DIR",
+        rt.to_str().unwrap(),
+        "sandbox",
+        "--",
+        "true",
+    ]);
+    out.fails_with(&["XDG_RUNTIME_DIR"]);
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_rootfs_owned_by_the_user_is_container_roots() {
+    let u = user!();
+    let bundle = u.bundle("b", |_| {});
+    let root = bundle.join("rootfs");
+    u.run(&["mkdir", root.join("run").to_str().unwrap()]).ok();
+    let out = sandbox(
+        &u,
+        &[
+            "--rootfs",
+            root.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "stat -c %u /bin/busybox; touch /bin/x || echo read-only",
+        ],
+    );
+    out.ok();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "read-only"],
+        "{out}"
+    );
+    // --read-only=false: container root writes the user's files.
+    let out = sandbox(
+        &u,
+        &[
+            "--rootfs",
+            root.to_str().unwrap(),
+            "--read-only=false",
+            "--",
+            "touch",
+            "/x",
+        ],
+    );
+    out.ok();
+    assert_eq!(fs::metadata(root.join("x")).unwrap().uid(), u.uid);
+    nothing_left(&u);
+}
