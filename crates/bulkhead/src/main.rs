@@ -162,6 +162,9 @@ enum Cmd {
         time: u64,
         name: String,
     },
+    /// How isolated a container is: findings and a Pod Security Standards
+    /// verdict, from the kernel's view and/or a config. See docs/audit.md.
+    Audit(commands::audit::AuditArgs),
     /// Bridge networks for sandboxes (create, ls, inspect, rm). See docs/network.md.
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),

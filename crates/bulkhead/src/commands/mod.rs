@@ -9,6 +9,7 @@ use bulkhead_lifecycle::{CreateOptions, Store};
 
 use crate::{Cmd, CreateArgs};
 
+pub mod audit;
 pub mod events;
 pub mod exec;
 pub mod network;
@@ -45,7 +46,7 @@ fn create_opts(ctx: &Ctx, a: &CreateArgs) -> CreateOptions {
 }
 
 pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
-    // These two need no state root.
+    // These need no state root (audit only for a container id).
     match cmd {
         Cmd::Spec { bundle, rootless } => {
             spec(&bundle, rootless)?;
@@ -55,6 +56,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             features()?;
             return Ok(0);
         }
+        Cmd::Audit(args) => return audit::run(ctx, &args),
         _ => {}
     }
     let store = ctx.store()?;
@@ -90,7 +92,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         } => ps(&store, &id, &format, &ps_args)?,
         Cmd::Pause { id } => store.pause(&id)?,
         Cmd::Resume { id } => store.resume(&id)?,
-        Cmd::Spec { .. } | Cmd::Features => unreachable!("handled above"),
+        Cmd::Spec { .. } | Cmd::Features | Cmd::Audit(_) => unreachable!("handled above"),
         Cmd::Sandbox(args) => return Ok(sandbox::main(&store, &args)),
         Cmd::Logs { follow, name } => sandbox::verbs::logs(&store, &name, follow)?,
         Cmd::Stop { time, name } => sandbox::verbs::stop(&store, &name, time)?,
