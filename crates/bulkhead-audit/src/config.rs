@@ -181,6 +181,7 @@ pub fn from_plan(plan: &Plan) -> Observed {
         gid_map: ranges(&plan.gid_mappings),
         uid: proc.map(|p| p.uid),
         caps,
+        host_caps: Vec::new(),
         no_new_privs: Some(proc.is_some_and(|p| p.no_new_privileges)),
         seccomp,
         lsm_label,

@@ -154,6 +154,10 @@ pub struct Observed {
     /// The process's uid inside the container (real uid).
     pub uid: Option<u32>,
     pub caps: Option<Caps>,
+    /// The auditing host's own bounding set: "every capability" means every
+    /// one of these (root may lack some, e.g. CAP_SYS_RESOURCE in a VM).
+    /// Empty: every capability up to CAP_AUDIT_READ.
+    pub host_caps: Vec<String>,
     pub no_new_privs: Option<bool>,
     pub seccomp: Seccomp,
     /// AppArmor profile or SELinux label; None: none set / no LSM.

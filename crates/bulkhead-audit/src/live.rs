@@ -165,6 +165,7 @@ pub fn observe(pid: i32) -> Result<Observed, AuditError> {
         gid_map,
         uid,
         caps: st.caps,
+        host_caps: host_caps(),
         no_new_privs: st.nnp,
         seccomp: Seccomp {
             mode: st.seccomp,
@@ -236,6 +237,19 @@ pub fn parse_status(s: &str) -> Status {
         out.caps = Some(caps);
     }
     out
+}
+
+/// Our own bounding set: the capabilities a runtime on this host can grant.
+pub fn host_caps() -> Vec<String> {
+    ProcfsHandle::new()
+        .ok()
+        .and_then(|h| {
+            let p = Proc { h, pid: 0 };
+            p.read(0, "status").ok()
+        })
+        .and_then(|s| parse_status(&s).caps)
+        .map(|c| c.bounding)
+        .unwrap_or_default()
 }
 
 pub fn parse_idmap(s: &str) -> Vec<IdRange> {

@@ -319,10 +319,14 @@ fn capabilities(c: &mut Ctx<'_>) {
     use Severity::*;
     let Some(caps) = &c.o.caps else { return };
     let held = caps.held();
-    let all = bulkhead_spec::caps::ALL
-        .iter()
-        .filter(|(_, n)| *n <= 37) // what every supported kernel has
-        .all(|(name, _)| held.contains(name));
+    let all = if c.o.host_caps.is_empty() {
+        bulkhead_spec::caps::ALL
+            .iter()
+            .filter(|(_, n)| *n <= 37) // what every supported kernel has
+            .all(|(name, _)| held.contains(name))
+    } else {
+        c.o.host_caps.iter().all(|n| held.contains(&n.as_str()))
+    };
     let userns = *c.o.ns("user") == NsState::Private;
     let scope = if userns {
         " (over what the container's user namespace owns)"

@@ -52,11 +52,12 @@ pub fn run(ctx: &Ctx, a: &AuditArgs) -> Result<i32> {
             bail!("container {id:?} is not running: nothing live to audit (try --bundle)");
         }
         let mut now = live::observe(rec.pid).with_context(|| format!("audit container {id:?}"))?;
-        let conf = config::observe(&rec.spec, &rec.bundle)
+        let mut conf = config::observe(&rec.spec, &rec.bundle)
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("audit the recorded config of {id:?}"))?;
         // /proc does not show Landlock; the config we started it with does.
         now.landlock = conf.landlock.clone();
+        conf.host_caps = live::host_caps();
         observed.push(now);
         observed.push(conf);
         Report::build(format!("container {id} (pid {})", rec.pid), observed)
@@ -70,7 +71,11 @@ pub fn run(ctx: &Ctx, a: &AuditArgs) -> Result<i32> {
         };
         Report::build(
             format!("config {}", path.display()),
-            vec![config::observe_file(&path)?],
+            vec![bulkhead_audit::Observed {
+                // "Every capability" is every one this host's runtime can grant.
+                host_caps: live::host_caps(),
+                ..config::observe_file(&path)?
+            }],
         )
     };
     match a.format {
