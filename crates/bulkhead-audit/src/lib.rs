@@ -196,3 +196,6 @@ impl Observed {
 }
 
 pub use rules::{Finding, Pss, Report, Severity};
+
+#[cfg(test)]
+mod tests;
