@@ -333,6 +333,7 @@ fn host_path(m: &MountInfo, host: &[MountInfo]) -> Option<String> {
             } else {
                 m.root.strip_prefix(&h.root).filter(|r| r.starts_with('/'))
             }?;
+            let rest = if rest == "/" { "" } else { rest };
             Some((
                 h.root.len(),
                 format!("{}{}", h.mount_point.trim_end_matches('/'), rest),

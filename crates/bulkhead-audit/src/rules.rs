@@ -102,7 +102,13 @@ impl Report {
         let mut out: Vec<Finding> = Vec::new();
         for o in &observed {
             let seen: Vec<String> = out.iter().map(|f| f.id.clone()).collect();
-            out.extend(findings(o).into_iter().filter(|f| !seen.contains(&f.id)));
+            for f in findings(o) {
+                // A mount seen twice (stacked) is one finding.
+                if !seen.contains(&f.id) && !out.iter().any(|g| g.id == f.id && g.title == f.title)
+                {
+                    out.push(f);
+                }
+            }
         }
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(&b.id)));
         Report {
@@ -349,7 +355,14 @@ fn capabilities(c: &mut Ctx<'_>) {
         .filter(|n| !BASELINE_CAPS.contains(n) && *n != "CAP_SYS_ADMIN")
         .collect();
     if !all && !beyond.is_empty() {
-        c.add("caps-beyond-baseline", High, Some(Pss::Baseline),
+        // NET_RAW alone (Docker's default set) is not in the class of
+        // module loading, raw I/O or tracing.
+        let sev = if beyond.iter().any(|n| *n != "CAP_NET_RAW") {
+            High
+        } else {
+            Medium
+        };
+        c.add("caps-beyond-baseline", sev, Some(Pss::Baseline),
             format!("holds capabilities beyond the baseline set: {}", beyond.join(", ")),
             "each of these reaches host resources (raw sockets, tracing, kernel memory, time, modules...) that a confined workload does not need",
             "sandbox: --cap-drop them; OCI: remove them from process.capabilities");
@@ -430,7 +443,10 @@ fn mounts(c: &mut Ctx<'_>) {
     use Severity::*;
     let o = c.o;
     let host_root = o.host_uid(o.uid.unwrap_or(0)) == Some(0);
-    for m in &o.mounts {
+    // In the host's mount namespace every mount is the host's own:
+    // host-mnt-ns says it all.
+    let host_mounts = *o.ns("mnt") == NsState::Host;
+    for m in o.mounts.iter().filter(|_| !host_mounts) {
         let Some(hp) = &m.host_path else { continue };
         let dest = &m.destination;
         let name_hit =

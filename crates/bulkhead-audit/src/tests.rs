@@ -163,7 +163,20 @@ fn capabilities_rules() {
         .find(|f| f.id == "caps-beyond-restricted")
         .expect("beyond restricted");
     assert!(r.title.contains("CAP_CHOWN"));
+    assert_eq!(b.severity, Severity::Medium, "NET_RAW alone");
     assert_eq!(verdict(&f), Pss::Privileged);
+    o.caps = Some(Caps {
+        effective: vec!["CAP_NET_RAW".into(), "CAP_SYS_PTRACE".into()],
+        ..Caps::default()
+    });
+    let f = findings(&o);
+    assert_eq!(
+        f.iter()
+            .find(|f| f.id == "caps-beyond-baseline")
+            .unwrap()
+            .severity,
+        Severity::High
+    );
 
     // Only NET_BIND_SERVICE: still restricted.
     o.caps = Some(Caps {
@@ -265,6 +278,18 @@ fn mount_rules() {
         [("host-path-writable".into(), Medium)]
     );
     assert_eq!(sev(bind("/data", "/srv/data", false), false), []);
+    // In the host's mount namespace, mounts are the host's own.
+    let mut o = tight();
+    o.namespaces.insert("mnt".into(), NsState::Host);
+    o.mounts.push(bind("/", "/", true));
+    o.mounts
+        .push(bind("/run/docker.sock", "/run/docker.sock", true));
+    assert_eq!(ids(&o), ["host-mnt-ns"]);
+    // The same mount stacked twice is reported once.
+    let mut o = tight();
+    o.mounts.push(bind("/e", "/etc", true));
+    o.mounts.push(bind("/e", "/etc", true));
+    assert_eq!(Report::build("t".into(), vec![o]).findings.len(), 1);
 
     let mut o = tight();
     o.mounts.retain(|m| m.destination != "/proc/sys");
@@ -377,7 +402,8 @@ fn mountinfo_host_paths_and_masks() {
     let host = parse_mountinfo(
         "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
          30 27 0:25 / /run rw,nosuid - tmpfs tmpfs rw\n\
-         31 27 0:6 / /dev rw - devtmpfs devtmpfs rw\n",
+         31 27 0:6 / /dev rw - devtmpfs devtmpfs rw\n\
+         32 27 0:30 / /srv/v rw - ext4 /dev/vdb rw\n",
     );
     let own = parse_mountinfo(
         "68 45 254:0 /var/lib/x/rootfs / ro,relatime - ext4 /dev/vda rw\n\
@@ -387,7 +413,8 @@ fn mountinfo_host_paths_and_masks() {
          72 69 0:6 /null /proc/keys rw - devtmpfs devtmpfs rw\n\
          73 69 0:48 / /proc/acpi ro - tmpfs none rw\n\
          74 68 0:6 /null /dev/null rw - devtmpfs devtmpfs rw\n\
-         75 68 0:99 / /tmp rw - tmpfs tmpfs rw\n",
+         75 68 0:99 / /tmp rw - tmpfs tmpfs rw\n\
+         76 68 0:30 / /v rw - ext4 /dev/vdb rw\n",
     );
     let (m, masked) = mounts(&own, &host);
     assert_eq!(masked, ["/proc/keys", "/proc/acpi"]);
@@ -407,6 +434,8 @@ fn mountinfo_host_paths_and_masks() {
             ("/dev/null", None, true),
             // A tmpfs of its own is not the host's.
             ("/tmp", None, true),
+            // A whole host filesystem: its mount point, no trailing slash.
+            ("/v", Some("/srv/v"), true),
         ]
     );
 }
