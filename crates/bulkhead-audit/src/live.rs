@@ -59,7 +59,15 @@ const ENGINE_FILES: &[&str] = &[
     "/etc/hostname",
     "/run/.containerenv",
     "/.dockerenv",
+    "/dev/shm",
 ];
+
+/// An engine's per-container file (podman's userdata/hosts at /etc/hosts):
+/// same name, and not the host's own /etc file.
+fn engine_file(dest: &str, host: &str) -> bool {
+    let base = |p: &str| p.rsplit('/').next().unwrap_or("").to_string();
+    ENGINE_FILES.contains(&dest) && base(dest) == base(host) && !host.starts_with("/etc/")
+}
 
 fn base(pid: i32) -> ProcfsBase {
     if pid == 0 {
@@ -366,8 +374,7 @@ pub fn mounts(own: &[MountInfo], host: &[MountInfo]) -> (Vec<MountObs>, Vec<Stri
         let hp = hp.filter(|p| {
             !SAFE_DEVICES.contains(&p.as_str())
                 && !p.starts_with("/dev/pts/")
-                && !(ENGINE_FILES.contains(&m.mount_point.as_str())
-                    && (p.starts_with("/run/") || p.starts_with("/var/")))
+                && !engine_file(&m.mount_point, p)
         });
         out.push(MountObs {
             destination: m.mount_point.clone(),

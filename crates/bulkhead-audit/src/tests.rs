@@ -414,7 +414,9 @@ fn mountinfo_host_paths_and_masks() {
          73 69 0:48 / /proc/acpi ro - tmpfs none rw\n\
          74 68 0:6 /null /dev/null rw - devtmpfs devtmpfs rw\n\
          75 68 0:99 / /tmp rw - tmpfs tmpfs rw\n\
-         76 68 0:30 / /v rw - ext4 /dev/vdb rw\n",
+         76 68 0:30 / /v rw - ext4 /dev/vdb rw\n\
+         77 68 0:30 /ctr/userdata/hosts /etc/hosts rw - ext4 /dev/vdb rw\n\
+         78 68 254:0 /etc/hosts /etc/hosts rw - ext4 /dev/vda rw\n",
     );
     let (m, masked) = mounts(&own, &host);
     assert_eq!(masked, ["/proc/keys", "/proc/acpi"]);
@@ -436,6 +438,9 @@ fn mountinfo_host_paths_and_masks() {
             ("/tmp", None, true),
             // A whole host filesystem: its mount point, no trailing slash.
             ("/v", Some("/srv/v"), true),
+            // An engine's generated file is not a finding; the host's own is.
+            ("/etc/hosts", None, true),
+            ("/etc/hosts", Some("/etc/hosts"), true),
         ]
     );
 }

@@ -236,6 +236,12 @@ fn weak_container_is_reported_from_its_config_and_live() {
         Some(3)
     );
     b.kill("KILL").ok();
+    common::wait_for("the container to stop", common::cmd_timeout(), || {
+        (b.status() == "stopped").then_some(())
+    });
+    let out = b.rt(&["audit", &b.id]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    out.fails_with(&[&b.id, "not running"]);
 }
 
 /// A private state root, and detached sandboxes removed at the end (also
@@ -479,6 +485,12 @@ fn podman_container_by_pid_matches_the_probe() {
     assert!(
         !got.iter()
             .any(|(i, _, _)| i == "caps-all" || i == "host-net-ns"),
+        "{got:?}"
+    );
+    // podman's generated /etc/hosts, /etc/hostname, .containerenv and
+    // /dev/shm are not host paths.
+    assert!(
+        !got.iter().any(|(i, _, _)| i == "host-path-writable"),
         "{got:?}"
     );
 }
