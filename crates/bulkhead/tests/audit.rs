@@ -2,7 +2,8 @@
 //! config and, from the kernel's view, while it runs; the restricted
 //! sandbox is audited clean; a podman container audited by pid matches
 //! what the probe sees inside; --fail-on exit codes; bad input.
-//! bulkhead-only: runc has no `audit`.
+//! Under runc (BULKHEAD_TEST_RUNTIME) only the podman test runs: podman
+//! starts the container with runc, bulkhead audits it by pid.
 
 #[macro_use]
 mod common;
@@ -443,7 +444,11 @@ fn podman_container_by_pid_matches_the_probe() {
     inside.ok();
     let inside = inside.json();
 
-    let out = rt(p.dir.path(), &["audit", "--pid", &pid, "--format", "json"]);
+    // bulkhead audits whatever runtime podman ran (runc too, with
+    // BULKHEAD_TEST_RUNTIME=/usr/bin/runc).
+    let mut audit = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    audit.args(["audit", "--pid", &pid, "--format", "json"]);
+    let out = run_cmd(audit, p.io.path(), common::cmd_timeout());
     out.ok();
     let r = json_of(&out);
     let live = &r["observed"][0];
