@@ -499,3 +499,94 @@ fn podman_container_by_pid_matches_the_probe() {
         "{got:?}"
     );
 }
+
+#[test]
+fn learned_profile_runs_the_workload_and_blocks_the_rest() {
+    require_root!();
+    skip_if!(is_runc(), "runc has no sandbox");
+    let s = Sandboxes {
+        root: common::open_tempdir(),
+        names: Vec::new(),
+    };
+    let dir = common::open_tempdir();
+    let profile = dir.path().join("learned.json");
+    let p = profile.to_str().unwrap();
+    let out = s.rt(&["sandbox", "--learn", p, "--", "sh", "-c", "echo hi"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "hi", "{out}");
+    let learned: Value = serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(learned["x-bulkhead-learned"]["complete"], true, "{learned}");
+    let seen = learned["x-bulkhead-learned"]["syscalls"].to_string();
+    assert!(seen.contains("\"execve\""), "{seen}");
+    assert_eq!(learned["defaultAction"], "SCMP_ACT_ERRNO", "{learned}");
+    assert!(learned.get("listenerPath").is_none(), "{learned}");
+
+    // The workload runs under it...
+    let sec = format!("seccomp={p}");
+    let out = s.rt(&[
+        "sandbox",
+        "--security-opt",
+        &sec,
+        "--",
+        "sh",
+        "-c",
+        "echo hi",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "hi", "{out}");
+    // ...and what it never did (fork) is refused.
+    let out = s.rt(&[
+        "sandbox",
+        "--security-opt",
+        &sec,
+        "--",
+        "sh",
+        "-c",
+        "echo hi; /bin/true",
+    ]);
+    assert!(!out.success(), "fork was never learned: {out}");
+    assert!(out.stderr.contains("fork"), "{out}");
+    let out = s.rt(&["sandbox", "--", "sh", "-c", "echo hi; /bin/true"]);
+    out.ok();
+
+    // A failing workload still yields what was recorded, flagged partial.
+    let partial = dir.path().join("partial.json");
+    let out = s.rt(&[
+        "sandbox",
+        "--learn",
+        partial.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.code(), Some(3), "{out}");
+    assert!(out.stderr.contains("PARTIAL"), "{out}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&partial).unwrap()).unwrap();
+    assert_eq!(v["x-bulkhead-learned"]["complete"], false, "{v}");
+    assert_eq!(v["x-bulkhead-learned"]["exitCode"], 3, "{v}");
+
+    // Bad input.
+    let out = s.rt(&[
+        "sandbox",
+        "--learn",
+        p,
+        "--security-opt",
+        "seccomp=unconfined",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(125), "{out}");
+    out.fails_with(&["--learn", "no seccomp profile"]);
+    let out = s.rt(&[
+        "sandbox",
+        "--learn",
+        "/nonexistent-dir/x.json",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(125), "{out}");
+    out.fails_with(&["--learn", "/nonexistent-dir"]);
+    s.rt(&["sandbox", "-d", "--learn", p, "--", "true"])
+        .fails_with(&["--learn"]);
+}

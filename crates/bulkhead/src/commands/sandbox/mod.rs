@@ -25,6 +25,7 @@ use bulkhead_spec::sandbox::{
 };
 
 pub mod image;
+pub mod learn;
 pub mod verbs;
 
 /// Host directories that make up the embedded default root.
@@ -132,6 +133,11 @@ pub struct SandboxArgs {
     /// Run in the background; see `bulkhead logs/stop/rm`.
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Record the syscalls the command makes and write the smallest
+    /// seccomp profile that runs it to FILE (use it with
+    /// --security-opt seccomp=FILE). See docs/audit.md.
+    #[arg(long, value_name = "FILE", conflicts_with = "detach")]
+    learn: Option<PathBuf>,
     /// The sandbox's name (its container id).
     #[arg(long)]
     name: Option<String>,
@@ -540,11 +546,21 @@ fn in_dir(
         None => None,
     };
     let hostname = o.hostname.clone().unwrap_or_else(|| "sandbox".into());
-    let before_start = |pid: i32| match &net {
-        Some(n) => n.attach(store, name, &hostname, pid),
-        None => Ok(()),
+
+    let mut cfg = spec::build(&o)?;
+    let learner = match &a.learn {
+        Some(out) => Some((learn::prepare(&mut cfg, dir)?, learn::output_path(out)?)),
+        None => None,
     };
-    let cfg = spec::build(&o)?;
+    let before_start = |pid: i32| {
+        if let Some((l, _)) = &learner {
+            l.start();
+        }
+        match &net {
+            Some(n) => n.attach(store, name, &hostname, pid),
+            None => Ok(()),
+        }
+    };
     // After the root: an image root wants an empty directory.
     let state_root = std::path::absolute(&store.root).context("--root")?;
     std::fs::write(
@@ -576,14 +592,11 @@ fn in_dir(
     } else {
         Some(Redirect::stdin_null()?)
     };
-    Ok(super::run_with(
-        store,
-        name,
-        &opts,
-        false,
-        false,
-        &before_start,
-    )?)
+    let code = super::run_with(store, name, &opts, false, false, &before_start)?;
+    if let Some((learner, out)) = learner {
+        learner.finish(code, &out)?;
+    }
+    Ok(code)
 }
 
 /// The host directories bound into the default root (merged-/usr
