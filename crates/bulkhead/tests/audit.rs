@@ -581,6 +581,32 @@ fn learned_profile_runs_the_workload_and_blocks_the_rest() {
     let out = s.rt(&[
         "sandbox",
         "--learn",
+        p,
+        "--profile",
+        "baseline",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(125), "{out}");
+    out.fails_with(&["--learn", "no-new-privileges"]);
+    // With it, the baseline profile learns too.
+    let out = s.rt(&[
+        "sandbox",
+        "--learn",
+        p,
+        "--profile",
+        "baseline",
+        "--security-opt",
+        "no-new-privileges",
+        "--",
+        "sh",
+        "-c",
+        "echo hi",
+    ]);
+    out.ok();
+    let out = s.rt(&[
+        "sandbox",
+        "--learn",
         "/nonexistent-dir/x.json",
         "--",
         "true",

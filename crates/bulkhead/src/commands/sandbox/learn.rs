@@ -62,6 +62,14 @@ pub fn prepare(cfg: &mut Value, dir: &Path) -> Result<Learner> {
             "--learn: no seccomp profile to learn within (seccomp=unconfined or --profile privileged)"
         ));
     }
+    // Without no_new_privs the runtime loads the filter before it drops
+    // privileges, and those steps would wait on a recorder that does not
+    // have the listener yet.
+    if cfg["process"]["noNewPrivileges"] != true {
+        return Err(anyhow!(
+            "--learn: needs no-new-privileges (as in the restricted profile): without it the filter is loaded before the runtime's last setup steps"
+        ));
+    }
     let sock = dir.join("learn.sock");
     cfg["linux"]["seccomp"] = learning_profile(&base, &sock);
     let listener =
