@@ -765,6 +765,31 @@ fn print_spec_creates_nothing() {
 }
 
 #[test]
+fn default_root_shows_only_what_programs_need_of_the_host_etc() {
+    sandbox_test!();
+    let env = Env::new();
+    let out = env.sandbox(&[
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/passwd; echo ---; cat /etc/hosts; echo ---; \
+         for f in machine-id subuid hostname fstab ssh shadow; do \
+         [ -e /etc/$f ] && echo visible:$f; done; \
+         [ -s /etc/ld.so.cache ] && echo loader; true",
+    ]);
+    out.ok();
+    let mut parts = out.stdout.split("---\n");
+    let passwd = parts.next().unwrap();
+    let names: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(names, ["root", "nobody"], "{out}");
+    let hosts = parts.next().unwrap();
+    assert!(hosts.lines().all(|l| l.contains("localhost")), "{out}");
+    let rest = parts.next().unwrap();
+    assert!(!rest.contains("visible:"), "host /etc leaks: {out}");
+    assert!(rest.contains("loader"), "{out}");
+}
+
+#[test]
 fn rootfs_dir() {
     sandbox_test!();
     // A root directory of its own: the host's binaries bound into a copy

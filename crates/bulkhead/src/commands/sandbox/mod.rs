@@ -29,9 +29,51 @@ pub mod learn;
 pub mod verbs;
 
 /// Host directories that make up the embedded default root.
-const HOST_DIRS: [&str; 9] = [
-    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
+const HOST_DIRS: [&str; 8] = [
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt",
 ];
+
+/// What of the host's /etc the default root shows: what programs need to
+/// run (loader cache, alternatives, certificates, time zone, name-service
+/// and terminal configuration), not the host's accounts, names, sub-id
+/// ranges, machine id or daemon configuration. passwd, group and hosts
+/// are the sandbox's own.
+const ETC_SHARED: [&str; 27] = [
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "environment",
+    "gai.conf",
+    "host.conf",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "magic",
+    "magic.mime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "profile",
+    "profile.d",
+    "protocols",
+    "python3",
+    "services",
+    "shells",
+    "ssl",
+    "terminfo",
+    "timezone",
+];
+
+/// The default root's accounts: root, nobody, and the tty group devpts
+/// uses.
+const SANDBOX_PASSWD: &str = "root:x:0:0:root:/tmp:/bin/sh\n\
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const SANDBOX_GROUP: &str = "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n";
+const SANDBOX_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 /// Where root's sandbox directories live.
 pub const SANDBOX_BASE: &str = "/var/lib/bulkhead/sandboxes";
@@ -455,7 +497,8 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
             _ => dir.join("rootfs"),
         };
         if o.root == RootSource::HostDirs {
-            o.root_binds = host_binds();
+            o.root_binds = host_binds(&a.network);
+            host_etc(&mut o, &dir, &a.network, false)?;
         }
         let cfg = spec::build(&o)?;
         println!(
@@ -523,19 +566,21 @@ fn in_dir(
     } else {
         o.root = RootSource::HostDirs;
         o.rootfs = host_root(dir, idmap)?;
-        o.root_binds = host_binds();
+        o.root_binds = host_binds(&a.network);
+        host_etc(&mut o, dir, &a.network, true)?;
     }
     let wants_names = |s: &Option<String>| {
         s.as_deref()
             .is_some_and(|u| u.split(':').any(|p| p.parse::<u32>().is_err()))
     };
     if wants_names(&o.user) || wants_names(&o.image.as_ref().and_then(|i| i.user.clone())) {
-        let root = match o.root {
-            RootSource::HostDirs => PathBuf::from("/"),
-            _ => o.rootfs.clone(),
-        };
-        o.passwd = read_in_root(&root, "etc/passwd");
-        o.group = read_in_root(&root, "etc/group");
+        if o.root == RootSource::HostDirs {
+            o.passwd = Some(SANDBOX_PASSWD.to_string());
+            o.group = Some(SANDBOX_GROUP.to_string());
+        } else {
+            o.passwd = read_in_root(&o.rootfs, "etc/passwd");
+            o.group = read_in_root(&o.rootfs, "etc/group");
+        }
     }
     let net = match net {
         Some((network, publish)) => {
@@ -601,12 +646,52 @@ fn in_dir(
 
 /// The host directories bound into the default root (merged-/usr
 /// symlinks such as `bin -> usr/bin` are recreated instead).
-fn host_binds() -> Vec<PathBuf> {
-    HOST_DIRS
+fn host_binds(network: &str) -> Vec<PathBuf> {
+    let mut binds: Vec<PathBuf> = HOST_DIRS
         .iter()
         .map(|d| Path::new("/").join(d))
         .filter(|h| std::fs::symlink_metadata(h).is_ok_and(|m| m.is_dir()))
-        .collect()
+        .collect();
+    let host_net: &[&str] = if network == "host" {
+        &["hosts", "resolv.conf"]
+    } else {
+        &[]
+    };
+    binds.extend(
+        ETC_SHARED
+            .iter()
+            .chain(host_net)
+            .map(|e| Path::new("/etc").join(e))
+            // Followed: a symlink (os-release) is bound as what it names.
+            .filter(|p| p.exists()),
+    );
+    binds
+}
+
+/// The default root's own /etc/passwd, /etc/group and (unless a network
+/// brings its own or the host's is shared) /etc/hosts, written into the
+/// sandbox directory and bound read-only.
+fn host_etc(o: &mut SandboxOptions, dir: &Path, network: &str, write: bool) -> Result<()> {
+    let etc = dir.join("etc");
+    let mut files = vec![("passwd", SANDBOX_PASSWD), ("group", SANDBOX_GROUP)];
+    if network == "none" {
+        files.push(("hosts", SANDBOX_HOSTS));
+    }
+    if write {
+        std::fs::create_dir(&etc).with_context(|| format!("create {}", etc.display()))?;
+    }
+    for (name, text) in files {
+        let source = etc.join(name);
+        if write {
+            std::fs::write(&source, text).with_context(|| format!("write {}", source.display()))?;
+        }
+        o.volumes.push(spec::Volume {
+            source,
+            destination: Path::new("/etc").join(name),
+            readonly: true,
+        });
+    }
+    Ok(())
 }
 
 /// The empty root of the default host root: owned by container root (an
