@@ -386,31 +386,9 @@ impl Drop for Containerd {
                 );
             }
         }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.daemon.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
+        stop_daemon(&mut self.daemon, Duration::from_secs(10));
         // Snapshot or shm mounts containerd may have left under its root.
-        let needle = self.dir.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut left: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.contains(&needle))
-            .map(str::to_string)
-            .collect();
-        left.reverse();
-        for m in &left {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        let left = unmount_under(self.dir.path());
         let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
         // The shim's cgroupsPath is /<namespace>/<id>: the runtime removes
         // the container's cgroup, the namespace level is left to us.
@@ -1185,30 +1163,8 @@ impl Drop for Docker {
                     common::try_run_cmd(self.cmd(&["rm", "--force", id]), self.io.path(), timeout);
             }
         }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.daemon.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        let needle = self.dir.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut left: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.contains(&needle))
-            .map(str::to_string)
-            .collect();
-        left.reverse();
-        for m in &left {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        stop_daemon(&mut self.daemon, Duration::from_secs(15));
+        let left = unmount_under(self.dir.path());
         if !std::thread::panicking() {
             assert!(left.is_empty(), "docker left mounts behind: {left:#?}");
         }
@@ -1632,4 +1588,38 @@ fn podman_wait_and_auto_removal() {
         let ps = p.run(&["ps", "--all", "--format", "{{.Names}}"]);
         (!ps.stdout.contains("bh-auto")).then_some(())
     });
+}
+
+/// SIGTERM a test's daemon, give it `grace` to exit, then SIGKILL it.
+fn stop_daemon(daemon: &mut std::process::Child, grace: Duration) {
+    if let Some(pid) = rustix::process::Pid::from_raw(daemon.id() as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < grace {
+        if let Ok(Some(_)) = daemon.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
+/// Lazily unmounts whatever a daemon left mounted under `dir`, innermost
+/// first; returns the mount points it found.
+fn unmount_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut left: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.contains(&needle))
+        .map(str::to_string)
+        .collect();
+    left.reverse();
+    for m in &left {
+        let _ = Command::new("umount").arg("-l").arg(m).status();
+    }
+    left
 }
