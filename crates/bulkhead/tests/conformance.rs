@@ -1,0 +1,39 @@
+//! Runtime-spec MUST clauses that opencontainers/runtime-tools' validation
+//! suite found bulkhead breaking (scripts/conformance.sh, docs/conformance.md).
+//! Each test is our own restatement of the clause on a real container, and
+//! runs against runc as well (`BULKHEAD_TEST_RUNTIME=/usr/bin/runc`).
+
+#[macro_use]
+mod common;
+
+use common::{Bundle, is_runc};
+use serde_json::json;
+
+/// A profile may deny any syscall, getcwd included, and the runtime's own
+/// setup must not trip over it: without noNewPrivileges the filter is
+/// loaded before the capabilities are dropped, so the runtime's remaining
+/// steps run under it (runtime-tools linux_seccomp denies getcwd).
+#[test]
+fn seccomp_denying_getcwd_without_no_new_privileges() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runc 1.1.5 verifies the cwd with getcwd under the filter and fails (so does its linux_seccomp)"
+    );
+    let out = Bundle::new()
+        .json_patch(|c| {
+            c["process"]["noNewPrivileges"] = json!(false);
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]
+            });
+        })
+        .probe(&["report"])
+        .run();
+    out.ok();
+    let r = out.json();
+    // The filter is really there and denies getcwd to the program.
+    assert_eq!(r["status"]["Seccomp"], "2", "{}", r["status"]);
+    assert!(r["cwd"].is_null(), "getcwd was not denied: {}", r["cwd"]);
+}
