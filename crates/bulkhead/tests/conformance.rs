@@ -37,3 +37,60 @@ fn seccomp_denying_getcwd_without_no_new_privileges() {
     assert_eq!(r["status"]["Seccomp"], "2", "{}", r["status"]);
     assert!(r["cwd"].is_null(), "getcwd was not denied: {}", r["cwd"]);
 }
+
+/// The optional fields (shared:N, master:N, unbindable) of the container's
+/// root in its own mountinfo.
+fn root_propagation(propagation: &str) -> Vec<String> {
+    let out = Bundle::new()
+        .json_patch(|c| c["linux"]["rootfsPropagation"] = json!(propagation))
+        .sh("cat /proc/self/mountinfo")
+        .run();
+    out.ok();
+    let line = out
+        .stdout
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in the container's mountinfo: {out}"))
+        .to_string();
+    line.split(" - ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .skip(6)
+        .map(str::to_string)
+        .collect()
+}
+
+/// linux.rootfsPropagation sets the propagation of the container's root
+/// mount, "unbindable" included (binding the rootfs onto itself must not
+/// trip over it: runtime-tools linux_rootfs_propagation).
+#[test]
+fn rootfs_propagation_applies_to_the_container_root() {
+    require_root!();
+    for (prop, want) in [
+        ("shared", Some("shared:")),
+        ("unbindable", Some("unbindable")),
+        ("private", None),
+        ("slave", None),
+    ] {
+        if is_runc() && want.is_some() {
+            eprintln!(
+                "note: runc 1.1.5 fails rootfsPropagation {prop} (so does its runtime-tools test); not checked"
+            );
+            continue;
+        }
+        let fields = root_propagation(prop);
+        match want {
+            Some(w) => assert!(
+                fields.iter().any(|f| f.starts_with(w)),
+                "{prop}: root mount has {fields:?}"
+            ),
+            // The host's / here is private, so a slave root has no master
+            // either: neither may share mounts back with the host.
+            None => assert!(
+                !fields.iter().any(|f| f.starts_with("shared:")),
+                "{prop}: root mount has {fields:?}"
+            ),
+        }
+    }
+}
