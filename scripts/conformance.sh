@@ -94,7 +94,7 @@ done
 case " \$* " in
     *" create "* | *" run "*)
         [ -f "\$bundle/config.json" ] &&
-            sed -i 's/"ociVersion":"1\.[1-9][0-9.]*"/"ociVersion":"1.0.2"/' "\$bundle/config.json" ;;
+            sed -i 's/"ociVersion": *"1\.[1-9][0-9.]*"/"ociVersion": "1.0.2"/' "\$bundle/config.json" ;;
 esac
 exec $(printf %q "$repo/bench/crun-hybrid-wrap.sh") /usr/bin/crun "\$@"
 EOF
