@@ -1031,4 +1031,3 @@ fn caller_name() -> String {
         })
         .unwrap_or_else(|| uid.to_string())
 }
-

@@ -414,7 +414,7 @@ fn rootless_baseline_and_privileged_and_refusals() {
         ),
         (
             &["--image", "oci:/nonexistent", "--", "true"],
-            &["--image", "not supported rootless"],
+            &["--image \"oci:/nonexistent\"", "no such file"],
         ),
     ] {
         let out = sandbox(&u, args);
