@@ -457,7 +457,11 @@ impl Store {
             bundle,
             rootfs: plan.rootfs.clone(),
             created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-            owner: String::new(),
+            owner: if self.rootless {
+                caller_name()
+            } else {
+                String::new()
+            },
             annotations: plan.annotations.clone(),
             cgroups: cgroups.clone(),
             spec: spec.clone(),
@@ -1010,4 +1014,20 @@ fn write_renamed(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The caller's user name from /etc/passwd (its uid when it has none): the
+/// owner `list` shows for a rootless container. Root's records leave it
+/// empty, as runc's `state` does.
+fn caller_name() -> String {
+    let uid = rustix::process::geteuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            bulkhead_spec::passwd::parse_passwd(&t)
+                .into_iter()
+                .find(|e| e.uid == uid)
+                .map(|e| e.name)
+        })
+        .unwrap_or_else(|| uid.to_string())
 }

@@ -263,6 +263,9 @@ pub fn sandbox_base(store: &Store) -> Result<PathBuf> {
 /// Removes a sandbox's directory after releasing whatever its root holds.
 pub fn remove_dir(dir: &Path) -> Result<()> {
     image::release(dir)?;
+    if image::has_rootless_root(dir) && !rustix::process::geteuid().is_root() {
+        return image::remove_rootless(dir);
+    }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("remove sandbox dir {}", dir.display()))
@@ -347,12 +350,6 @@ fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
             a.network
         );
     }
-    if a.image.is_some() {
-        bail!(
-            "--image: not supported rootless yet (the image store is root's); \
-             use --rootfs DIR with an unpacked root, or the default host root"
-        );
-    }
     let limits = [
         ("--memory", a.memory.is_some()),
         ("--pids-limit", a.pids_limit.is_some()),
@@ -367,11 +364,7 @@ fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
             asked.join(", ")
         );
     }
-    o.rootless = Some(spec::Rootless {
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-        sub_ids: bulkhead_launch::subid::own_subids(),
-    });
+    o.rootless = Some(image::own_rootless());
     Ok(())
 }
 
@@ -551,7 +544,15 @@ fn in_dir(
 ) -> Result<i32, Failure> {
     // Rootless, container root is the caller, who owns the directory.
     let idmap = (userns && o.rootless.is_none()).then_some(o.id_map_base);
-    if let Some(reference) = &a.image {
+    let mut rootless_image = None;
+    if let (Some(reference), Some(r)) = (&a.image, &o.rootless) {
+        let prepared = image::prepare_rootless(reference, dir, r, &a.image_opts)?;
+        o.root = RootSource::Image(reference.clone());
+        o.rootfs = prepared.rootfs;
+        o.root_overlay = Some(prepared.overlay);
+        o.image = Some(prepared.config);
+        rootless_image = Some(prepared.image);
+    } else if let Some(reference) = &a.image {
         let prepared = image::prepare(reference, dir, idmap, &a.image_opts)?;
         o.root = RootSource::Image(reference.clone());
         o.rootfs = prepared.rootfs;
@@ -577,6 +578,14 @@ fn in_dir(
         if o.root == RootSource::HostDirs {
             o.passwd = Some(SANDBOX_PASSWD.to_string());
             o.group = Some(SANDBOX_GROUP.to_string());
+        } else if let Some(img) = &rootless_image {
+            // Not mounted yet (the container mounts it): read the layers.
+            let read = |p: &str| {
+                img.read_file(p, 1 << 20)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            };
+            o.passwd = read("etc/passwd");
+            o.group = read("etc/group");
         } else {
             o.passwd = read_in_root(&o.rootfs, "etc/passwd");
             o.group = read_in_root(&o.rootfs, "etc/group");
