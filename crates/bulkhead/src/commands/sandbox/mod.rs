@@ -632,6 +632,9 @@ fn in_dir(
     serde_json::to_writer_pretty(&mut f, &cfg)
         .map_err(anyhow::Error::from)
         .context("write config.json")?;
+    // Closed here: a detached sandbox's monitor is forked below and would
+    // keep it open for the sandbox's life.
+    drop(f);
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         ..Default::default()
