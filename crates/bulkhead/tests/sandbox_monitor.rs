@@ -228,8 +228,8 @@ fn the_monitor_reaps_the_init_and_holds_nothing_of_the_host() {
                 || target == dir.join("monitor.pid")
                 || target == dir.join("sandbox.log")
                 || (t == "/"
-                    && rustix::fs::statfs(&e.path())
-                        .is_ok_and(|f| f.f_type as i64 == libc::PROC_SUPER_MAGIC as i64))
+                    && rustix::fs::statfs(e.path())
+                        .is_ok_and(|f| f.f_type == libc::PROC_SUPER_MAGIC))
         };
         assert!(allowed, "monitor fd {fd} -> {t}");
     }
