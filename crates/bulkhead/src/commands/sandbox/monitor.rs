@@ -465,32 +465,35 @@ pub fn pid(dir: &Path) -> Option<i32> {
 
 /// Waits (up to `timeout`) for the monitor of `dir` to finish once its
 /// container is gone, then SIGKILLs one that is stuck, so the directory can
-/// be removed.
+/// be removed. Returns once the process has exited, not just dropped its
+/// lock.
 pub fn wait_gone(dir: &Path, timeout: Duration) -> Result<()> {
-    let start = Instant::now();
-    while running(dir) {
-        if start.elapsed() >= timeout {
-            let Some(pid) = pid(dir) else { break };
-            let p = Pid::from_raw(pid).ok_or_else(|| anyhow!("bad monitor pid {pid}"))?;
-            // The pidfd pins the process; re-checked after opening.
-            if let Ok(fd) = rustix::process::pidfd_open(p, PidfdFlags::empty())
-                && running(dir)
-            {
-                tracing::warn!("the monitor ({pid}) did not exit; killing it");
-                let _ = bulkhead_sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-                let t = rustix::time::Timespec {
-                    tv_sec: 5,
-                    tv_nsec: 0,
-                };
-                let _ = rustix::event::poll(&mut fds, Some(&t));
-            }
-            if running(dir) {
-                bail!("the monitor of {} does not exit", dir.display());
-            }
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(pid) = pid(dir) else {
+        return Ok(());
+    };
+    let p = Pid::from_raw(pid).ok_or_else(|| anyhow!("bad monitor pid {pid}"))?;
+    // The pidfd pins the process; it is ours if the lock is still held after.
+    let Ok(fd) = rustix::process::pidfd_open(p, PidfdFlags::empty()) else {
+        return Ok(());
+    };
+    if !running(dir) {
+        return Ok(());
+    }
+    let exited = |ms: i64| {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let t = rustix::time::Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000) * 1_000_000,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&t)), Ok(n) if n > 0)
+    };
+    if exited(timeout.as_millis() as i64) {
+        return Ok(());
+    }
+    tracing::warn!("the monitor ({pid}) did not exit; killing it");
+    let _ = bulkhead_sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+    if !exited(5000) {
+        bail!("the monitor ({pid}) of {} does not exit", dir.display());
     }
     Ok(())
 }
