@@ -15,7 +15,9 @@ pub mod addr;
 pub mod error;
 pub mod firewall;
 pub mod link;
+pub mod ports;
 pub mod state;
+pub mod usernet;
 
 use std::net::Ipv4Addr;
 
@@ -241,6 +243,9 @@ pub fn precheck(
         n.attachments.retain(|a| a.container != container);
     }
     check_publish(&nets, publish)?;
+    // DNAT takes a port from under a host process listening on it:
+    // refused while it listens.
+    ports::check_free(publish)?;
     Ok(net)
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use bulkhead_lifecycle::{LifecycleError, Store};
+use bulkhead_net::usernet::{self, Backend};
 use bulkhead_net::{NetStore, Network, Publish};
 
 #[derive(Debug, clap::Subcommand)]
@@ -136,6 +137,8 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
 pub fn release(store: &Store, id: &str) -> Result<()> {
     bulkhead_net::detach(&net_store(store), id)
         .with_context(|| format!("release the network resources of {id}"))?;
+    usernet::stop(&store.root, id)
+        .with_context(|| format!("stop the user-mode network helper of {id}"))?;
     Ok(())
 }
 
@@ -147,17 +150,27 @@ pub struct SandboxNet {
     resolv: PathBuf,
 }
 
-/// `--network NAME` (not none/host) and `-p`: None for none/host.
+/// What `--network` asks of the CLI beyond the spec's own namespace.
+pub enum Plan {
+    /// A bridge network (root).
+    Bridge(String, Vec<Publish>),
+    /// User-mode networking (rootless): pasta or slirp4netns.
+    User(UserNet),
+}
+
+/// `--network NAME|pasta|slirp4netns` (not none/host) and `-p`: None for
+/// none/host. Everything is checked before anything is created.
 pub fn for_sandbox(
     store: &Store,
     network: &str,
     container: &str,
     publish: &[String],
-) -> Result<Option<(String, Vec<Publish>)>> {
+) -> Result<Option<Plan>> {
     if matches!(network, "none" | "host") {
         if let Some(p) = publish.first() {
             bail!(
-                "-p {p}: publishing needs a bridge network (--network NAME; see `bulkhead network create`)"
+                "-p {p}: publishing needs a network (--network NAME, see `bulkhead network create`; \
+                 rootless: --network pasta)"
             );
         }
         return Ok(None);
@@ -166,9 +179,88 @@ pub fn for_sandbox(
         .iter()
         .map(|p| p.parse())
         .collect::<Result<_, _>>()?;
+    if let Ok(backend) = network.parse::<Backend>() {
+        if !store.rootless {
+            bail!(
+                "--network {network}: user-mode networking is for rootless sandboxes; as root, \
+                 use a bridge network (`bulkhead network create NAME`, --network NAME)"
+            );
+        }
+        let (backend, program) = usernet::choose(Some(backend)).or_else(|e| match backend {
+            // pasta is the default: slirp4netns stands in where it is missing.
+            Backend::Pasta => usernet::choose(None),
+            _ => Err(e),
+        })?;
+        usernet::precheck(backend, &publish)?;
+        return Ok(Some(Plan::User(UserNet {
+            backend,
+            program,
+            publish,
+        })));
+    }
     bulkhead_net::precheck(&net_store(store), network, container, &publish)
         .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
-    Ok(Some((network.to_string(), publish)))
+    Ok(Some(Plan::Bridge(network.to_string(), publish)))
+}
+
+/// A rootless sandbox's pasta or slirp4netns.
+pub struct UserNet {
+    pub backend: Backend,
+    program: PathBuf,
+    publish: Vec<Publish>,
+}
+
+impl UserNet {
+    /// The sandbox's `/etc/hosts` (loopback names) and `/etc/resolv.conf`
+    /// (the host's nameservers but loopback ones, which the sandbox cannot
+    /// reach by design), as read-only volumes from its directory.
+    pub fn prepare(
+        &self,
+        dir: &Path,
+        hostname: &str,
+    ) -> Result<Vec<bulkhead_spec::sandbox::Volume>> {
+        let hosts = dir.join("hosts");
+        let resolv = dir.join("resolv.conf");
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let files = [
+            (
+                &hosts,
+                format!(
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                ),
+                "/etc/hosts",
+            ),
+            (
+                &resolv,
+                bulkhead_net::resolv_conf(&host, false),
+                "/etc/resolv.conf",
+            ),
+        ];
+        let mut volumes = Vec::new();
+        for (path, text, dest) in files {
+            std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+            volumes.push(bulkhead_spec::sandbox::Volume {
+                source: path.clone(),
+                destination: PathBuf::from(dest),
+                readonly: true,
+            });
+        }
+        Ok(volumes)
+    }
+
+    /// Starts the helper for the created (not yet started) container `id`
+    /// whose init is `pid`.
+    pub fn attach(&self, store: &Store, id: &str, pid: i32) -> Result<()> {
+        let req = usernet::Request {
+            backend: self.backend,
+            program: &self.program,
+            pid,
+            publish: &self.publish,
+            state_root: &store.root,
+            container: id,
+        };
+        usernet::start(&req).with_context(|| format!("--network {}", self.backend))
+    }
 }
 
 impl SandboxNet {
