@@ -511,6 +511,10 @@ fn bad_input_is_refused_with_a_clear_error() {
     require_lab!();
     let lab = Lab::new();
     let net = lab.network(&["--subnet", "10.201.6.0/24", &lab.net_name("bad")]);
+    let www = lab.www.path().join("taken");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("id"), "taken").unwrap();
+    lab.serve(&lab.host, "127.0.0.1:7100", &www);
     let before = (lab.links(), lab.ruleset(), lab.network_files());
     for (args, needle) in [
         (
@@ -546,7 +550,16 @@ fn bad_input_is_refused_with_a_clear_error() {
             vec!["--network", &net, "-p", "80"],
             "-p: \"80\": expected [HOSTIP:]HOSTPORT:CONTAINERPORT",
         ),
-        (vec!["-p", "8080:80"], "publishing needs a bridge network"),
+        (vec!["-p", "8080:80"], "publishing needs a network"),
+        // A host process listens there: DNAT would take its port away.
+        (
+            vec!["--network", &net, "-p", "7100:80"],
+            "-p 7100:80/tcp: host port 7100 is in use by another process",
+        ),
+        (
+            vec!["--network", &net, "-p", "127.0.0.1:7100:80"],
+            "-p 127.0.0.1:7100:80/tcp: host port 7100 is in use",
+        ),
     ] {
         let mut a = vec!["sandbox", "--name", name.as_str()];
         a.extend(flags);
