@@ -135,8 +135,23 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
 
 /// Releases a deleted container's addresses, veths and published ports.
 pub fn release(store: &Store, id: &str) -> Result<()> {
-    bulkhead_net::detach(&net_store(store), id)
+    let peers = bulkhead_net::detach(&net_store(store), id)
         .with_context(|| format!("release the network resources of {id}"))?;
+    // The linked peers' /etc/hosts lose its line (in place: bind-mounted).
+    if let Ok(base) = super::sandbox::sandbox_base(store) {
+        let mark = link_mark(id);
+        for p in peers {
+            let theirs = base.join(&p).join("hosts");
+            if let Ok(text) = std::fs::read_to_string(&theirs) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.ends_with(&mark))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let _ = std::fs::write(&theirs, kept);
+            }
+        }
+    }
     usernet::stop(&store.root, id)
         .with_context(|| format!("stop the user-mode network helper of {id}"))?;
     Ok(())
@@ -146,14 +161,61 @@ pub fn release(store: &Store, id: &str) -> Result<()> {
 pub struct SandboxNet {
     pub network: Network,
     pub publish: Vec<Publish>,
+    links: Vec<Link>,
     hosts: PathBuf,
     resolv: PathBuf,
+}
+
+/// `--link NAME[:ALIAS]`.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub name: String,
+    pub alias: Option<String>,
+}
+
+impl std::str::FromStr for Link {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Link> {
+        let (name, alias) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        bulkhead_spec::id::validate(name).map_err(|e| anyhow::anyhow!("--link {s:?}: {e}"))?;
+        if let Some(a) = alias {
+            // A host name: it goes into /etc/hosts.
+            let ok = !a.is_empty()
+                && a.len() <= 63
+                && !a.starts_with('-')
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !ok {
+                bail!("--link {s:?}: alias {a:?} is not a host name (letters, digits, '-', '.')");
+            }
+        }
+        Ok(Link {
+            name: name.to_string(),
+            alias: alias.map(str::to_string),
+        })
+    }
+}
+
+/// A bridge network to put a sandbox on.
+pub struct BridgePlan {
+    network: String,
+    publish: Vec<Publish>,
+    links: Vec<Link>,
+}
+
+/// The mark ending the /etc/hosts line a linked container gets in its
+/// peer's file, so that it goes again with the container.
+fn link_mark(id: &str) -> String {
+    format!("# bulkhead link {id}")
 }
 
 /// What `--network` asks of the CLI beyond the spec's own namespace.
 pub enum Plan {
     /// A bridge network (root).
-    Bridge(String, Vec<Publish>),
+    Bridge(BridgePlan),
     /// User-mode networking (rootless): pasta or slirp4netns.
     User(UserNet),
 }
@@ -165,7 +227,16 @@ pub fn for_sandbox(
     network: &str,
     container: &str,
     publish: &[String],
+    links: &[String],
 ) -> Result<Option<Plan>> {
+    let links: Vec<Link> = links.iter().map(|l| l.parse()).collect::<Result<_>>()?;
+    let bridge = !matches!(network, "none" | "host" | "pasta" | "slirp4netns");
+    if let (Some(l), false) = (links.first(), bridge) {
+        bail!(
+            "--link {}: links are between containers of one bridge network (--network NAME)",
+            l.name
+        );
+    }
     if matches!(network, "none" | "host") {
         if let Some(p) = publish.first() {
             bail!(
@@ -198,9 +269,14 @@ pub fn for_sandbox(
             publish,
         })));
     }
-    bulkhead_net::precheck(&net_store(store), network, container, &publish)
+    let names: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
+    bulkhead_net::precheck(&net_store(store), network, container, &publish, &names)
         .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
-    Ok(Some(Plan::Bridge(network.to_string(), publish)))
+    Ok(Some(Plan::Bridge(BridgePlan {
+        network: network.to_string(),
+        publish,
+        links,
+    })))
 }
 
 /// A rootless sandbox's pasta or slirp4netns.
@@ -269,11 +345,10 @@ impl SandboxNet {
     /// read-only volumes that put them in place.
     pub fn prepare(
         store: &Store,
-        name: &str,
-        publish: Vec<Publish>,
+        plan: BridgePlan,
         dir: &Path,
     ) -> Result<(SandboxNet, Vec<bulkhead_spec::sandbox::Volume>)> {
-        let network = net_store(store).load(name)?;
+        let network = net_store(store).load(&plan.network)?;
         let hosts = dir.join("hosts");
         let resolv = dir.join("resolv.conf");
         let mut volumes = Vec::new();
@@ -293,7 +368,8 @@ impl SandboxNet {
         Ok((
             SandboxNet {
                 network,
-                publish,
+                publish: plan.publish,
+                links: plan.links,
                 hosts,
                 resolv,
             },
@@ -309,6 +385,7 @@ impl SandboxNet {
             container: id,
             pid,
             publish: self.publish.clone(),
+            links: self.links.iter().map(|l| l.name.clone()).collect(),
         };
         let (net, a) = bulkhead_net::attach(&net_store(store), &req, &alive(store))
             .with_context(|| format!("--network {}", self.network.name))?;
@@ -316,8 +393,28 @@ impl SandboxNet {
         if id != hostname {
             names.push(id);
         }
+        let mut hosts = bulkhead_net::hosts_file(a.ip, &names);
+        let base = super::sandbox::sandbox_base(store)?;
+        for l in &self.links {
+            let Some(peer) = net.attachments.iter().find(|p| p.container == l.name) else {
+                continue;
+            };
+            let alias = l
+                .alias
+                .as_deref()
+                .map(|a| format!(" {a}"))
+                .unwrap_or_default();
+            hosts.push_str(&format!("{}\t{}{alias}\n", peer.ip, l.name));
+            // The peer learns the new container's name too.
+            let theirs = base.join(&l.name).join("hosts");
+            if let Ok(text) = std::fs::read_to_string(&theirs) {
+                let line = format!("{}\t{id}\t{}\n", a.ip, link_mark(id));
+                std::fs::write(&theirs, text + &line)
+                    .with_context(|| format!("write {}", theirs.display()))?;
+            }
+        }
         // In place: the container's bind mounts hold these inodes.
-        std::fs::write(&self.hosts, bulkhead_net::hosts_file(a.ip, &names))
+        std::fs::write(&self.hosts, hosts)
             .with_context(|| format!("write {}", self.hosts.display()))?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         std::fs::write(&self.resolv, bulkhead_net::resolv_conf(&host, net.internal))

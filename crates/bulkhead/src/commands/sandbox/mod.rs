@@ -164,6 +164,11 @@ pub struct SandboxArgs {
     /// [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp].
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOSTPORT:PORT")]
     publish: Vec<String>,
+    /// Let this sandbox and container NAME, on the same bridge network,
+    /// reach each other (on a network without --allow-intra); NAME (and
+    /// ALIAS) resolve through /etc/hosts.
+    #[arg(long = "link", value_name = "NAME[:ALIAS]")]
+    link: Vec<String>,
     /// Give the command a terminal.
     #[arg(short = 't', long)]
     tty: bool,
@@ -486,7 +491,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
     if store.load(&name).is_ok() {
         return Err(anyhow!("--name: a container named {name:?} already exists").into());
     }
-    let net = super::network::for_sandbox(store, a.network(), &name, &a.publish)?;
+    let net = super::network::for_sandbox(store, a.network(), &name, &a.publish, &a.link)?;
     let base = sandbox_base(store)?;
     let dir = base.join(&name);
     o.cgroups_path = a
@@ -597,8 +602,8 @@ fn in_dir(
     }
     let hostname = o.hostname.clone().unwrap_or_else(|| "sandbox".into());
     let (bridge, usernet) = match net {
-        Some(super::network::Plan::Bridge(network, publish)) => {
-            let (n, volumes) = super::network::SandboxNet::prepare(store, &network, publish, dir)?;
+        Some(super::network::Plan::Bridge(plan)) => {
+            let (n, volumes) = super::network::SandboxNet::prepare(store, plan, dir)?;
             o.volumes.extend(volumes);
             (Some(n), None)
         }
