@@ -26,6 +26,7 @@ use bulkhead_spec::sandbox::{
 
 pub mod image;
 pub mod learn;
+pub mod monitor;
 pub mod verbs;
 
 /// Host directories that make up the embedded default root.
@@ -178,9 +179,13 @@ pub struct SandboxArgs {
     /// Remove the sandbox when it exits (the default in the foreground).
     #[arg(long)]
     rm: bool,
-    /// Run in the background; see `bulkhead logs/stop/rm`.
+    /// Run in the background; see `bulkhead logs/stop/rm/wait`.
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Rotate a detached sandbox's log at this size (one previous part is
+    /// kept); -1: never [default: 10m].
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    log_max_size: Option<String>,
     /// Record the syscalls the command makes and write the smallest
     /// seccomp profile that runs it to FILE (use it with
     /// --security-opt seccomp=FILE). See docs/audit.md.
@@ -281,6 +286,9 @@ pub fn sandbox_base(store: &Store) -> Result<PathBuf> {
 /// Removes a sandbox's directory after releasing whatever its root holds.
 pub fn remove_dir(dir: &Path) -> Result<()> {
     image::release(dir)?;
+    if image::has_rootless_root(dir) && !rustix::process::geteuid().is_root() {
+        return image::remove_rootless(dir);
+    }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("remove sandbox dir {}", dir.display()))
@@ -365,12 +373,6 @@ fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
             a.network()
         );
     }
-    if a.image.is_some() {
-        bail!(
-            "--image: not supported rootless yet (the image store is root's); \
-             use --rootfs DIR with an unpacked root, or the default host root"
-        );
-    }
     let limits = [
         ("--memory", a.memory.is_some()),
         ("--pids-limit", a.pids_limit.is_some()),
@@ -385,11 +387,7 @@ fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
             asked.join(", ")
         );
     }
-    o.rootless = Some(spec::Rootless {
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-        sub_ids: bulkhead_launch::subid::own_subids(),
-    });
+    o.rootless = Some(image::own_rootless());
     Ok(())
 }
 
@@ -473,15 +471,17 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
 }
 
 fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
-    if a.detach && a.rm {
+    if a.log_max_size.is_some() && !a.detach {
         return Err(anyhow!(
-            "--rm cannot be combined with -d yet: remove a detached sandbox with `bulkhead rm -f NAME`"
+            "--log-max-size: only a detached sandbox (-d) keeps a log; in the foreground its \
+             output is yours"
         )
         .into());
     }
-    if a.detach && a.tty {
-        return Err(anyhow!("-t cannot be combined with -d: there is no attach yet").into());
-    }
+    let log_max = match &a.log_max_size {
+        Some(s) => options::log_max_size(s)?,
+        None => Some(monitor::DEFAULT_LOG_MAX),
+    };
     let mut o = options_from(a)?;
     if store.rootless {
         rootless_options(a, &mut o)?;
@@ -548,7 +548,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
                 .into());
         }
     }
-    let result = in_dir(store, a, o, &name, &dir, userns, net);
+    let result = in_dir(store, a, o, &name, &dir, userns, net, log_max);
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -558,6 +558,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
 
 /// Everything after the sandbox directory exists; the caller removes it
 /// unless a detached sandbox started.
+#[allow(clippy::too_many_arguments)]
 fn in_dir(
     store: &Store,
     a: &SandboxArgs,
@@ -566,10 +567,19 @@ fn in_dir(
     dir: &Path,
     userns: bool,
     net: Option<super::network::Plan>,
+    log_max: Option<u64>,
 ) -> Result<i32, Failure> {
     // Rootless, container root is the caller, who owns the directory.
     let idmap = (userns && o.rootless.is_none()).then_some(o.id_map_base);
-    if let Some(reference) = &a.image {
+    let mut rootless_image = None;
+    if let (Some(reference), Some(r)) = (&a.image, &o.rootless) {
+        let prepared = image::prepare_rootless(reference, dir, r, &a.image_opts)?;
+        o.root = RootSource::Image(reference.clone());
+        o.rootfs = prepared.rootfs;
+        o.root_overlay = Some(prepared.overlay);
+        o.image = Some(prepared.config);
+        rootless_image = Some(prepared.image);
+    } else if let Some(reference) = &a.image {
         let prepared = image::prepare(reference, dir, idmap, &a.image_opts)?;
         o.root = RootSource::Image(reference.clone());
         o.rootfs = prepared.rootfs;
@@ -595,6 +605,14 @@ fn in_dir(
         if o.root == RootSource::HostDirs {
             o.passwd = Some(SANDBOX_PASSWD.to_string());
             o.group = Some(SANDBOX_GROUP.to_string());
+        } else if let Some(img) = &rootless_image {
+            // Not mounted yet (the container mounts it): read the layers.
+            let read = |p: &str| {
+                img.read_file(p, 1 << 20)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            };
+            o.passwd = read("etc/passwd");
+            o.group = read("etc/group");
         } else {
             o.passwd = read_in_root(&o.rootfs, "etc/passwd");
             o.group = read_in_root(&o.rootfs, "etc/group");
@@ -648,12 +666,20 @@ fn in_dir(
     serde_json::to_writer_pretty(&mut f, &cfg)
         .map_err(anyhow::Error::from)
         .context("write config.json")?;
+    // Closed here: a detached sandbox's monitor is forked below and would
+    // keep it open for the sandbox's life.
+    drop(f);
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         ..Default::default()
     };
     if a.detach {
-        detached(store, name, dir, &opts, &before_start)?;
+        let mopts = monitor::MonitorOptions {
+            rm: a.rm,
+            tty: a.tty,
+            log_max,
+        };
+        monitor::start(store, name, dir, &opts, &before_start, mopts)?;
         println!("{name}");
         return Ok(0);
     }
@@ -739,29 +765,6 @@ fn host_root(dir: &Path, idmap: Option<u32>) -> Result<PathBuf> {
             .with_context(|| format!("chown {}", rootfs.display()))?;
     }
     Ok(rootfs)
-}
-
-/// Starts the sandbox in the background with its stdout and stderr going
-/// to its log file and stdin reading /dev/null. The init inherits our
-/// fds 0-2, so they are pointed there for the time of create.
-fn detached(
-    store: &Store,
-    name: &str,
-    dir: &Path,
-    opts: &CreateOptions,
-    before_start: &dyn Fn(i32) -> Result<()>,
-) -> Result<()> {
-    let log = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .mode(0o640)
-        .open(dir.join(LOG_FILE))
-        .with_context(|| format!("create {}", dir.join(LOG_FILE).display()))?;
-    let _in = Redirect::stdin_null()?;
-    let _out = Redirect::new(1, log.try_clone()?.into())?;
-    let _err = Redirect::new(2, log.into())?;
-    super::run_with(store, name, opts, true, false, before_start)?;
-    Ok(())
 }
 
 /// Points one of fds 0-2 elsewhere until dropped.
