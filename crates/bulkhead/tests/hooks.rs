@@ -172,6 +172,10 @@ fn all_hooks_run_in_order_with_state() {
     );
     if !common::is_runc() {
         assert_eq!(h.state("poststart")["status"], "running");
+        // runc says "creating" to prestart; crun and runtime-tools'
+        // hooks_stdin say "created".
+        assert_eq!(h.state("prestart")["status"], "created");
+        assert_eq!(h.state("createRuntime")["status"], "creating");
     }
     assert_eq!(h.state("poststop")["status"], "stopped");
     // Order: by modification time of the outputs.
