@@ -520,6 +520,9 @@ impl Store {
         if self.rootless {
             cgroups = rootless_cgroups(&cgroups, &plan);
         }
+        if cgroups.systemd.is_none() {
+            cgroups.mark_existing();
+        }
         let mut rec = Record {
             oci_version: plan.oci_version.clone(),
             id: id.to_string(),

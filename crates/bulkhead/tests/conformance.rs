@@ -130,3 +130,91 @@ fn capability_the_runtime_lacks_is_named_in_the_error() {
         out.fails_with(&["process.capabilities", "CAP_SYS_NICE"]);
     }
 }
+
+/// Directories of a cgroup made before the container, in every mounted
+/// hierarchy, with a host process of its own in it; removed on drop.
+struct ExistingCgroup {
+    name: String,
+    dirs: Vec<std::path::PathBuf>,
+    bystander: std::process::Child,
+}
+
+impl ExistingCgroup {
+    fn new(name: &str) -> ExistingCgroup {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let dirs: Vec<std::path::PathBuf> = mountinfo
+            .lines()
+            .filter_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                let mut pre = pre.split(' ');
+                let (root, point) = (pre.nth(3)?, pre.next()?);
+                let fstype = post.split(' ').next()?;
+                (matches!(fstype, "cgroup" | "cgroup2") && root == "/")
+                    .then(|| std::path::Path::new(point).join(name))
+            })
+            .collect();
+        let bystander = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
+            // Only where a process may join (a cgroup2 directory with
+            // controllers enabled below it refuses, which is fine here).
+            let _ = std::fs::write(d.join("cgroup.procs"), bystander.id().to_string());
+        }
+        ExistingCgroup {
+            name: name.to_string(),
+            dirs,
+            bystander,
+        }
+    }
+}
+
+impl Drop for ExistingCgroup {
+    fn drop(&mut self) {
+        let _ = self.bystander.kill();
+        let _ = self.bystander.wait();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// "Resources associated with the container, but not created by this
+/// container, MUST NOT be deleted" (runtime.md, delete): a cgroupsPath that
+/// names an existing cgroup is joined, and delete leaves it, and the other
+/// processes in it, alone.
+#[test]
+fn delete_leaves_a_cgroup_it_did_not_create() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runc 1.1.5 removes a pre-existing cgroup (and its other processes) on delete"
+    );
+    // Declared first, so dropped after the Bundle's own leak check (which
+    // looks for cgroups named after the container id: this one is not).
+    let existing = ExistingCgroup::new(&format!("bh-existing-{}", std::process::id()));
+    let b = Bundle::new()
+        .probe(&["sleep", "600"])
+        .json_patch(|c| c["linux"]["cgroupsPath"] = json!(format!("/{}", existing.name)));
+    b.create().ok();
+    b.start().ok();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.contains(&existing.name),
+        "the container did not join it: {cg}"
+    );
+    b.kill("KILL").ok();
+    b.wait_status("stopped");
+    b.delete().ok();
+    b.forget_cgroups();
+    for d in &existing.dirs {
+        assert!(d.is_dir(), "delete removed {}", d.display());
+    }
+    let alive = std::fs::metadata(format!("/proc/{}", existing.bystander.id())).is_ok();
+    assert!(alive, "delete killed a process it did not start");
+    // A cgroup the container made itself is still removed (the Bundle's
+    // leak check on drop covers every other test).
+}
