@@ -14,7 +14,7 @@
 //! `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
 //! `memory.disableOOMKiller`. Device rules become an eBPF program on every
 //! cgroup2 directory (on a hybrid host in addition to the v1 rules).
-//! `network` is skipped when `net_cls`/`net_prio` are not mounted.
+//! `network` fails where `net_cls`/`net_prio` are not mounted.
 
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
@@ -244,15 +244,28 @@ impl CgroupSet {
         Ok(())
     }
 
-    /// net_cls / net_prio exist only as v1 controllers; when they are not
-    /// mounted the settings are skipped.
+    /// net_cls / net_prio exist only as v1 controllers. Asked for where they
+    /// are not mounted (cgroup2, or a v1 host without them), create fails:
+    /// "if the runtime cannot apply a property as specified in the
+    /// configuration, it MUST generate an error". A classID of 0 and an
+    /// empty priority list ask for nothing (as in runc).
     fn apply_network(&self, wr: &Writer, n: &LinuxNetwork) -> Result<(), CgroupError> {
-        let v1 = |c: &str| self.dirs.iter().find(|d| !d.v2 && d.has(c));
-        if let (Some(id), Some(d)) = (n.class_id(), v1("net_cls")) {
+        let v1 = |c: &'static str, field: String| {
+            self.dirs
+                .iter()
+                .find(|d| !d.v2 && d.has(c))
+                .ok_or(CgroupError::MissingController {
+                    field,
+                    controller: c,
+                })
+        };
+        if let Some(id) = n.class_id().filter(|&id| id != 0) {
             let field = format!("{R}.network.classID");
+            let d = v1("net_cls", field.clone())?;
             wr.put(&field, &d.path, "net_cls.classid", &id.to_string())?;
         }
-        if let (Some(prios), Some(d)) = (n.priorities(), v1("net_prio")) {
+        if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
+            let d = v1("net_prio", format!("{R}.network.priorities"))?;
             for (i, p) in prios.iter().enumerate() {
                 let line = format!("{} {}", p.name(), p.priority());
                 let field = format!("{R}.network.priorities[{i}]");
