@@ -218,3 +218,43 @@ fn delete_leaves_a_cgroup_it_did_not_create() {
     // A cgroup the container made itself is still removed (the Bundle's
     // leak check on drop covers every other test).
 }
+
+/// "If the runtime cannot apply a property as specified in the
+/// configuration, it MUST generate an error and a new container MUST NOT be
+/// created" (runtime.md, create): properties bulkhead does not implement,
+/// and an errno on a seccomp action that has none ("the runtime MUST print
+/// an error and fail", config-linux.md), are refused, not dropped.
+#[test]
+fn properties_that_cannot_be_applied_fail_create() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runc 1.1.5 ignores netDevices, intelRdt without resctrl and errnoRet on SCMP_ACT_KILL"
+    );
+    let cases: [(&str, fn(&mut serde_json::Value)); 4] = [
+        ("linux.netDevices", |c| {
+            c["linux"]["netDevices"] = json!({"bh-nodev0": {"name": "eth9"}})
+        }),
+        ("linux.intelRdt", |c| {
+            c["linux"]["intelRdt"] = json!({"closID": "gold"})
+        }),
+        ("syscalls[0].errnoRet", |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 5}]
+            })
+        }),
+        ("defaultErrnoRet", |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "defaultErrnoRet": 5,
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+            })
+        }),
+    ];
+    for (field, patch) in cases {
+        let b = Bundle::new().json_patch(patch);
+        b.create().fails_with(&[field]);
+        b.rt(&["state", &b.id]).fails_with(&["does not exist"]);
+    }
+}
