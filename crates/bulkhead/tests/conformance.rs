@@ -231,7 +231,8 @@ fn properties_that_cannot_be_applied_fail_create() {
         is_runc(),
         "runc 1.1.5 ignores netDevices, intelRdt without resctrl and errnoRet on SCMP_ACT_KILL"
     );
-    let cases: [(&str, fn(&mut serde_json::Value)); 4] = [
+    type Patch = fn(&mut serde_json::Value);
+    let cases: [(&str, Patch); 4] = [
         ("linux.netDevices", |c| {
             c["linux"]["netDevices"] = json!({"bh-nodev0": {"name": "eth9"}})
         }),
