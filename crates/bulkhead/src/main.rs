@@ -168,6 +168,16 @@ enum Cmd {
     /// Bridge networks for sandboxes (create, ls, inspect, rm). See docs/network.md.
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
+    /// Wait for sandboxes to stop; print their exit codes.
+    Wait {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print what is known of sandboxes (status, exit code, log) as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove sandboxes (their container and directory).
     Rm {
         /// Also remove running sandboxes (killed first).

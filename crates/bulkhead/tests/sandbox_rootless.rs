@@ -480,6 +480,55 @@ fn rootless_rootfs_owned_by_the_user_is_container_roots() {
     nothing_left(&u);
 }
 
+#[test]
+fn rootless_detached_sandboxes_have_a_monitor() {
+    let u = user!();
+    let out = sandbox(
+        &u,
+        &["-d", "--name", "ex", "--", "sh", "-c", "echo out; exit 4"],
+    );
+    out.ok();
+    let w = u.rt(&["wait", "ex"]);
+    w.ok();
+    assert_eq!(w.stdout.trim(), "4", "{w}");
+    let l = u.rt(&["list"]);
+    assert!(l.stdout.contains("exited (4)"), "{l}");
+    let logs = u.rt(&["logs", "ex"]);
+    assert_eq!(logs.stdout, "out\n", "{logs}");
+    u.rt(&["rm", "ex"]).ok();
+
+    // The init's parent is the monitor, a process of the user's.
+    sandbox(&u, &["-d", "--name", "bg", "--", "sleep", "600"]).ok();
+    let pid = init_pid(&u, "bg");
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let i = u.rt(&["inspect", "bg"]);
+    i.ok();
+    let v: Value = serde_json::from_str(&i.stdout).unwrap();
+    assert_eq!(v[0]["monitorPid"], ppid, "{i}");
+    assert_eq!(host_ids(ppid, "Uid:"), vec![u.uid; 4]);
+    u.rt(&["rm", "-f", "bg"]).ok();
+
+    // -d --rm removes itself.
+    sandbox(&u, &["-d", "--rm", "--name", "gone", "--", "true"]).ok();
+    common::wait_for(
+        "the sandbox to remove itself",
+        std::time::Duration::from_secs(20),
+        || {
+            (!sandboxes_dir(&u).join("gone").exists()
+                && !u.runtime_dir().join("bulkhead/gone").exists()
+                && u.pids().into_iter().all(zombie))
+            .then_some(())
+        },
+    );
+    nothing_left(&u);
+}
+
 // ---- rootless `--image` ----
 
 /// One tar entry of [`owned_layer`]: name, kind, owner, mode.

@@ -326,6 +326,17 @@ fn value_parsers() {
 }
 
 #[test]
+fn log_max_size() {
+    assert_eq!(options::log_max_size("10m").unwrap(), Some(10 << 20));
+    assert_eq!(options::log_max_size("4k").unwrap(), Some(4096));
+    assert_eq!(options::log_max_size("-1").unwrap(), None);
+    for bad in ["0", "100", "ten", "", "5x", "-2"] {
+        let e = options::log_max_size(bad).unwrap_err().to_string();
+        assert!(e.starts_with("--log-max-size:"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn security_opts() {
     let ok = |s: &str| options::security_opt(s).unwrap().unwrap();
     assert_eq!(ok("no-new-privileges"), SecurityOpt::NoNewPrivileges(true));

@@ -149,9 +149,13 @@ pub fn prepare(
     // is chrooted instead of pivoted.
     if plan.ns(NsKind::Mount).is_some() {
         // Nothing mounted from here on may propagate back to the host.
-        let prop = plan
-            .rootfs_propagation
-            .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+        // "unbindable" waits for `finish`: an unbindable rootfs could not be
+        // bound onto itself below; private propagates nothing either.
+        let prop = match plan.rootfs_propagation {
+            Some(p) if p & libc::MS_UNBINDABLE != 0 => libc::MS_PRIVATE | libc::MS_REC,
+            Some(p) => p,
+            None => libc::MS_SLAVE | libc::MS_REC,
+        };
         bulkhead_sys::mount(None, Path::new("/"), None, prop, None)
             .map_err(StageError::sys("make / private to the container"))?;
         make_parent_private(&plan.rootfs)?;

@@ -26,6 +26,7 @@ use bulkhead_spec::sandbox::{
 
 pub mod image;
 pub mod learn;
+pub mod monitor;
 pub mod verbs;
 
 /// Host directories that make up the embedded default root.
@@ -172,9 +173,13 @@ pub struct SandboxArgs {
     /// Remove the sandbox when it exits (the default in the foreground).
     #[arg(long)]
     rm: bool,
-    /// Run in the background; see `bulkhead logs/stop/rm`.
+    /// Run in the background; see `bulkhead logs/stop/rm/wait`.
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Rotate a detached sandbox's log at this size (one previous part is
+    /// kept); -1: never [default: 10m].
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    log_max_size: Option<String>,
     /// Record the syscalls the command makes and write the smallest
     /// seccomp profile that runs it to FILE (use it with
     /// --security-opt seccomp=FILE). See docs/audit.md.
@@ -448,15 +453,17 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
 }
 
 fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
-    if a.detach && a.rm {
+    if a.log_max_size.is_some() && !a.detach {
         return Err(anyhow!(
-            "--rm cannot be combined with -d yet: remove a detached sandbox with `bulkhead rm -f NAME`"
+            "--log-max-size: only a detached sandbox (-d) keeps a log; in the foreground its \
+             output is yours"
         )
         .into());
     }
-    if a.detach && a.tty {
-        return Err(anyhow!("-t cannot be combined with -d: there is no attach yet").into());
-    }
+    let log_max = match &a.log_max_size {
+        Some(s) => options::log_max_size(s)?,
+        None => Some(monitor::DEFAULT_LOG_MAX),
+    };
     let mut o = options_from(a)?;
     if store.rootless {
         rootless_options(a, &mut o)?;
@@ -523,7 +530,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
                 .into());
         }
     }
-    let result = in_dir(store, a, o, &name, &dir, userns, net);
+    let result = in_dir(store, a, o, &name, &dir, userns, net, log_max);
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -533,6 +540,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
 
 /// Everything after the sandbox directory exists; the caller removes it
 /// unless a detached sandbox started.
+#[allow(clippy::too_many_arguments)]
 fn in_dir(
     store: &Store,
     a: &SandboxArgs,
@@ -541,6 +549,7 @@ fn in_dir(
     dir: &Path,
     userns: bool,
     net: Option<(String, Vec<bulkhead_net::Publish>)>,
+    log_max: Option<u64>,
 ) -> Result<i32, Failure> {
     // Rootless, container root is the caller, who owns the directory.
     let idmap = (userns && o.rootless.is_none()).then_some(o.id_map_base);
@@ -632,12 +641,20 @@ fn in_dir(
     serde_json::to_writer_pretty(&mut f, &cfg)
         .map_err(anyhow::Error::from)
         .context("write config.json")?;
+    // Closed here: a detached sandbox's monitor is forked below and would
+    // keep it open for the sandbox's life.
+    drop(f);
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         ..Default::default()
     };
     if a.detach {
-        detached(store, name, dir, &opts, &before_start)?;
+        let mopts = monitor::MonitorOptions {
+            rm: a.rm,
+            tty: a.tty,
+            log_max,
+        };
+        monitor::start(store, name, dir, &opts, &before_start, mopts)?;
         println!("{name}");
         return Ok(0);
     }
@@ -723,29 +740,6 @@ fn host_root(dir: &Path, idmap: Option<u32>) -> Result<PathBuf> {
             .with_context(|| format!("chown {}", rootfs.display()))?;
     }
     Ok(rootfs)
-}
-
-/// Starts the sandbox in the background with its stdout and stderr going
-/// to its log file and stdin reading /dev/null. The init inherits our
-/// fds 0-2, so they are pointed there for the time of create.
-fn detached(
-    store: &Store,
-    name: &str,
-    dir: &Path,
-    opts: &CreateOptions,
-    before_start: &dyn Fn(i32) -> Result<()>,
-) -> Result<()> {
-    let log = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .mode(0o640)
-        .open(dir.join(LOG_FILE))
-        .with_context(|| format!("create {}", dir.join(LOG_FILE).display()))?;
-    let _in = Redirect::stdin_null()?;
-    let _out = Redirect::new(1, log.try_clone()?.into())?;
-    let _err = Redirect::new(2, log.into())?;
-    super::run_with(store, name, opts, true, false, before_start)?;
-    Ok(())
 }
 
 /// Points one of fds 0-2 elsewhere until dropped.
