@@ -632,6 +632,19 @@ fn rootless_image_owners_whiteouts_and_sub_ids_on_the_host() {
     let u = user!();
     let img = owners_image(&u);
     let img = img.to_str().unwrap();
+    // --print-spec reads the image config from the layout and creates
+    // nothing (no store yet, so no overlay to show).
+    let out = sandbox(&u, &["--print-spec", "--image", img]);
+    out.ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["process"]["args"],
+        serde_json::json!(["/bin/sh"]),
+        "{v:#}"
+    );
+    assert_eq!(v["process"]["cwd"], "/tmp");
+    assert!(!store_dir(&u).exists(), "--print-spec made the store");
+
     let out = sandbox(&u, &["--image", img, "--", "sh", "-c", LOOK]);
     out.ok();
     // Image owners as the image says (1000 is the sub-id 999 outside); 70000
@@ -651,6 +664,20 @@ fn rootless_image_owners_whiteouts_and_sub_ids_on_the_host() {
     assert!(
         out.stdout.starts_with("uid=1000(app) gid=1000(app)"),
         "{out}"
+    );
+
+    // Now in the store: --print-spec shows the overlay the container
+    // mounts at / and resolves the image's accounts.
+    let out = sandbox(&u, &["--print-spec", "--image", img, "-u", "app"]);
+    out.ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["process"]["user"]["uid"], 1000, "{v:#}");
+    assert_eq!(v["mounts"][0]["destination"], "/");
+    assert_eq!(v["mounts"][0]["type"], "overlay");
+    let lower = v["mounts"][0]["options"][0].as_str().unwrap();
+    assert!(
+        lower.starts_with(&format!("lowerdir={}/layers/", store_dir(&u).display())),
+        "{lower}"
     );
 
     // On the host: the store is the user's, its files owned by the user and

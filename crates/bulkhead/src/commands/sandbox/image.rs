@@ -306,3 +306,30 @@ pub fn remove_rootless(sandbox_dir: &Path) -> Result<()> {
     .with_context(|| format!("remove sandbox dir {}", sandbox_dir.display()))?;
     Ok(())
 }
+
+/// The image config of `reference` for `--print-spec`, creating nothing:
+/// read from the file or directory it names (not imported), or from the
+/// store at `store_dir` for a name or id. Also the image with its layer
+/// directories when all of them are in that store (to read its accounts
+/// and, rootless, to show the overlay the container would mount).
+pub fn inspect(reference: &str, store_dir: &Path) -> Result<(ImageConfig, Option<ImageRef>)> {
+    let flag = || format!("--image {reference:?}");
+    let store = || -> Option<Store> { store_dir.is_dir().then(|| Store::open(store_dir).ok())? };
+    let image = if std::fs::symlink_metadata(reference).is_ok() {
+        let image = bulkhead_image::inspect(Path::new(reference), &Default::default())
+            .with_context(flag)?;
+        let filled = store().and_then(|s| s.fill_dirs(image.clone()).ok());
+        (image, filled)
+    } else {
+        let found = store().map(|s| s.get(reference));
+        match found {
+            Some(Ok(image)) => (image.clone(), Some(image)),
+            Some(Err(bulkhead_image::Error::NotFound { .. })) | None => bail!(
+                "--image {reference:?}: no such file or directory, and no image of that name or id in the store {}",
+                store_dir.display()
+            ),
+            Some(Err(e)) => return Err(e).with_context(flag),
+        }
+    };
+    Ok((image_config(image.0.config), image.1))
+}
