@@ -798,6 +798,23 @@ fn rootless_demo_image_and_bad_images_leave_nothing() {
     let out = sandbox(&u, &["--image", "bulkhead-demo:latest", "--", "id", "-u"]);
     out.ok();
     assert_eq!(out.stdout.trim(), "0");
+    // Root does not run from a user's store (owners and overlay marks are
+    // the user's).
+    let state = common::open_tempdir();
+    let store = store_dir(&u);
+    let out = common::rt(
+        state.path(),
+        &[
+            "sandbox",
+            "--image-store",
+            store.to_str().unwrap(),
+            "--image",
+            "bulkhead-demo:latest",
+            "--",
+            "true",
+        ],
+    );
+    out.fails_with(&["--image-store", "unprivileged user's store"]);
 
     // A corrupt layer: refused naming --image, nothing of it kept.
     let bad = u.home.join("bad");

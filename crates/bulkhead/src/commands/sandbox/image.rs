@@ -112,6 +112,14 @@ pub fn prepare(
     }
     let store = Store::open(&store_dir)
         .with_context(|| format!("--image-store {}", store_dir.display()))?;
+    if store.is_rootless() {
+        // Its layers are owned by a user's ids and marked for userxattr.
+        bail!(
+            "--image-store {}: an unprivileged user's store (its layers are unpacked for a \
+             rootless overlay); root uses its own (default {DEFAULT_STORE})",
+            store_dir.display()
+        );
+    }
     let stderr = std::io::stderr();
     let live = stderr.is_terminal() && !args.quiet;
     let mut progress = ProgressPrinter::new(stderr, live);
