@@ -290,6 +290,17 @@ fn rootless_exit_codes_and_detached_verbs() {
     let st = u.rt(&["state", "bg"]);
     st.ok();
     assert!(st.stdout.contains("running"), "{st}");
+    // list shows the user as the owner (root's containers show root).
+    let list = u.rt(&["list"]);
+    list.ok();
+    let row: Vec<&str> = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("bg "))
+        .unwrap_or_else(|| panic!("bg not listed: {list}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.last(), Some(&u.name.as_str()), "{list}");
     let logs = common::wait_for("the log", std::time::Duration::from_secs(10), || {
         let l = u.rt(&["logs", "bg"]);
         l.stdout.contains("hello-from-bg").then_some(l)
@@ -403,7 +414,7 @@ fn rootless_baseline_and_privileged_and_refusals() {
         ),
         (
             &["--image", "oci:/nonexistent", "--", "true"],
-            &["--image", "not supported rootless"],
+            &["--image \"oci:/nonexistent\"", "no such file"],
         ),
     ] {
         let out = sandbox(&u, args);
