@@ -452,3 +452,36 @@ fn attach_detach_and_reattach() {
         "the socket outlives the monitor"
     );
 }
+
+#[test]
+fn a_monitor_killed_during_create_or_start_leaves_nothing() {
+    monitor_test!();
+    skip_if!(
+        !cfg!(debug_assertions),
+        "BULKHEAD_FAULT is compiled out of release builds"
+    );
+    let env = Env::new();
+    for point in [
+        "create.record",
+        "create.cgroup",
+        "create.init-ready",
+        "create.saved",
+        "start.fifo-written",
+    ] {
+        let name = unique_id();
+        let mut cmd = std::process::Command::new(common::runtime());
+        cmd.arg("--root")
+            .arg(env.root.path())
+            .args(["sandbox", "-d", "--name", &name, "--", "sleep", "600"])
+            .env("BULKHEAD_FAULT", point);
+        let io = common::open_tempdir();
+        let out = common::run_cmd(cmd, io.path(), common::cmd_timeout());
+        assert_eq!(out.code(), Some(125), "{point}: {out}");
+        assert!(
+            out.stderr
+                .contains("monitor exited before the sandbox started"),
+            "{point}: {out}"
+        );
+        assert_gone(env.root.path(), &name);
+    }
+}
