@@ -812,3 +812,120 @@ fn cgroup2_device_programs_are_evaluated() {
     assert_eq!(t.len(), 1, "{r}");
     assert!(t[0].contains("cgroup v2 device program"), "{t:?}");
 }
+
+/// runc, started in a mount namespace where /sys/fs/cgroup is the host's
+/// cgroup2 mount (so it runs in cgroup v2 mode on this hybrid host),
+/// attaches a device program of its own making (cilium/ebpf); deleted on
+/// drop the same way.
+struct RuncV2 {
+    runc: PathBuf,
+    mount: PathBuf,
+    state: tempfile::TempDir,
+    bundle: tempfile::TempDir,
+    io: tempfile::TempDir,
+    id: String,
+    cgroup: PathBuf,
+}
+
+impl RuncV2 {
+    /// `runc ARGS` with /sys/fs/cgroup replaced by the cgroup2 mount.
+    fn cmd(&self, args: &[&str]) -> RtOutput {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /sys/fs/cgroup && exec \"$@\"")
+            .arg(&self.mount)
+            .arg(&self.runc)
+            .arg("--root")
+            .arg(self.state.path())
+            .args(args)
+            .stdin(Stdio::null());
+        run_cmd(c, self.io.path(), common::cmd_timeout())
+    }
+}
+
+impl Drop for RuncV2 {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete", "--force", &self.id]);
+        let _ = std::fs::remove_dir(&self.cgroup);
+    }
+}
+
+#[test]
+fn runc_cgroup2_device_program_is_evaluated() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runs runc itself, whatever the runtime under test"
+    );
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 mount on this host");
+        return;
+    };
+    let Some(runc) = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        eprintln!("skipped: runc is not installed");
+        return;
+    };
+    let id = unique_id();
+    let r = RuncV2 {
+        runc,
+        cgroup: mount.join(&id),
+        mount,
+        state: common::open_tempdir(),
+        bundle: common::open_tempdir(),
+        io: common::open_tempdir(),
+        id,
+    };
+    let mut cfg = common::base_config(rootfs());
+    cfg["process"]["args"] = json!(["/bin/bulkhead-probe", "sleep", "300"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{}", r.id));
+    cfg["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}
+    ]);
+    std::fs::write(r.bundle.path().join("config.json"), cfg.to_string()).unwrap();
+    let bundle = r.bundle.path().to_str().unwrap().to_string();
+    r.cmd(&["run", "-d", "--bundle", &bundle, &r.id]).ok();
+    let state = r.cmd(&["state", &r.id]);
+    state.ok();
+    let pid = json_of(&state)["pid"].to_string();
+    // Its init really is in the cgroup2 directory runc made.
+    let procs = std::fs::read_to_string(r.cgroup.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid), "{procs}");
+
+    let (_, report) = common::audit::audit_pid(&pid, r.io.path());
+    let access = &report["observed"][0]["device_access"];
+    assert!(
+        access["by"]
+            .as_str()
+            .unwrap()
+            .contains("cgroup v2 device program"),
+        "{access}"
+    );
+    let titles: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("device"))
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    // runc's own defaults (mknod of anything, /dev/null...) plus the rule.
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("allows /dev/kmsg (c 1:11 rw)")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| t.contains("allows mknod of any"))
+            .count(),
+        2,
+        "{titles:?}"
+    );
+}
