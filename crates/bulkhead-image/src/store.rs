@@ -27,7 +27,14 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// A user's store ([`Store::open_rootless`]): layers for a rootless
+    /// overlay (`userxattr`).
+    rootless: bool,
 }
+
+/// Marks a user's store: its layers carry `user.overlay.*` metadata and
+/// were unpacked inside the user's namespace.
+const ROOTLESS_MARK: &str = "rootless";
 
 /// An imported image: its identity, how to run it, and its layers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +73,70 @@ impl ImageRef {
     pub fn layer_dirs(&self) -> Vec<&Path> {
         self.layers.iter().map(|l| l.dir.as_path()).collect()
     }
+
+    /// The contents of regular file `path` (relative to the image root,
+    /// e.g. `etc/passwd`) as the merged image shows it, read from the
+    /// layers without mounting them: the top-most layer that has it wins,
+    /// a whiteout or an opaque directory on the way hides the layers below.
+    /// Symlinks are not followed (None), nor is anything over `max` bytes.
+    pub fn read_file(&self, path: &str, max: u64) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let comps: Vec<&[u8]> = path
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        if comps.is_empty() || comps.contains(&&b".."[..]) {
+            return None;
+        }
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        'layers: for l in self.layers.iter().rev() {
+            let Ok(mut fd) = rustix::fs::open(&l.dir, dir_flags, Mode::empty()) else {
+                return None;
+            };
+            for (i, c) in comps.iter().enumerate() {
+                let name = std::ffi::OsStr::from_bytes(c);
+                let st = match rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                {
+                    Ok(st) => st,
+                    Err(_) if is_opaque(&fd) => return None,
+                    Err(_) => continue 'layers,
+                };
+                let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                if ft == rustix::fs::FileType::CharacterDevice && st.st_rdev == 0 {
+                    return None; // a whiteout
+                }
+                if i + 1 == comps.len() {
+                    if ft != rustix::fs::FileType::RegularFile || st.st_size as u64 > max {
+                        return None;
+                    }
+                    let f = rustix::fs::openat(
+                        &fd,
+                        name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ok()?;
+                    let mut out = Vec::new();
+                    File::from(f).take(max).read_to_end(&mut out).ok()?;
+                    return Some(out);
+                }
+                if ft != rustix::fs::FileType::Directory {
+                    return None;
+                }
+                fd = rustix::fs::openat(&fd, name, dir_flags, Mode::empty()).ok()?;
+            }
+        }
+        None
+    }
+}
+
+/// An overlayfs opaque directory, in either store's form.
+fn is_opaque(dir: &impl std::os::fd::AsFd) -> bool {
+    let mut buf = [0u8; 4];
+    [unpack::OPAQUE_XATTR, unpack::USER_OPAQUE_XATTR]
+        .iter()
+        .any(|x| rustix::fs::fgetxattr(dir, *x, &mut buf).is_ok_and(|n| &buf[..n] == b"y"))
 }
 
 /// Which image to take from a source that holds several.
@@ -245,14 +316,53 @@ fn is_index(mt: Option<&str>) -> bool {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`. A user's store
+    /// (made by [`Store::open_rootless`]) stays one.
     pub fn open(root: &Path) -> Result<Store> {
         mkdir_p(root)?;
         let root = fs::canonicalize(root).map_err(io_err(root.display().to_string()))?;
         for d in ["blobs/sha256", "layers", "images", "tmp", "containers"] {
             mkdir_p(&root.join(d))?;
         }
-        Ok(Store { root })
+        let rootless = root.join(ROOTLESS_MARK).exists();
+        Ok(Store { root, rootless })
+    }
+
+    /// Opens (creating if needed) an unprivileged user's store: layers are
+    /// written for an overlay mounted with `userxattr` inside a user
+    /// namespace (opaque directories as `user.overlay.opaque`; whiteouts
+    /// stay 0:0 character devices, which a user namespace may create), and
+    /// owners the caller's namespace does not map are squashed to its root.
+    /// Call it inside a user namespace mapping the user to root and its
+    /// sub-ids to 1.., so files get the owners the container will see.
+    /// A store that already holds root's layers is refused.
+    pub fn open_rootless(root: &Path) -> Result<Store> {
+        let mut store = Store::open(root)?;
+        if !store.rootless {
+            let layers = store.root.join("layers");
+            let used = fs::read_dir(&layers)
+                .map_err(io_err(layers.display().to_string()))?
+                .next()
+                .is_some();
+            if used {
+                return Err(Error::Io {
+                    context: format!(
+                        "{}: a store with root's layers (trusted.overlay.* metadata) \
+                         cannot be used rootless; use another --image-store",
+                        store.root.display()
+                    ),
+                    source: io::Error::from(io::ErrorKind::InvalidInput),
+                });
+            }
+            write_atomic(&store.root, ROOTLESS_MARK, b"user.overlay\n")?;
+            store.rootless = true;
+        }
+        Ok(store)
+    }
+
+    /// Whether this is a user's store (see [`Store::open_rootless`]).
+    pub fn is_rootless(&self) -> bool {
+        self.rootless
     }
 
     /// The store's root directory.
@@ -630,7 +740,12 @@ impl Store {
                 Box::new(buf)
             };
             let mut inner = HashReader::new(dec);
-            let warnings = unpack::unpack(&mut inner, &diff_dir, &diff_id.to_string())?;
+            let flavor = if self.rootless {
+                unpack::Flavor::Rootless
+            } else {
+                unpack::Flavor::Root
+            };
+            let warnings = unpack::unpack(&mut inner, &diff_dir, &diff_id.to_string(), flavor)?;
             let (actual, _) = inner.finish().map_err(corrupt)?;
             if &actual != diff_id {
                 return Err(Error::DigestMismatch {

@@ -170,7 +170,7 @@ fn stage0(
             MapWriter::OwnIds => {
                 // The kernel takes an unprivileged gid_map only once
                 // setgroups is denied for good in the namespace.
-                write_proc_file(stage1_pid, "setgroups", "deny")?;
+                deny_setgroups(stage1_pid)?;
                 write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
             }
             MapWriter::Privileged => {
@@ -233,6 +233,11 @@ pub(crate) fn init_lost(plan: &bulkhead_spec::plan::Plan, e: std::io::Error) -> 
 /// Write uid_map and gid_map of a process in a new user namespace: by root
 /// in the parent namespace (any maps), or by the unprivileged owner (its
 /// own ids only).
+/// An unprivileged gid_map needs setgroups denied in the namespace first.
+pub(crate) fn deny_setgroups(pid: i32) -> Result<(), LaunchError> {
+    write_proc_file(pid, "setgroups", "deny")
+}
+
 pub(crate) fn write_id_maps(pid: i32, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LaunchError> {
     let render = |maps: &[IdMap]| {
         maps.iter()

@@ -115,7 +115,7 @@ fn setup(
     stage::security::apply(plan, process, seccomp.filter(|_| early), &mut hand_over)?;
     bulkhead_sys::fault::point("init.security");
 
-    // 5. exec: resolve the program as the final user, verify the cwd, and
+    // 5. exec: resolve the program as the final user, and
     //    mark every fd but stdio and --preserve-fds close-on-exec.
     let exec = stage::exec::prepare(process, req.preserve_fds)?;
     if let Some(fd) = seccomp

@@ -109,9 +109,52 @@ pub struct Record {
     /// The config as it was at create: `exec` shares its confinement, and
     /// poststart/poststop hooks come from it, whatever the bundle holds now.
     pub spec: oci_spec::runtime::Spec,
+    /// How the init ended, when a process that reaped it recorded it (the
+    /// sandbox monitor); absent for OCI containers, whose parent is the
+    /// caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
     /// The seccomp recorder of a learning run: pid and start time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learn_recorder: Option<(i32, u64)>,
+}
+
+/// How a container's init ended, as its reaper saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// The exit status, when it exited.
+    #[serde(rename = "exitCode", skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// RFC 3339, when it was reaped.
+    #[serde(rename = "finishedAt")]
+    pub finished_at: String,
+}
+
+impl Exit {
+    /// From a wait status, finished now.
+    pub fn now(status: bulkhead_sys::ExitStatus) -> Exit {
+        let (exit_code, signal) = match status {
+            bulkhead_sys::ExitStatus::Exited(c) => (Some(c), None),
+            bulkhead_sys::ExitStatus::Signaled(s) => (None, Some(s)),
+        };
+        Exit {
+            exit_code,
+            signal,
+            finished_at: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// The shell's number for it: the status, or 128 + the signal.
+    pub fn code(&self) -> i32 {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// The `state` JSON (runc's shape).
@@ -128,6 +171,10 @@ pub struct StateView {
     pub owner: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Only when recorded (never for OCI containers, so runc's shape is
+    /// unchanged for its clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
 }
 
 pub struct Store {
@@ -318,6 +365,7 @@ impl Store {
             created: rec.created.clone(),
             owner: rec.owner.clone(),
             annotations: rec.annotations.clone(),
+            exit: rec.exit.clone().filter(|_| status == Status::Stopped),
         }
     }
 
@@ -480,10 +528,15 @@ impl Store {
             bundle,
             rootfs: plan.rootfs.clone(),
             created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-            owner: String::new(),
+            owner: if self.rootless {
+                caller_name()
+            } else {
+                String::new()
+            },
             annotations: plan.annotations.clone(),
             cgroups: cgroups.clone(),
             spec: spec.clone(),
+            exit: None,
             learn_recorder: cleanup
                 .recorder
                 .as_ref()
@@ -619,6 +672,29 @@ impl Store {
                 io("kill")(e)
             }
         })
+    }
+
+    /// Records how the init `pid` ended, for the process that reaped it.
+    /// Durable (fsynced): `list`, `wait` and `inspect` read it later. A
+    /// container deleted meanwhile, or whose record names another init, is
+    /// left alone (`Ok(false)`).
+    pub fn record_exit(&self, id: &str, pid: i32, exit: &Exit) -> Result<bool, LifecycleError> {
+        let _lock = match self.lock(id) {
+            Ok(l) => l,
+            Err(LifecycleError::NotExist(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut rec = match self.load(id) {
+            Ok(r) => r,
+            Err(LifecycleError::NotExist(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if rec.pid != pid {
+            return Ok(false);
+        }
+        rec.exit = Some(exit.clone());
+        self.save(&rec)?;
+        Ok(true)
     }
 
     /// `delete`: tear down a stopped container (any container with `force`).
@@ -1049,4 +1125,20 @@ fn write_renamed(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The caller's user name from /etc/passwd (its uid when it has none): the
+/// owner `list` shows for a rootless container. Root's records leave it
+/// empty, as runc's `state` does.
+fn caller_name() -> String {
+    let uid = rustix::process::geteuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            bulkhead_spec::passwd::parse_passwd(&t)
+                .into_iter()
+                .find(|e| e.uid == uid)
+                .map(|e| e.name)
+        })
+        .unwrap_or_else(|| uid.to_string())
 }

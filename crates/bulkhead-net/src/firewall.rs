@@ -19,8 +19,10 @@
 //!   on `--internal` networks. Frames between two ports
 //!   of B also pass here through br_netfilter (iif = oif = B): they are
 //!   left to the L2 policy below and to bridge port isolation.
-//! - `forward` of `bridge bulkhead`: without `--allow-intra`, IPv4 from S to S
-//!   between ports is dropped (on top of the ports' `isolated` flag).
+//! - `forward` of `bridge bulkhead`: without `--allow-intra`, no frame
+//!   goes from one port to another (on top of the ports' `isolated` flag),
+//!   except between the ports of a linked pair (`--link`), whose ports are
+//!   not isolated.
 //! - NAT: masquerade S leaving by another interface (not `--internal`);
 //!   DNAT for each published port, in prerouting (from outside) and output
 //!   (from the host itself, 127.0.0.1 included), and masquerade of 127/8
@@ -205,16 +207,34 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
         ],
     ));
     if !n.allow_intra {
-        cmds.push(rule(
-            b,
-            &c("forward"),
-            vec![
-                eq(payload("ether", "type"), json!("ip")),
-                eq(payload("ip", "saddr"), subnet.clone()),
-                eq(payload("ip", "daddr"), subnet.clone()),
-                verdict("drop"),
-            ],
-        ));
+        // Linked pairs (`--link`) talk; no other frame goes from one port
+        // to another (ARP and IPv6 included).
+        for (x, y) in n.linked_pairs() {
+            for (from, to) in [(x, y), (y, x)] {
+                cmds.push(rule(
+                    b,
+                    &c("forward"),
+                    vec![
+                        eq(meta("iifname"), json!(from.veth)),
+                        eq(meta("oifname"), json!(to.veth)),
+                        verdict("accept"),
+                    ],
+                ));
+            }
+        }
+        // By the network's ports (`meta ibrname` needs a module kernels
+        // often lack).
+        let ports: Vec<&str> = n.attachments.iter().map(|a| a.veth.as_str()).collect();
+        if !ports.is_empty() {
+            cmds.push(rule(
+                b,
+                &c("forward"),
+                vec![
+                    eq(meta("iifname"), json!({ "set": ports })),
+                    verdict("drop"),
+                ],
+            ));
+        }
     }
     for a in &n.attachments {
         for p in &a.publish {

@@ -15,7 +15,9 @@ pub mod addr;
 pub mod error;
 pub mod firewall;
 pub mod link;
+pub mod ports;
 pub mod state;
+pub mod usernet;
 
 use std::net::Ipv4Addr;
 
@@ -149,6 +151,9 @@ pub fn gc(store: &NetStore, lock: &Lock, alive: &dyn Fn(&str) -> bool) -> Result
             n.attachments.drain(..).partition(|a| !alive(&a.container));
         n.attachments = kept;
         if !gone.is_empty() {
+            for k in &mut n.attachments {
+                k.links.retain(|l| !gone.iter().any(|g| &g.container == l));
+            }
             for a in &gone {
                 tracing::info!(
                     "network {}: releasing {} of removed container {}",
@@ -233,15 +238,54 @@ pub fn precheck(
     network: &str,
     container: &str,
     publish: &[Publish],
+    links: &[String],
 ) -> Result<Network> {
     validate_name(network)?;
     let net = store.load(network)?;
+    check_links(&net, container, links)?;
     let mut nets = store.list()?;
     for n in &mut nets {
         n.attachments.retain(|a| a.container != container);
     }
     check_publish(&nets, publish)?;
+    // DNAT takes a port from under a host process listening on it:
+    // refused while it listens.
+    ports::check_free(publish)?;
     Ok(net)
+}
+
+/// `--link` targets: other containers on the network, each once.
+fn check_links(net: &Network, container: &str, links: &[String]) -> Result<()> {
+    for (i, l) in links.iter().enumerate() {
+        let reason = if l == container {
+            "a container cannot be linked to itself".to_string()
+        } else if links[..i].contains(l) {
+            "given twice".to_string()
+        } else if !net.attachments.iter().any(|a| &a.container == l) {
+            format!("no container of that name is on network {:?}", net.name)
+        } else {
+            continue;
+        };
+        return Err(NetError::invalid("--link", format!("{l:?}: {reason}")));
+    }
+    Ok(())
+}
+
+/// Port isolation as the links want it: off for the ports of linked
+/// containers (the bridge table keeps them to their peers), on for the
+/// others. Only ports whose flag differs are changed.
+fn sync_isolation(net: &Network) -> Result<()> {
+    if net.allow_intra || !link::exists(&net.bridge) {
+        return Ok(());
+    }
+    let ports = link::port_isolation(&net.bridge)?;
+    for a in &net.attachments {
+        let want = !net.is_linked(&a.container);
+        if ports.iter().any(|(p, on)| *p == a.veth && *on != want) {
+            link::set_isolated(&a.veth, want)?;
+        }
+    }
+    Ok(())
 }
 
 /// One container to put on a network.
@@ -251,6 +295,8 @@ pub struct AttachRequest<'a> {
     /// A process in the container's network namespace.
     pub pid: i32,
     pub publish: Vec<Publish>,
+    /// `--link`: containers on the network it may talk to.
+    pub links: Vec<String>,
 }
 
 /// Puts a container on a network: address, veth, route, policy. On
@@ -280,6 +326,7 @@ pub fn attach(
     });
     store.save(&lock, &net)?;
     check_publish(&store.list()?, &req.publish)?;
+    check_links(&net, req.container, &req.links)?;
     // A record that outlived its bridge (a state root on disk, a reboot).
     if !link::exists(&net.bridge) {
         tracing::info!("network {}: recreating bridge {}", net.name, net.bridge);
@@ -290,6 +337,7 @@ pub fn attach(
         ip: net.free_address()?,
         veth: veth_name(req.network, req.container),
         publish: req.publish.clone(),
+        links: req.links.clone(),
     };
     // A leftover of the same name (a crash between creating the link and
     // recording it cannot happen, but a reused container name can).
@@ -309,7 +357,9 @@ pub fn attach(
     .and_then(|_| {
         bulkhead_sys::fault::point("net.linked");
         firewall::apply(&store.list()?, &[])
-    });
+    })
+    // After the rules that keep linked ports to their peers.
+    .and_then(|_| sync_isolation(&net));
     if let Err(e) = configured {
         let _ = link::delete(&a.veth);
         net.attachments.retain(|x| x.container != req.container);
@@ -317,32 +367,50 @@ pub fn attach(
         if let Ok(nets) = store.list() {
             let _ = firewall::apply(&nets, &[]);
         }
+        let _ = sync_isolation(&net);
         return Err(e);
     }
     Ok((net, a))
 }
 
 /// Releases everything a container holds on every network (address, veth,
-/// published ports); true if it held anything. Idempotent.
-pub fn detach(store: &NetStore, container: &str) -> Result<bool> {
+/// published ports, links); the containers it was linked with (whose
+/// ports get their isolation back). Idempotent.
+pub fn detach(store: &NetStore, container: &str) -> Result<Vec<String>> {
     if !store.dir.exists() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     let lock = store.lock()?;
-    let mut changed = false;
+    let mut changed = Vec::new();
+    let mut peers = Vec::new();
     for mut n in store.list()? {
         let Some(pos) = n.attachments.iter().position(|a| a.container == container) else {
             continue;
         };
+        for (x, y) in n.linked_pairs() {
+            if x.container == container {
+                peers.push(y.container.clone());
+            } else if y.container == container {
+                peers.push(x.container.clone());
+            }
+        }
         let a = n.attachments.remove(pos);
+        for other in &mut n.attachments {
+            other.links.retain(|l| l != container);
+        }
         link::delete(&a.veth)?;
         store.save(&lock, &n)?;
-        changed = true;
+        changed.push(n);
     }
-    if changed {
+    if !changed.is_empty() {
         firewall::apply(&store.list()?, &[])?;
+        if !peers.is_empty() {
+            for n in &changed {
+                sync_isolation(n)?;
+            }
+        }
     }
-    Ok(changed)
+    Ok(peers)
 }
 
 /// `/etc/hosts` for a container.
@@ -425,6 +493,7 @@ mod tests {
                 // No such link: gc only reads the link table here.
                 veth: veth_name("n", c),
                 publish: vec![],
+                links: vec![],
             });
         }
         store.save(&lock, &n).unwrap();
@@ -463,6 +532,7 @@ mod tests {
             ip: "10.2.0.2".parse().unwrap(),
             veth: "v".into(),
             publish: vec!["8080:80".parse().unwrap()],
+            links: vec![],
         });
         let e = check_publish(&[n.clone()], &["127.0.0.1:8080:81".parse().unwrap()])
             .unwrap_err()

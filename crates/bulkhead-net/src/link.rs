@@ -147,3 +147,39 @@ pub fn attach(p: &VethPlan) -> Result<()> {
     inside(&["route", "add", "default", "via", &p.gateway.to_string()])?;
     Ok(())
 }
+
+/// Sets bridge port isolation of `veth` (a linked container's port is not
+/// isolated: the bridge table's rules keep it to its peers).
+pub fn set_isolated(veth: &str, on: bool) -> Result<()> {
+    let flag = if on { "on" } else { "off" };
+    run(
+        "ip",
+        &[
+            "link",
+            "set",
+            "dev",
+            veth,
+            "type",
+            "bridge_slave",
+            "isolated",
+            flag,
+        ],
+    )
+    .map(drop)
+}
+
+/// The ports of `bridge` with their isolation flag.
+pub fn port_isolation(bridge: &str) -> Result<Vec<(String, bool)>> {
+    let out = run("ip", &["-j", "-d", "link", "show", "master", bridge])?;
+    let links: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+    Ok(links
+        .iter()
+        .filter_map(|l| {
+            let name = l["ifname"].as_str()?.to_string();
+            let isolated = l["linkinfo"]["info_slave_data"]["isolated"]
+                .as_bool()
+                .unwrap_or(false);
+            Some((name, isolated))
+        })
+        .collect())
+}

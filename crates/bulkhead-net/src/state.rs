@@ -36,9 +36,38 @@ pub struct Attachment {
     /// The host end of its veth, a port of the bridge.
     pub veth: String,
     pub publish: Vec<Publish>,
+    /// Containers of this network it may reach and be reached by on a
+    /// network without --allow-intra (`sandbox --link`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 impl Network {
+    /// The linked pairs of containers that are both on the network, each
+    /// once.
+    pub fn linked_pairs(&self) -> Vec<(&Attachment, &Attachment)> {
+        let mut pairs = Vec::new();
+        for a in &self.attachments {
+            for l in &a.links {
+                if let Some(b) = self.attachments.iter().find(|b| &b.container == l)
+                    && !pairs.iter().any(|(x, y): &(&Attachment, &Attachment)| {
+                        x.container == b.container && y.container == a.container
+                    })
+                {
+                    pairs.push((a, b));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Whether container `c`'s port has a linked peer on the network.
+    pub fn is_linked(&self, c: &str) -> bool {
+        self.linked_pairs()
+            .iter()
+            .any(|(a, b)| a.container == c || b.container == c)
+    }
+
     /// The first address no container holds.
     pub fn free_address(&self) -> Result<Ipv4Addr> {
         self.subnet
@@ -204,6 +233,7 @@ mod tests {
                 ip,
                 veth: format!("v{i}"),
                 publish: vec![],
+                links: vec![],
             });
             store.save(&lock, &n).unwrap();
             // A new process sees the same record.

@@ -173,6 +173,16 @@ enum Cmd {
     /// Bridge networks for sandboxes (create, ls, inspect, rm). See docs/network.md.
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
+    /// Wait for sandboxes to stop; print their exit codes.
+    Wait {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print what is known of sandboxes (status, exit code, log) as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// The recorder of a learning run (started by create; not for users).
     #[command(name = "learn-recorder", hide = true)]
     LearnRecorder(commands::learn::RecorderArgs),

@@ -511,6 +511,10 @@ fn bad_input_is_refused_with_a_clear_error() {
     require_lab!();
     let lab = Lab::new();
     let net = lab.network(&["--subnet", "10.201.6.0/24", &lab.net_name("bad")]);
+    let www = lab.www.path().join("taken");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("id"), "taken").unwrap();
+    lab.serve(&lab.host, "127.0.0.1:7100", &www);
     let before = (lab.links(), lab.ruleset(), lab.network_files());
     for (args, needle) in [
         (
@@ -546,7 +550,16 @@ fn bad_input_is_refused_with_a_clear_error() {
             vec!["--network", &net, "-p", "80"],
             "-p: \"80\": expected [HOSTIP:]HOSTPORT:CONTAINERPORT",
         ),
-        (vec!["-p", "8080:80"], "publishing needs a bridge network"),
+        (vec!["-p", "8080:80"], "publishing needs a network"),
+        // A host process listens there: DNAT would take its port away.
+        (
+            vec!["--network", &net, "-p", "7100:80"],
+            "-p 7100:80/tcp: host port 7100 is in use by another process",
+        ),
+        (
+            vec!["--network", &net, "-p", "127.0.0.1:7100:80"],
+            "-p 127.0.0.1:7100:80/tcp: host port 7100 is in use",
+        ),
     ] {
         let mut a = vec!["sandbox", "--name", name.as_str()];
         a.extend(flags);
@@ -956,4 +969,93 @@ fn spoofed_sources_do_not_leave_the_network() {
     lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
         .ok();
     assert_eq!(spoofed(&lab).as_deref(), Some("10.250.0.5"));
+}
+
+#[test]
+fn linked_containers_reach_each_other_and_no_one_else() {
+    require_lab!();
+    let lab = Lab::new();
+    let net = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("link")]);
+    let other = lab.network(&["--subnet", "10.201.10.0/24", &lab.net_name("lother")]);
+    let a = lab.web(&net, &[]);
+    let b = lab.web(&net, &[]);
+    let c = lab.web(&net, &["--link", &format!("{a}:db")]);
+    let (ip_a, ip_b, ip_c) = (
+        lab.ip_of(&net, &a),
+        lab.ip_of(&net, &b),
+        lab.ip_of(&net, &c),
+    );
+    let get = |from: &str, host: &str| lab.curl_from(from, &format!("http://{host}:8080/id"));
+    // The pair, both ways, by address and by name (and c's alias for a).
+    for host in [ip_a.as_str(), a.as_str(), "db"] {
+        assert_eq!(get(&c, host).as_deref(), Some(a.as_str()), "c -> {host}");
+    }
+    for host in [ip_c.as_str(), c.as_str()] {
+        assert_eq!(get(&a, host).as_deref(), Some(c.as_str()), "a -> {host}");
+    }
+    // Nobody else: b is on the network but not linked.
+    for (from, to) in [(&b, &ip_a), (&b, &ip_c), (&a, &ip_b), (&c, &ip_b)] {
+        assert_eq!(get(from, to), None, "{from} -> {to}");
+    }
+    let isolated = |name: &str| {
+        let n = lab.inspect(&net);
+        let veth = n["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["container"] == name)
+            .unwrap()["veth"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = lab.in_ns(&lab.host, &["ip", "-d", "link", "show", "dev", &veth]);
+        out.ok();
+        out.stdout.contains("isolated on")
+    };
+    assert!(!isolated(&a) && !isolated(&c) && isolated(&b));
+
+    // Removing c removes the pair: a's port is isolated again, its hosts
+    // file forgets c, and b still reaches no one.
+    lab.bh(&["rm", "-f", &c]).ok();
+    assert!(isolated(&a));
+    let hosts = lab.bh(&["exec", &a, "cat", "/etc/hosts"]);
+    hosts.ok();
+    assert!(!hosts.stdout.contains(&c), "{hosts}");
+    assert!(!lab.ruleset().contains(&ip_c));
+    assert_eq!(get(&b, &ip_a), None);
+
+    // Bad links: nothing is created.
+    let before = (lab.links(), lab.ruleset(), lab.inspect(&net));
+    let name = unique_id();
+    for (flags, needle) in [
+        (
+            vec!["--network", &net, "--link", "nosuch"],
+            "--link: \"nosuch\": no container of that name is on network",
+        ),
+        (
+            vec!["--network", &other, "--link", &a],
+            "no container of that name is on network",
+        ),
+        (
+            vec!["--network", &net, "--link", &name],
+            "cannot be linked to itself",
+        ),
+        (
+            vec!["--network", &net, "--link", "x:not_a_host!"],
+            "is not a host name",
+        ),
+        (
+            vec!["--link", &a],
+            "links are between containers of one bridge network",
+        ),
+    ] {
+        let mut args = vec!["sandbox", "--name", name.as_str()];
+        args.extend(flags);
+        args.extend(["--", "true"]);
+        let out = lab.bh(&args);
+        out.fails_with(&[needle]);
+        assert_eq!(out.code(), Some(125), "{out}");
+    }
+    assert!(!Path::new(SANDBOXES).join(&name).exists());
+    assert_eq!((lab.links(), lab.ruleset(), lab.inspect(&net)), before);
 }

@@ -290,6 +290,17 @@ fn rootless_exit_codes_and_detached_verbs() {
     let st = u.rt(&["state", "bg"]);
     st.ok();
     assert!(st.stdout.contains("running"), "{st}");
+    // list shows the user as the owner (root's containers show root).
+    let list = u.rt(&["list"]);
+    list.ok();
+    let row: Vec<&str> = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("bg "))
+        .unwrap_or_else(|| panic!("bg not listed: {list}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.last(), Some(&u.name.as_str()), "{list}");
     let logs = common::wait_for("the log", std::time::Duration::from_secs(10), || {
         let l = u.rt(&["logs", "bg"]);
         l.stdout.contains("hello-from-bg").then_some(l)
@@ -403,7 +414,7 @@ fn rootless_baseline_and_privileged_and_refusals() {
         ),
         (
             &["--image", "oci:/nonexistent", "--", "true"],
-            &["--image", "not supported rootless"],
+            &["--image \"oci:/nonexistent\"", "no such file"],
         ),
     ] {
         let out = sandbox(&u, args);
@@ -462,5 +473,54 @@ fn rootless_rootfs_owned_by_the_user_is_container_roots() {
     );
     out.ok();
     assert_eq!(fs::metadata(root.join("x")).unwrap().uid(), u.uid);
+    nothing_left(&u);
+}
+
+#[test]
+fn rootless_detached_sandboxes_have_a_monitor() {
+    let u = user!();
+    let out = sandbox(
+        &u,
+        &["-d", "--name", "ex", "--", "sh", "-c", "echo out; exit 4"],
+    );
+    out.ok();
+    let w = u.rt(&["wait", "ex"]);
+    w.ok();
+    assert_eq!(w.stdout.trim(), "4", "{w}");
+    let l = u.rt(&["list"]);
+    assert!(l.stdout.contains("exited (4)"), "{l}");
+    let logs = u.rt(&["logs", "ex"]);
+    assert_eq!(logs.stdout, "out\n", "{logs}");
+    u.rt(&["rm", "ex"]).ok();
+
+    // The init's parent is the monitor, a process of the user's.
+    sandbox(&u, &["-d", "--name", "bg", "--", "sleep", "600"]).ok();
+    let pid = init_pid(&u, "bg");
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let i = u.rt(&["inspect", "bg"]);
+    i.ok();
+    let v: Value = serde_json::from_str(&i.stdout).unwrap();
+    assert_eq!(v[0]["monitorPid"], ppid, "{i}");
+    assert_eq!(host_ids(ppid, "Uid:"), vec![u.uid; 4]);
+    u.rt(&["rm", "-f", "bg"]).ok();
+
+    // -d --rm removes itself.
+    sandbox(&u, &["-d", "--rm", "--name", "gone", "--", "true"]).ok();
+    common::wait_for(
+        "the sandbox to remove itself",
+        std::time::Duration::from_secs(20),
+        || {
+            (!sandboxes_dir(&u).join("gone").exists()
+                && !u.runtime_dir().join("bulkhead/gone").exists()
+                && u.pids().into_iter().all(zombie))
+            .then_some(())
+        },
+    );
     nothing_left(&u);
 }

@@ -109,6 +109,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                 sandbox::verbs::rm(&store, n, force)?;
             }
         }
+        Cmd::Wait { names } => sandbox::verbs::wait(&store, &names)?,
+        Cmd::Inspect { names } => sandbox::verbs::inspect(&store, &names)?,
         Cmd::Exec(args) => return exec::run(&store, &args),
         Cmd::Update(args) => update::run(&store, &args)?,
         Cmd::Events(args) => events::run(&store, &args)?,
@@ -287,7 +289,7 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
                     [
                         v.id.clone(),
                         v.pid.to_string(),
-                        v.status.to_string(),
+                        sandbox::verbs::status_text(v.status, v.exit.as_ref()),
                         v.bundle.display().to_string(),
                         v.created.clone(),
                         if v.owner.is_empty() {

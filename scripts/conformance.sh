@@ -1,0 +1,152 @@
+#!/bin/bash
+# scripts/conformance.sh — run opencontainers/runtime-tools' validation suite (TAP programs) against
+# bulkhead and, for comparison, runc and crun. A local tool, not part of CI: it needs Go >= 1.21 and the
+# network (or a local copy of runtime-tools). It skips with a reason (exit 0) when either is missing.
+#
+#   sudo scripts/conformance.sh                      # bulkhead (target/debug), runc, crun
+#   RUNTIMES="bulkhead" TESTS="kill state" scripts/conformance.sh
+#
+# Environment:
+#   GO            go binary to use (default: `go`; Debian 12's is 1.19, too old: see docs/conformance.md)
+#   RTT_SRC       a runtime-tools source tree to use instead of cloning
+#   RTT_REV       commit to build (default: the one docs/conformance.md reports on)
+#   RUNTIMES      space-separated names among: bulkhead runc crun (default: all found)
+#   BULKHEAD      bulkhead binary (default: target/debug/bulkhead, built if missing)
+#   TESTS         space-separated validation test names (default: all)
+#   OUT           output directory (default: target/conformance); summary in $OUT/summary.md
+#   TEST_TIMEOUT  seconds per test program (default: 300)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+RTT_REV=${RTT_REV:-5e639034dcdc2422164e3d7d76a737e2fb451a67}
+OUT=${OUT:-$repo/target/conformance}
+TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+GO=${GO:-go}
+
+skip() {
+    echo "conformance: SKIP: $*" >&2
+    exit 0
+}
+
+[ "$(id -u)" = 0 ] || skip "the validation suite creates real containers and needs root"
+
+# runtime-tools needs Go >= 1.21 (it uses the standard "slices" package).
+command -v "$GO" >/dev/null 2>&1 || skip "no Go toolchain ($GO); set GO=/path/to/go (>= 1.21)"
+gover=$("$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
+gomajor=${gover%%.*}
+gominor=$(echo "$gover" | cut -d. -f2)
+if [ "${gomajor:-0}" -lt 1 ] || { [ "$gomajor" -eq 1 ] && [ "${gominor:-0}" -lt 21 ]; }; then
+    skip "Go $gover is too old (runtime-tools needs >= 1.21); on Debian 12: golang-1.23-go from bookworm-backports, then GO=/usr/lib/go-1.23/bin/go"
+fi
+export GOTOOLCHAIN=local GOFLAGS=-mod=vendor
+
+mkdir -p "$OUT"
+src=${RTT_SRC:-$OUT/runtime-tools}
+if [ -z "${RTT_SRC:-}" ]; then
+    if [ ! -d "$src/.git" ]; then
+        rm -rf "$src"
+        git clone --quiet https://github.com/opencontainers/runtime-tools "$src" 2>"$OUT/clone.log" ||
+            skip "cannot clone runtime-tools (no network?): $(tail -1 "$OUT/clone.log")"
+    fi
+    git -C "$src" checkout --quiet "$RTT_REV" 2>/dev/null ||
+        { git -C "$src" fetch --quiet origin && git -C "$src" checkout --quiet "$RTT_REV"; } ||
+        skip "cannot check out runtime-tools $RTT_REV"
+fi
+[ -d "$src/validation" ] || skip "$src is not a runtime-tools tree (no validation/)"
+
+echo "conformance: building runtime-tools in $src" >&2
+(cd "$src" && PATH="$(dirname "$(command -v "$GO")"):$PATH" make runtimetest validation-executables) \
+    >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log" >&2; echo "conformance: build failed" >&2; exit 1; }
+
+# Runtimes. crun 1.8 refuses this project's hybrid-cgroup hosts unless its view of cgroup.controllers is
+# emptied: bench/crun-hybrid-wrap.sh does that in a private mount namespace.
+BULKHEAD=${BULKHEAD:-$repo/target/debug/bulkhead}
+if [ ! -x "$BULKHEAD" ]; then
+    (cd "$repo" && cargo build -p bulkhead) >&2
+fi
+wrapdir=$OUT/wrappers
+mkdir -p "$wrapdir"
+printf '#!/bin/sh\nexec %q "$@"\n' "$BULKHEAD" >"$wrapdir/bulkhead"
+printf '#!/bin/sh\nexec %q /usr/bin/crun "$@"\n' "$repo/bench/crun-hybrid-wrap.sh" >"$wrapdir/crun"
+chmod +x "$wrapdir/bulkhead" "$wrapdir/crun"
+
+if [ -z "${RUNTIMES:-}" ]; then
+    RUNTIMES=bulkhead
+    command -v runc >/dev/null 2>&1 && RUNTIMES="$RUNTIMES runc"
+    [ -x /usr/bin/crun ] && RUNTIMES="$RUNTIMES crun"
+fi
+
+tests=()
+if [ -n "${TESTS:-}" ]; then
+    for t in $TESTS; do tests+=("$t"); done
+else
+    for f in "$src"/validation/*/*.go; do
+        t=$(basename "$(dirname "$f")")
+        [ "$t" = util ] || tests+=("$t")
+    done
+    mapfile -t tests < <(printf '%s\n' "${tests[@]}" | sort -u)
+fi
+
+# One result per (runtime, test): pass, fail N/M (failed of total TAP points), skip, or error (the
+# program exited non-zero with no failed point, e.g. it could not create the container).
+result() {
+    local tap=$1 rc=$2 total notok skipped
+    total=$(grep -cE '^(not )?ok ' "$tap" || true)
+    notok=$(grep -E '^not ok ' "$tap" | grep -cvE '# (TODO|SKIP)' || true)
+    skipped=$(grep -cE '^ok .*# SKIP' "$tap" || true)
+    if [ "$notok" -gt 0 ]; then
+        echo "fail $notok/$total"
+    elif [ "$rc" -ne 0 ]; then
+        echo "error (exit $rc)"
+    elif [ "$total" -eq 0 ]; then
+        # Lifecycle programs report a failed MUST as a YAML "error" diagnostic and no point; the *_fail
+        # programs print nothing at all when the runtime correctly refused the config.
+        if grep -q '"error":' "$tap"; then echo "fail (diagnostic)"; else echo "pass"; fi
+    elif [ "$skipped" -eq "$total" ]; then
+        echo "skip"
+    else
+        echo "pass ($total)"
+    fi
+}
+
+declare -A res
+for rt in $RUNTIMES; do
+    case $rt in
+        bulkhead | crun) cmd=$wrapdir/$rt ;;
+        runc) cmd=$(command -v runc) ;;
+        *) echo "conformance: unknown runtime $rt" >&2; exit 2 ;;
+    esac
+    mkdir -p "$OUT/$rt"
+    for t in "${tests[@]}"; do
+        prog=$src/validation/$t/$t.t
+        [ -x "$prog" ] || { echo "conformance: no test $t" >&2; exit 2; }
+        rc=0
+        (cd "$src" && RUNTIME=$cmd timeout "$TEST_TIMEOUT" "$prog") \
+            >"$OUT/$rt/$t.tap" 2>"$OUT/$rt/$t.stderr" </dev/null || rc=$?
+        res[$rt,$t]=$(result "$OUT/$rt/$t.tap" "$rc")
+        printf '%-10s %-40s %s\n' "$rt" "$t" "${res[$rt,$t]}" >&2
+    done
+done
+
+{
+    echo "# runtime-tools validation ($RTT_REV)"
+    echo
+    printf '| test |'; for rt in $RUNTIMES; do printf ' %s |' "$rt"; done; echo
+    printf '|---|'; for _ in $RUNTIMES; do printf -- '---|'; done; echo
+    for t in "${tests[@]}"; do
+        printf '| %s |' "$t"
+        for rt in $RUNTIMES; do printf ' %s |' "${res[$rt,$t]}"; done
+        echo
+    done
+    echo
+    for rt in $RUNTIMES; do
+        p=0; n=0
+        for t in "${tests[@]}"; do
+            n=$((n + 1))
+            case ${res[$rt,$t]} in pass* | skip) p=$((p + 1)) ;; esac
+        done
+        echo "$rt: $p of $n programs pass or skip"
+    done
+} >"$OUT/summary.md"
+cat "$OUT/summary.md"
+echo "conformance: TAP output in $OUT/<runtime>/<test>.tap" >&2
