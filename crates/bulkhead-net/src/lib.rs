@@ -353,6 +353,7 @@ pub fn attach(
         prefix: net.subnet.prefix,
         gateway: net.gateway,
         isolated: !net.allow_intra,
+        hairpin: !a.publish.is_empty(),
     })
     .and_then(|_| {
         bulkhead_sys::fault::point("net.linked");
