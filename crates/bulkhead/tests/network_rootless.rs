@@ -325,6 +325,28 @@ fn rootless_published_ports_reach_the_sandbox() {
     assert_eq!(lab.curl_ns(&lab.host, "http://127.0.0.1:18080/id"), None);
     lab.nothing_left();
 
+    // slirp4netns publishes through its API socket.
+    if common::user::tool("slirp4netns") {
+        let mut a = vec![
+            "sandbox",
+            "-d",
+            "--name",
+            "web2",
+            "--network",
+            "slirp4netns",
+        ];
+        a.extend(["-p", "127.0.0.1:18083:8080", "-v", &vol, "--"]);
+        a.extend(["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]);
+        lab.bh(&a).ok();
+        wait_for("slirp4netns port", Duration::from_secs(10), || {
+            lab.curl_ns(&lab.host, "http://127.0.0.1:18083/id")
+                .filter(|b| b == "inside")
+        });
+        lab.bh(&["rm", "-f", "web2"]).ok();
+        assert_eq!(lab.curl_ns(&lab.host, "http://127.0.0.1:18083/id"), None);
+        lab.nothing_left();
+    }
+
     // A foreground sandbox: its helper goes when it ends.
     let out = lab.sandbox_sh(
         &["--network", "pasta", "-p", "18082:8080"],
