@@ -170,6 +170,11 @@ impl Lab {
 
     /// bulkhead as the user, in the host namespace.
     fn bh(&self, args: &[&str]) -> RtOutput {
+        run_cmd(self.bh_cmd(args), self.io.path(), common::cmd_timeout())
+    }
+
+    /// [`Lab::bh`]'s command, not run.
+    fn bh_cmd(&self, args: &[&str]) -> Command {
         let rt = runtime();
         let mut all = vec![rt.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -180,7 +185,7 @@ impl Lab {
             .args(inner.get_args())
             .current_dir(&self.user.home)
             .stdin(Stdio::null());
-        run_cmd(c, self.io.path(), common::cmd_timeout())
+        c
     }
 
     /// `sandbox FLAGS… -- sh -c SCRIPT`'s stdout (which must succeed).
@@ -409,4 +414,54 @@ fn rootless_network_bad_input_leaves_nothing() {
         &["sandbox", "--network", "pasta", "--", "true"],
     );
     out.fails_with(&["--network pasta", "rootless"]);
+}
+
+#[test]
+fn rootless_helper_of_a_killed_sandbox_goes_with_delete_force() {
+    let lab = lab!();
+    // A foreground sandbox whose runtime dies without cleaning up.
+    let mut child = lab
+        .bh_cmd(&[
+            "sandbox",
+            "--name",
+            "crash",
+            "-p",
+            "18084:8080",
+            "--",
+            "sleep",
+            "300",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = lab.user.runtime_dir().join("bulkhead/.usernet/crash.pid");
+    wait_for("pasta running", Duration::from_secs(10), || {
+        pid_file.exists().then_some(())
+    });
+    // nsenter execs runuser, whose child is the runtime.
+    let runuser = child.id() as i32;
+    let runtime_pid = wait_for("the runtime", Duration::from_secs(10), || {
+        lab.user.pids().into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.to_string()))
+                .and_then(|r| r.split_whitespace().nth(1)?.parse::<i32>().ok())
+                == Some(runuser)
+        })
+    });
+    common::user::bulkhead_sys_kill(runtime_pid).unwrap();
+    let _ = child.wait();
+    // The helper outlives it, until the container is deleted.
+    assert!(
+        lab.helpers().iter().any(|h| h.contains("pass")),
+        "{:?}",
+        lab.helpers()
+    );
+    lab.bh(&["delete", "--force", "crash"]).ok();
+    // The sandbox directory is left to `rm` (the runtime died before
+    // removing it).
+    let _ = lab.bh(&["rm", "-f", "crash"]);
+    let _ = std::fs::remove_dir_all(lab.user.runtime_dir().join("bulkhead-sandboxes/crash"));
+    lab.nothing_left();
 }

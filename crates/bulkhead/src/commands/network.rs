@@ -61,7 +61,7 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
         && !rustix::process::geteuid().is_root()
     {
         bail!(
-            "network: bridge networks need root for now (rootless networking is not supported yet)"
+            "network: bridge networks need root (a rootless sandbox has --network pasta: docs/network.md)"
         );
     }
     let ns = net_store(store);
