@@ -21,6 +21,7 @@ use bulkhead_launch::{LaunchError, LaunchRequest};
 use bulkhead_spec::plan::{NsKind, Plan, PlanError};
 use serde::{Deserialize, Serialize};
 
+pub mod learn;
 mod proc;
 pub mod rootless;
 
@@ -113,6 +114,9 @@ pub struct Record {
     /// caller's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<Exit>,
+    /// The seccomp recorder of a learning run: pid and start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn_recorder: Option<(i32, u64)>,
 }
 
 /// How a container's init ended, as its reaper saw it.
@@ -201,6 +205,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub systemd_cgroup: bool,
+    /// `--learn-seccomp FILE`: learn the workload's seccomp profile.
+    pub learn_seccomp: Option<PathBuf>,
 }
 
 impl Store {
@@ -376,6 +382,18 @@ impl Store {
         ids
     }
 
+    /// Waits (boundedly) for a learning run's recorder to write its profile
+    /// after the init exited; nothing to do without one.
+    pub fn wait_learning(&self, id: &str) {
+        if let Ok(Record {
+            learn_recorder: Some((pid, start)),
+            ..
+        }) = self.load(id)
+        {
+            learn::wait_recorder(pid, start, 10);
+        }
+    }
+
     /// `create`: returns the init's pid once it is blocked before exec.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32, LifecycleError> {
         bulkhead_spec::id::validate(id)?;
@@ -388,7 +406,8 @@ impl Store {
                 source: e,
             })
         })?;
-        let spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
+        let mut spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
+        let learn = learn::prepare(&mut spec, opts.learn_seccomp.as_deref(), &self.dir(id))?;
         let plan = Plan::from_spec(&spec, &bundle)?;
         let process = plan.process.clone().ok_or_else(|| {
             LifecycleError::Invalid("process: is required to create a container".into())
@@ -464,7 +483,11 @@ impl Store {
             pid: None,
             host_mounts: shares_host_mount_ns(&spec).then(|| plan.rootfs.clone()),
             poststop: Some((plan.hooks.poststop.clone(), hook_state.clone())),
+            recorder: None,
         };
+        if let Some(l) = &learn {
+            cleanup.recorder = Some(learn::Recorder::start(l, &dir)?);
+        }
 
         let fifo = dir.join("exec.fifo");
         rustix::fs::mknodat(
@@ -514,6 +537,10 @@ impl Store {
             cgroups: cgroups.clone(),
             spec: spec.clone(),
             exit: None,
+            learn_recorder: cleanup
+                .recorder
+                .as_ref()
+                .map(|r| (r.pid(), proc::start_time(r.pid()).unwrap_or(0))),
         };
         self.save_early(&rec)?;
         bulkhead_sys::fault::point("create.record");
@@ -720,6 +747,10 @@ impl Store {
         // Also kills what a dead create or exec left in the cgroup.
         rec.cgroups.remove()?;
         bulkhead_sys::fault::point("delete.cgroup-removed");
+        // A learning run's profile is written once the init is gone.
+        if let Some((pid, start)) = rec.learn_recorder {
+            learn::wait_recorder(pid, start, 10);
+        }
         if shares_host_mount_ns(&rec.spec) {
             bulkhead_launch::stage::rootfs::detach_mounts_under(&rec.rootfs)
                 .map_err(io("detach the container's mounts"))?;
@@ -1008,10 +1039,15 @@ struct Cleanup {
     /// A failed create still runs poststop hooks, as runc does, so that
     /// whatever prestart set up on the host is torn down.
     poststop: Option<(Vec<bulkhead_spec::plan::HookPlan>, HookState)>,
+    /// A learning run's recorder: killed on failure, left running on success.
+    recorder: Option<learn::Recorder>,
 }
 
 impl Cleanup {
     fn disarm(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            r.detach();
+        }
         self.dir = None;
         self.cgroups = None;
         self.pid = None;
@@ -1022,6 +1058,9 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if let Some(mut r) = self.recorder.take() {
+            r.kill();
+        }
         if let Some(pid) = self.pid.take() {
             let _ = bulkhead_sys::kill(pid, libc::SIGKILL);
             let _ = bulkhead_sys::wait_exit(pid);

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod learn;
 mod stub;
 
 use std::collections::BTreeMap;

@@ -352,22 +352,8 @@ fn podman_container_by_pid_matches_the_probe() {
         eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
         return;
     };
-    let p = Podman {
-        dir: common::open_tempdir(),
-        io: common::open_tempdir(),
-    };
-    let mut tar = Command::new("tar")
-        .arg("-C")
-        .arg(rootfs())
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("tar");
     let image = "localhost/bulkhead-audit-test:latest";
-    let mut import = p.cmd(&["import", "-", image]);
-    import.stdin(tar.stdout.take().unwrap());
-    run_cmd(import, p.io.path(), common::cmd_timeout()).ok();
-    tar.wait().unwrap();
+    let p = podman_with_image(image);
 
     let name = unique_id();
     p.run(&[
@@ -454,6 +440,93 @@ fn podman_container_by_pid_matches_the_probe() {
         !got.iter().any(|(i, _, _)| i == "host-path-writable"),
         "{got:?}"
     );
+}
+
+/// Private podman storage with the test rootfs imported as `image`.
+fn podman_with_image(image: &str) -> Podman {
+    let p = Podman {
+        dir: common::open_tempdir(),
+        io: common::open_tempdir(),
+    };
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs())
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let mut import = p.cmd(&["import", "-", image]);
+    import.stdin(tar.stdout.take().unwrap());
+    run_cmd(import, p.io.path(), common::cmd_timeout()).ok();
+    tar.wait().unwrap();
+    p
+}
+
+/// podman passes `--annotation` into the config: the learning annotation
+/// works through it, within podman's own default profile, and podman then
+/// runs the workload under the learned profile (`--security-opt seccomp=`).
+#[test]
+fn podman_annotation_learns_a_profile_podman_can_use() {
+    require_root!();
+    skip_if!(is_runc(), "the annotation is a bulkhead extension");
+    let Some(_) = podman_bin() else {
+        eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
+        return;
+    };
+    let image = "localhost/bulkhead-learn-test:latest";
+    let p = podman_with_image(image);
+    let dir = common::open_tempdir();
+    let profile = dir.path().join("podman.json");
+    let ann = format!("io.bulkhead.seccomp.learn={}", profile.display());
+    let run = |extra: &[&str], args: &[&str]| {
+        // (Root here lacks CAP_SYS_RESOURCE: podman's default limits are
+        // above the hard ones.)
+        let mut a = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        a.extend_from_slice(extra);
+        a.push(image);
+        a.push("/bin/bulkhead-probe");
+        a.extend_from_slice(args);
+        p.run(&a)
+    };
+    let out = run(&["--annotation", &ann], &["syscall", "getpid"]);
+    out.ok();
+    common::wait_for(
+        "the learned profile",
+        std::time::Duration::from_secs(20),
+        || profile.exists().then_some(()),
+    );
+    let learned: Value = serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(learned["x-bulkhead-learned"]["complete"], true, "{learned}");
+    let seen = learned["x-bulkhead-learned"]["syscalls"].to_string();
+    assert!(seen.contains("\"getpid\""), "{seen}");
+    assert!(!seen.contains("\"uname\""), "{seen}");
+    // Learned within podman's profile: its default refuses, as before.
+    assert_eq!(learned["defaultAction"], "SCMP_ACT_ERRNO", "{learned}");
+
+    let sec = format!("seccomp={}", profile.display());
+    let out = run(&["--security-opt", &sec], &["syscall", "getpid"]);
+    out.ok();
+    assert_eq!(out.json()["ok"], true, "{out}");
+    let out = run(&["--security-opt", &sec], &["syscall", "uname"]);
+    out.ok();
+    // Refused with the base profile's default errno (podman's is ENOSYS).
+    let errno = learned["defaultErrnoRet"]
+        .as_i64()
+        .unwrap_or(libc::EPERM.into());
+    assert_eq!(out.json()["errno"], errno, "never learned: {out}");
+    // Without it, uname reaches the kernel (EFAULT: a NULL buffer).
+    let out = run(&[], &["syscall", "uname"]);
+    out.ok();
+    assert_eq!(out.json()["errno"], libc::EFAULT, "{out}");
 }
 
 #[test]

@@ -13,11 +13,14 @@ fn procfs() -> Result<ProcfsHandle, StageError> {
     ProcfsHandle::new().map_err(StageError::sys("open procfs"))
 }
 
+/// `hand_over` receives the notify listener of an early filter at once:
+/// the credential steps after it may notify, and must find a listener.
 pub fn apply(
     plan: &Plan,
     p: &ProcessPlan,
     early_seccomp: Option<&bulkhead_seccomp::Compiled>,
-) -> Result<Option<OwnedFd>, StageError> {
+    hand_over: &mut dyn FnMut(OwnedFd) -> Result<(), StageError>,
+) -> Result<(), StageError> {
     for r in &p.rlimits {
         bulkhead_sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| {
             StageError::msg(
@@ -67,13 +70,12 @@ pub fn apply(
     // Probed before an early filter is loaded: profiles written for runc
     // (allow-lists with an EPERM default) may refuse prctl's bounding-set read.
     let last_cap = bulkhead_sys::caps::last_cap();
-    let listener = match early_seccomp {
-        Some(s) => load_seccomp(s)?,
-        None => None,
-    };
+    if let Some(fd) = early_seccomp.map(load_seccomp).transpose()?.flatten() {
+        hand_over(fd)?;
+    }
     credentials(p, last_cap)?;
     bulkhead_sys::umask(p.umask.unwrap_or(0o022));
-    Ok(listener)
+    Ok(())
 }
 
 /// Load the compiled filter; returns the notify listener fd when the profile
