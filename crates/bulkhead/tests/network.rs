@@ -346,6 +346,15 @@ fn containers_on_one_network_are_isolated_unless_allow_intra() {
             .as_deref(),
         Some(c.as_str())
     );
+    // On an --allow-intra network the neighbours know each other by name.
+    assert_eq!(
+        lab.curl_from(&c, &format!("http://{d}:8080/id")).as_deref(),
+        Some(d.as_str())
+    );
+    assert_eq!(
+        lab.curl_from(&d, &format!("http://{c}:8080/id")).as_deref(),
+        Some(c.as_str())
+    );
     // Networks are isolated from each other.
     assert_eq!(lab.curl_from(&c, &format!("http://{ip_a}:8080/id")), None);
     assert_eq!(lab.curl_from(&a, &format!("http://{ip_c}:8080/id")), None);
@@ -369,6 +378,13 @@ fn containers_on_one_network_are_isolated_unless_allow_intra() {
         out.stdout.contains(&format!("{ip_a}\tsandbox {a}")),
         "{out}"
     );
+    // Not its isolated neighbour's name.
+    assert!(!out.stdout.contains(&b), "{out}");
+    // A removed neighbour's name goes from the others' /etc/hosts.
+    lab.bh(&["rm", "-f", &d]).ok();
+    let hosts = lab.bh(&["exec", &c, "cat", "/etc/hosts"]);
+    hosts.ok();
+    assert!(!hosts.stdout.contains(&d), "{hosts}");
 }
 
 #[test]
