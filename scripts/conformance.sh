@@ -178,6 +178,13 @@ for rt in $RUNTIMES; do
         (cd "$src" && RUNTIME=$cmd timeout "$TEST_TIMEOUT" "$prog") \
             >"$OUT/$rt/$t.tap" 2>"$OUT/$rt/$t.stderr" </dev/null || rc=$?
         res[$rt,$t]=$(result "$OUT/$rt/$t.tap" "$rc")
+        # Bundles are /tmp/ocitest*: a mount left on one after the program ended is the runtime's leak.
+        leaked=$(awk '$5 ~ "^/tmp/ocitest" {print $5}' /proc/self/mountinfo)
+        if [ -n "$leaked" ]; then
+            res[$rt,$t]="${res[$rt,$t]}; left $(echo "$leaked" | wc -l) host mounts"
+            echo "$leaked" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+            echo "$leaked" | cut -d/ -f1-3 | sort -u | while read -r b; do rm -rf --one-file-system "$b"; done
+        fi
         printf '%-10s %-40s %s\n' "$rt" "$t" "${res[$rt,$t]}" >&2
     done
 done
