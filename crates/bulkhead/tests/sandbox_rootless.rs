@@ -655,7 +655,7 @@ fn rootless_image_owners_whiteouts_and_sub_ids_on_the_host() {
         "{out}"
     );
     assert!(
-        out.stderr.contains("1 entries owned by ids outside"),
+        out.stderr.contains("1 entry owned by ids outside"),
         "the squash is said: {out}"
     );
     // The image's own account resolves (-u by name, from its layers).
