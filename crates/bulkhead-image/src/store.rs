@@ -751,6 +751,8 @@ impl Store {
         })?;
         fs::write(stage.join("layer.json"), data)
             .map_err(io_err(stage.join("layer.json").display().to_string()))?;
+        // A layer unpacked but not yet in the store (the crash tests).
+        bulkhead_sys::fault::point("image.layer-unpacked");
         // Everything on disk before the layer becomes visible.
         let stage_fd = rustix::fs::open(
             &stage,
