@@ -277,7 +277,34 @@ fn writes_land_in_the_upper_layer_owned_by_mapped_ids_and_rm_leaves_nothing() {
     ])
     .ok();
     assert_gone(&e, &name);
-    // Neither container changed the image.
+    // Detached with --rm: its monitor unmounts and removes the root once
+    // the command exits.
+    let name = unique_id();
+    let _rm2 = Removed {
+        env: &e,
+        name: name.clone(),
+    };
+    e.sandbox(&[
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "--read-only=false",
+        "--image",
+        &archive,
+        "--",
+        "sh",
+        "-c",
+        "echo x > /f",
+    ])
+    .ok();
+    common::wait_for(
+        "the sandbox to remove itself",
+        common::cmd_timeout(),
+        || (!Path::new(SANDBOXES).join(&name).exists()).then_some(()),
+    );
+    assert_gone(&e, &name);
+    // None of the containers changed the image.
     assert_eq!(store_fingerprint(&e.store()), before);
     assert_store_consistent(&e.store());
 }

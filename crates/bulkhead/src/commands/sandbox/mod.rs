@@ -24,6 +24,7 @@ use bulkhead_spec::sandbox::{
     self as spec, ID_RANGE, NetworkMode, Profile, RootSource, SandboxOptions, options,
 };
 
+pub mod attach;
 pub mod image;
 pub mod learn;
 pub mod monitor;
