@@ -815,6 +815,23 @@ fn rootless_demo_image_and_bad_images_leave_nothing() {
         ],
     );
     out.fails_with(&["--image-store", "unprivileged user's store"]);
+    // --learn keeps threads, so its sandbox directory (overlayfs leaves a
+    // mode-0 work/work) goes without the user namespace: still removed.
+    let learned = u.home.join("learned.json");
+    let out = sandbox(
+        &u,
+        &[
+            "--learn",
+            learned.to_str().unwrap(),
+            "--image",
+            "bulkhead-demo:latest",
+            "--",
+            "true",
+        ],
+    );
+    out.ok();
+    assert!(learned.exists(), "{out}");
+    assert!(!out.stderr.contains("remove sandbox dir"), "{out}");
 
     // A corrupt layer: refused naming --image, nothing of it kept.
     let bad = u.home.join("bad");
