@@ -154,8 +154,11 @@ fn monitor(
     });
     drop(report_w);
     let status = watch(pid, &source, &mut log, server.as_mut());
-    if server.take().is_some() {
+    if let Some(mut s) = server.take() {
         let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        if let Ok(st) = &status {
+            s.finish(st.code());
+        }
     }
     drop(source);
     match status {
