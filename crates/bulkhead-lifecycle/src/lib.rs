@@ -627,11 +627,12 @@ impl Store {
             })?;
         bulkhead_sys::fault::point("start.fifo-opened");
         (&f).write_all(&[0]).map_err(io("write exec fifo"))?;
-        drop(f);
         bulkhead_sys::fault::point("start.fifo-written");
+        wait_for_exec(&f);
+        drop(f);
         let _ = fs::remove_file(&fifo);
         let plan_hooks = hooks_of(&rec)?;
-        if let Err(e) = hooks::run_all(
+        for e in hooks::run_all_warn(
             "poststart",
             &plan_hooks.poststart,
             &hook_state(&rec).json("running", rec.pid),
@@ -756,7 +757,7 @@ impl Store {
                 .map_err(io("detach the container's mounts"))?;
         }
         let plan_hooks = hooks_of(&rec)?;
-        if let Err(e) = hooks::run_all(
+        for e in hooks::run_all_warn(
             "poststop",
             &plan_hooks.poststop,
             &hook_state(&rec).json("stopped", 0),
@@ -1056,6 +1057,38 @@ impl Cleanup {
     }
 }
 
+/// Poststart hooks run "after the user-specified process is executed": the
+/// init holds the fifo's read end close-on-exec, so the write end reports
+/// POLLERR once the program has replaced it (or the init died). Bounded, so a
+/// stray reader of the fifo cannot hang `start`.
+fn wait_for_exec(fifo: &File) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            tracing::warn!("start: the init did not exec within 10 s; running poststart hooks");
+            return;
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        // No events asked for: poll returns only on an error condition.
+        let mut fds = [rustix::event::PollFd::new(
+            fifo,
+            rustix::event::PollFlags::empty(),
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!("start: waiting for the init to exec: {e}");
+                return;
+            }
+        }
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Some(mut r) = self.recorder.take() {
@@ -1072,7 +1105,7 @@ impl Drop for Cleanup {
             let _ = bulkhead_launch::stage::rootfs::detach_mounts_under(&rootfs);
         }
         if let Some((hooks, state)) = self.poststop.take() {
-            let _ = hooks::run_all("poststop", &hooks, &state.json("stopped", 0));
+            let _ = hooks::run_all_warn("poststop", &hooks, &state.json("stopped", 0));
         }
         if let Some(d) = self.dir.take() {
             let _ = fs::remove_dir_all(d);
