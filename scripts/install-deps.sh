@@ -33,20 +33,6 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# Rootless networking (pasta, slirp4netns) opens /dev/net/tun as the user.
-# udev makes it 0666 on every distribution; a host without udev (some VMs
-# and containers) leaves the kernel's 0600.
-tun_mode() {
-    if [ -c /dev/net/tun ]; then
-        mode=$(stat -c %a /dev/net/tun)
-        if [ "$mode" != "666" ]; then
-            echo "install-deps.sh: /dev/net/tun mode $mode -> 666 (as udev sets it)"
-            chmod 0666 /dev/net/tun
-        fi
-    fi
-}
-tun_mode
-
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

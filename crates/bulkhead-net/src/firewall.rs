@@ -23,6 +23,9 @@
 //!   goes from one port to another (on top of the ports' `isolated` flag),
 //!   except between the ports of a linked pair (`--link`), whose ports are
 //!   not isolated.
+//! - hairpin (a container reaching a published port by a host address):
+//!   allowed and masqueraded only for itself, a linked pair, or any two
+//!   on an `--allow-intra` network; dropped otherwise.
 //! - NAT: masquerade S leaving by another interface (not `--internal`);
 //!   DNAT for each published port, in prerouting (from outside) and output
 //!   (from the host itself, 127.0.0.1 included), and masquerade of 127/8
@@ -148,6 +151,7 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
     ));
     cmds.push(rule(i, &c("input"), vec![iif(), verdict("drop")]));
 
+    hairpin_rules(n, cmds);
     cmds.push(rule(
         i,
         &c("forward"),
@@ -161,11 +165,7 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
     cmds.push(rule(
         i,
         &c("forward"),
-        vec![
-            oif(),
-            json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
-            verdict("accept"),
-        ],
+        vec![oif(), dnat(), verdict("accept")],
     ));
     cmds.push(rule(i, &c("forward"), vec![oif(), verdict("drop")]));
     // Only the network's own addresses leave it (no spoofed sources); the
@@ -222,6 +222,19 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
                 ));
             }
         }
+        // A container's own hairpin (its published port by a host
+        // address, bridged back to its port).
+        for a in n.attachments.iter().filter(|a| !a.publish.is_empty()) {
+            cmds.push(rule(
+                b,
+                &c("forward"),
+                vec![
+                    eq(meta("iifname"), json!(a.veth)),
+                    eq(meta("oifname"), json!(a.veth)),
+                    verdict("accept"),
+                ],
+            ));
+        }
         // By the network's ports (`meta ibrname` needs a module kernels
         // often lack).
         let ports: Vec<&str> = n.attachments.iter().map(|a| a.veth.as_str()).collect();
@@ -256,6 +269,75 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
             cmds.push(rule(i, &c("nat-out"), expr));
         }
     }
+}
+
+fn dnat() -> Value {
+    json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}})
+}
+
+/// Hairpin: a container reaching a published port through a host address
+/// comes back into B DNAT-ed. Allowed, and masqueraded so that the reply
+/// returns through the host, only where the two may talk directly anyway:
+/// a container and itself, a linked pair, any two on an `--allow-intra`
+/// network. Dropped otherwise (one-way UDP included), before B-to-B
+/// traffic is accepted.
+fn hairpin_rules(n: &Network, cmds: &mut Vec<Value>) {
+    let i = "inet";
+    let fwd = chain_name(&n.bridge, "forward");
+    let post = chain_name(&n.bridge, "nat-post");
+    let iif = eq(meta("iifname"), json!(n.bridge));
+    let oif = eq(meta("oifname"), json!(n.bridge));
+    let subnet = prefix(&n.subnet.addr.to_string(), n.subnet.prefix);
+    let addr = |ip: std::net::Ipv4Addr| json!(ip.to_string());
+    // br_netfilter bridges these packets (the new destination is on the
+    // same bridge), where `masquerade` finds no route: the gateway is
+    // named. The server sees the gateway as its client.
+    let snat = json!({"snat": {"family": "ip", "addr": n.gateway.to_string()}});
+    if n.allow_intra {
+        cmds.push(rule(
+            i,
+            &post,
+            vec![
+                eq(payload("ip", "saddr"), subnet.clone()),
+                eq(payload("ip", "daddr"), subnet),
+                oif,
+                dnat(),
+                snat,
+            ],
+        ));
+        return;
+    }
+    let mut allowed = Vec::new();
+    for a in n.attachments.iter().filter(|a| !a.publish.is_empty()) {
+        allowed.push((a.ip, a.ip));
+    }
+    for (x, y) in n.linked_pairs() {
+        for (from, to) in [(x, y), (y, x)] {
+            if !to.publish.is_empty() {
+                allowed.push((from.ip, to.ip));
+            }
+        }
+    }
+    for (from, to) in allowed {
+        let m = |s, d| {
+            vec![
+                eq(payload("ip", "saddr"), addr(s)),
+                eq(payload("ip", "daddr"), addr(d)),
+                oif.clone(),
+                dnat(),
+            ]
+        };
+        // Both directions: replies are DNAT-ed connections too.
+        for (s, d) in [(from, to), (to, from)] {
+            let mut accept = m(s, d);
+            accept.push(verdict("accept"));
+            cmds.push(rule(i, &fwd, accept));
+        }
+        let mut nat = m(from, to);
+        nat.push(snat.clone());
+        cmds.push(rule(i, &post, nat));
+    }
+    cmds.push(rule(i, &fwd, vec![iif, oif, dnat(), verdict("drop")]));
 }
 
 /// Sets the chains of `nets` (all networks of one state root) and deletes

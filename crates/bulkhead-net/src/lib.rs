@@ -353,6 +353,7 @@ pub fn attach(
         prefix: net.subnet.prefix,
         gateway: net.gateway,
         isolated: !net.allow_intra,
+        hairpin: !a.publish.is_empty(),
     })
     .and_then(|_| {
         bulkhead_sys::fault::point("net.linked");
@@ -374,8 +375,8 @@ pub fn attach(
 }
 
 /// Releases everything a container holds on every network (address, veth,
-/// published ports, links); the containers it was linked with (whose
-/// ports get their isolation back). Idempotent.
+/// published ports, links); its peers (see [`peers`]: linked ones get
+/// their ports' isolation back). Idempotent.
 pub fn detach(store: &NetStore, container: &str) -> Result<Vec<String>> {
     if !store.dir.exists() {
         return Ok(Vec::new());
@@ -387,13 +388,7 @@ pub fn detach(store: &NetStore, container: &str) -> Result<Vec<String>> {
         let Some(pos) = n.attachments.iter().position(|a| a.container == container) else {
             continue;
         };
-        for (x, y) in n.linked_pairs() {
-            if x.container == container {
-                peers.push(y.container.clone());
-            } else if y.container == container {
-                peers.push(x.container.clone());
-            }
-        }
+        peers.extend(peers_of(&n, container));
         let a = n.attachments.remove(pos);
         for other in &mut n.attachments {
             other.links.retain(|l| l != container);
@@ -411,6 +406,29 @@ pub fn detach(store: &NetStore, container: &str) -> Result<Vec<String>> {
         }
     }
     Ok(peers)
+}
+
+fn peers_of(net: &Network, container: &str) -> Vec<String> {
+    peers(net, container)
+        .into_iter()
+        .map(|p| p.container.clone())
+        .collect()
+}
+
+/// The containers of `net` that `container` may reach by name: its linked
+/// peers, or every other one on an `--allow-intra` network.
+pub fn peers<'a>(net: &'a Network, container: &str) -> Vec<&'a Attachment> {
+    net.attachments
+        .iter()
+        .filter(|p| p.container != container)
+        .filter(|p| {
+            net.allow_intra
+                || net.linked_pairs().iter().any(|(x, y)| {
+                    (x.container == container && y.container == p.container)
+                        || (y.container == container && x.container == p.container)
+                })
+        })
+        .collect()
 }
 
 /// `/etc/hosts` for a container.

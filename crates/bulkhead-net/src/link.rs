@@ -98,6 +98,11 @@ pub struct VethPlan<'a> {
     /// Bridge port isolation: the port cannot exchange frames with other
     /// isolated ports (all ports of a network without --allow-intra).
     pub isolated: bool,
+    /// Hairpin mode: frames may leave by the port they came in by. A
+    /// container reaching its own published port through a host address
+    /// needs it: br_netfilter bridges a DNAT-ed packet whose new
+    /// destination is on the same bridge instead of routing it.
+    pub hairpin: bool,
 }
 
 /// Creates the veth pair with its peer directly in the namespace of `pid`,
@@ -131,6 +136,21 @@ pub fn attach(p: &VethPlan) -> Result<()> {
                 "type",
                 "bridge_slave",
                 "isolated",
+                "on",
+            ],
+        )?;
+    }
+    if p.hairpin {
+        run(
+            "ip",
+            &[
+                "link",
+                "set",
+                "dev",
+                p.veth,
+                "type",
+                "bridge_slave",
+                "hairpin",
                 "on",
             ],
         )?;

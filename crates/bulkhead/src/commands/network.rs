@@ -61,7 +61,7 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
         && !rustix::process::geteuid().is_root()
     {
         bail!(
-            "network: bridge networks need root for now (rootless networking is not supported yet)"
+            "network: bridge networks need root (a rootless sandbox has --network pasta: docs/network.md)"
         );
     }
     let ns = net_store(store);
@@ -135,11 +135,15 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
 
 /// Releases a deleted container's addresses, veths and published ports.
 pub fn release(store: &Store, id: &str) -> Result<()> {
-    let peers = bulkhead_net::detach(&net_store(store), id)
+    let ns = net_store(store);
+    let peers = bulkhead_net::detach(&ns, id)
         .with_context(|| format!("release the network resources of {id}"))?;
-    // The linked peers' /etc/hosts lose its line (in place: bind-mounted).
-    if let Ok(base) = super::sandbox::sandbox_base(store) {
-        let mark = link_mark(id);
+    // The peers' /etc/hosts lose its line (in place: bind-mounted).
+    if !peers.is_empty()
+        && let Ok(base) = super::sandbox::sandbox_base(store)
+    {
+        let _lock = ns.lock()?;
+        let mark = peer_mark(id);
         for p in peers {
             let theirs = base.join(&p).join("hosts");
             if let Ok(text) = std::fs::read_to_string(&theirs) {
@@ -206,10 +210,11 @@ pub struct BridgePlan {
     links: Vec<Link>,
 }
 
-/// The mark ending the /etc/hosts line a linked container gets in its
-/// peer's file, so that it goes again with the container.
-fn link_mark(id: &str) -> String {
-    format!("# bulkhead link {id}")
+/// The mark ending the /etc/hosts line a container gets in its peers'
+/// files (linked containers, neighbours on an --allow-intra network), so
+/// that it goes again with the container.
+fn peer_mark(id: &str) -> String {
+    format!("# bulkhead peer {id}")
 }
 
 /// What `--network` asks of the CLI beyond the spec's own namespace.
@@ -394,21 +399,28 @@ impl SandboxNet {
             names.push(id);
         }
         let mut hosts = bulkhead_net::hosts_file(a.ip, &names);
+        // Under the store's lock: the peers' files are read and rewritten
+        // by every attach and release of the network.
+        let ns = net_store(store);
+        let _lock = ns.lock()?;
+        let net = ns.load(&net.name)?;
         let base = super::sandbox::sandbox_base(store)?;
-        for l in &self.links {
-            let Some(peer) = net.attachments.iter().find(|p| p.container == l.name) else {
-                continue;
-            };
-            let alias = l
-                .alias
-                .as_deref()
+        let mark = peer_mark(id);
+        for peer in bulkhead_net::peers(&net, id) {
+            let alias = self
+                .links
+                .iter()
+                .find(|l| l.name == peer.container)
+                .and_then(|l| l.alias.as_deref())
                 .map(|a| format!(" {a}"))
                 .unwrap_or_default();
-            hosts.push_str(&format!("{}\t{}{alias}\n", peer.ip, l.name));
+            hosts.push_str(&format!("{}\t{}{alias}\n", peer.ip, peer.container));
             // The peer learns the new container's name too.
-            let theirs = base.join(&l.name).join("hosts");
-            if let Ok(text) = std::fs::read_to_string(&theirs) {
-                let line = format!("{}\t{id}\t{}\n", a.ip, link_mark(id));
+            let theirs = base.join(&peer.container).join("hosts");
+            if let Ok(text) = std::fs::read_to_string(&theirs)
+                && !text.lines().any(|l| l.ends_with(&mark))
+            {
+                let line = format!("{}\t{id}\t{mark}\n", a.ip);
                 std::fs::write(&theirs, text + &line)
                     .with_context(|| format!("write {}", theirs.display()))?;
             }
