@@ -1196,6 +1196,59 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
         "{hosts}"
     );
 
+    // A spoofed IPv6 source does not get out, though the wan and the host
+    // route it back (control: without the table it does).
+    let spoofer = unique_id();
+    lab.sandboxes.borrow_mut().push(spoofer.clone());
+    let mut args = vec!["sandbox", "-d", "--name", &spoofer, "--network", &net];
+    args.extend(["--cap-add", "NET_ADMIN", "--", "sleep", "300"]);
+    lab.bh(&args).ok();
+    let s6 = ip6(&spoofer);
+    lab.bh(&[
+        "exec",
+        &spoofer,
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd99::5/128",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .ok();
+    lab.in_ns(
+        &w,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "fd99::/64",
+            "via",
+            "2001:db8:ff::1",
+        ],
+    )
+    .ok();
+    lab.in_ns(&h, &["ip", "-6", "route", "add", "fd99::5/128", "via", &s6])
+        .ok();
+    let spoofed = |lab: &Lab| {
+        let url = "http://[2001:db8:ff::2]/cgi-bin/ip";
+        let out = lab.bh(&[
+            "exec",
+            &spoofer,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "--interface",
+            "fd99::5",
+            url,
+        ]);
+        out.success().then_some(out.stdout)
+    };
+    assert_eq!(spoofed(&lab), None);
+
     // Bad IPv6 subnets: nothing created.
     let before = (lab.links(), lab.ruleset(), lab.network_files());
     for (subnets, needle) in [
@@ -1223,4 +1276,7 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
         out.fails_with(&[needle]);
     }
     assert_eq!((lab.links(), lab.ruleset(), lab.network_files()), before);
+    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
+        .ok();
+    assert_eq!(spoofed(&lab).as_deref(), Some("fd99::5"));
 }
