@@ -31,19 +31,23 @@ skip() {
 [ "$(id -u)" = 0 ] || skip "the validation suite creates real containers and needs root"
 
 # runtime-tools needs Go >= 1.21 (it uses the standard "slices" package).
-command -v "$GO" >/dev/null 2>&1 || skip "no Go toolchain ($GO); set GO=/path/to/go (>= 1.21)"
-gover=$("$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
-gomajor=${gover%%.*}
-gominor=$(echo "$gover" | cut -d. -f2)
-if [ "${gomajor:-0}" -lt 1 ] || { [ "$gomajor" -eq 1 ] && [ "${gominor:-0}" -lt 21 ]; }; then
-    skip "Go $gover is too old (runtime-tools needs >= 1.21); on Debian 12: golang-1.23-go from bookworm-backports, then GO=/usr/lib/go-1.23/bin/go"
-fi
+check_go() {
+    command -v "$GO" >/dev/null 2>&1 || skip "no Go toolchain ($GO); set GO=/path/to/go (>= 1.21)"
+    local gover gomajor gominor
+    gover=$("$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
+    gomajor=${gover%%.*}
+    gominor=$(echo "$gover" | cut -d. -f2)
+    if [ "${gomajor:-0}" -lt 1 ] || { [ "$gomajor" -eq 1 ] && [ "${gominor:-0}" -lt 21 ]; }; then
+        skip "Go $gover is too old (runtime-tools needs >= 1.21); on Debian 12: golang-1.23-go from bookworm-backports, then GO=/usr/lib/go-1.23/bin/go"
+    fi
+}
 export GOTOOLCHAIN=local GOFLAGS=-mod=vendor
 
 mkdir -p "$OUT"
 src=${RTT_SRC:-$OUT/runtime-tools}
 if [ -z "${RTT_SRC:-}" ]; then
     if [ ! -d "$src/.git" ]; then
+        check_go
         rm -rf "$src"
         git clone --quiet https://github.com/opencontainers/runtime-tools "$src" 2>"$OUT/clone.log" ||
             skip "cannot clone runtime-tools (no network?): $(tail -1 "$OUT/clone.log")"
@@ -54,9 +58,19 @@ if [ -z "${RTT_SRC:-}" ]; then
 fi
 [ -d "$src/validation" ] || skip "$src is not a runtime-tools tree (no validation/)"
 
-echo "conformance: building runtime-tools in $src" >&2
-(cd "$src" && PATH="$(dirname "$(command -v "$GO")"):$PATH" make runtimetest validation-executables) \
-    >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log" >&2; echo "conformance: build failed" >&2; exit 1; }
+# Built once per tree (REBUILD=1 forces it): relinking the test programs while another run uses them is racy.
+built=1
+[ -x "$src/runtimetest" ] || built=
+for f in "$src"/validation/*/*.go; do
+    case $f in */util/*) continue ;; esac
+    [ -x "${f%.go}.t" ] || built=
+done
+if [ -n "${REBUILD:-}" ] || [ -z "$built" ]; then
+    check_go
+    echo "conformance: building runtime-tools in $src" >&2
+    (cd "$src" && PATH="$(dirname "$(command -v "$GO")"):$PATH" make runtimetest validation-executables) \
+        >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log" >&2; echo "conformance: build failed" >&2; exit 1; }
+fi
 
 # Runtimes. crun 1.8 refuses this project's hybrid-cgroup hosts unless its view of cgroup.controllers is
 # emptied: bench/crun-hybrid-wrap.sh does that in a private mount namespace.
@@ -67,7 +81,23 @@ fi
 wrapdir=$OUT/wrappers
 mkdir -p "$wrapdir"
 printf '#!/bin/sh\nexec %q "$@"\n' "$BULKHEAD" >"$wrapdir/bulkhead"
-printf '#!/bin/sh\nexec %q /usr/bin/crun "$@"\n' "$repo/bench/crun-hybrid-wrap.sh" >"$wrapdir/crun"
+# crun 1.8 also refuses any ociVersion newer than it knows ("unknown version specified"), and runtime-tools
+# writes its own spec version (1.3.0): the wrapper lowers it to 1.0.2 in the bundle before create/run.
+cat >"$wrapdir/crun" <<EOF
+#!/bin/bash
+bundle=.; prev=
+for a in "\$@"; do
+    case \$prev in --bundle | -b) bundle=\$a ;; esac
+    case \$a in --bundle=*) bundle=\${a#--bundle=} ;; esac
+    prev=\$a
+done
+case " \$* " in
+    *" create "* | *" run "*)
+        [ -f "\$bundle/config.json" ] &&
+            sed -i 's/"ociVersion": *"1\.[1-9][0-9.]*"/"ociVersion": "1.0.2"/' "\$bundle/config.json" ;;
+esac
+exec $(printf %q "$repo/bench/crun-hybrid-wrap.sh") /usr/bin/crun "\$@"
+EOF
 chmod +x "$wrapdir/bulkhead" "$wrapdir/crun"
 
 if [ -z "${RUNTIMES:-}" ]; then

@@ -9,8 +9,9 @@
 //!
 //! Zero means "not set" for memory limits, CPU shares, quota and period
 //! (as in runc); `pids.limit` writes 0 as 0 and any negative value as
-//! `max`. Not applied: `memory.kernel`/`kernelTCP` (no longer supported by
-//! the kernel), `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
+//! `max`. Not applied: `memory.kernel` (deprecated by the runtime-spec and
+//! by Linux since 5.4), `memory.kernelTCP` on cgroup2 (no such file),
+//! `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
 //! `memory.disableOOMKiller`. Device rules become an eBPF program on every
 //! cgroup2 directory (on a hybrid host in addition to the v1 rules).
 //! `network` is skipped when `net_cls`/`net_prio` are not mounted.
@@ -268,6 +269,7 @@ impl CgroupSet {
             ("limit", limit),
             ("swap", swap),
             ("reservation", reservation),
+            ("kernelTCP", m.kernel_tcp()),
         ] {
             if let Some(v) = v {
                 check_bytes(&f(k), v)?;
@@ -288,8 +290,9 @@ impl CgroupSet {
             set(reservation),
             m.swappiness(),
             m.disable_oom_killer(),
+            set(m.kernel_tcp()),
         ) {
-            (None, None, None, None, None) => return Ok(()),
+            (None, None, None, None, None, None) => return Ok(()),
             _ => self.need("memory", &format!("{R}.memory"))?,
         };
         if d.v2 {
@@ -373,6 +376,16 @@ impl CgroupSet {
                 &d.path,
                 "memory.oom_control",
                 if off { "1" } else { "0" },
+            )?;
+        }
+        // Not deprecated by the runtime-spec (unlike `kernel`), and v1 still
+        // has the file.
+        if let Some(t) = set(m.kernel_tcp()) {
+            wr.put(
+                &f("kernelTCP"),
+                &d.path,
+                "memory.kmem.tcp.limit_in_bytes",
+                &t.to_string(),
             )?;
         }
         Ok(())

@@ -33,4 +33,4 @@ pub use error::{Error, Result};
 pub use manifest::ImageConfig;
 pub use mount::{mount_rootfs, overlay_options, unmount_rootfs};
 pub use progress::ProgressPrinter;
-pub use store::{ImageRef, ImportOptions, LayerRef, Progress, Store};
+pub use store::{ImageRef, ImportOptions, LayerRef, Progress, Store, inspect};

@@ -442,51 +442,7 @@ impl Store {
             .tempdir_in(&tmp)
             .map_err(io_err(tmp.display().to_string()))?;
         let src = Source::open(source, scratch.path())?;
-        let plan = if src.exists("index.json") {
-            plan_oci(&src, source, opts)
-        } else if src.exists("manifest.json") {
-            plan_docker(&src, source, opts)
-        } else {
-            Err(Error::NotAnImage {
-                path: source.into(),
-                reason: "neither index.json nor manifest.json found".into(),
-            })
-        };
-        let plan = match plan {
-            Err(e @ (Error::Missing { .. } | Error::NotAnImage { .. })) => {
-                return Err(src.truncated(source).unwrap_or(e));
-            }
-            p => p?,
-        };
-        let config: ConfigFile = parse_json(&format!("config {}", plan.id), &plan.config_raw)?;
-        if config.rootfs.kind != "layers" {
-            return Err(Error::Unsupported {
-                what: format!("config {}", plan.id),
-                reason: format!("rootfs type {:?}", config.rootfs.kind),
-            });
-        }
-        if config.rootfs.diff_ids.len() != plan.layers.len() {
-            return Err(Error::Corrupt {
-                what: format!("image {}", plan.id),
-                reason: format!(
-                    "{} layers but {} diff_ids in the config",
-                    plan.layers.len(),
-                    config.rootfs.diff_ids.len()
-                ),
-            });
-        }
-        if plan.layers.is_empty() {
-            return Err(Error::Unsupported {
-                what: format!("image {}", plan.id),
-                reason: "an image without layers".into(),
-            });
-        }
-        let diff_ids = config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| Digest::parse(d))
-            .collect::<Result<Vec<_>>>()?;
+        let (plan, config, diff_ids) = read_plan(&src, source, opts)?;
         let count = plan.layers.len();
         for (index, (lp, diff_id)) in plan.layers.iter().zip(&diff_ids).enumerate() {
             let cached = self.layer_path(diff_id).is_dir();
@@ -550,7 +506,9 @@ impl Store {
         )
     }
 
-    fn fill_dirs(&self, mut image: ImageRef) -> Result<ImageRef> {
+    /// `image` with the directories of its layers in this store filled in;
+    /// an error naming the first layer the store lacks.
+    pub fn fill_dirs(&self, mut image: ImageRef) -> Result<ImageRef> {
         for l in &mut image.layers {
             let p = self.layer_path(&l.diff_id);
             if !p.is_dir() {
@@ -818,6 +776,89 @@ impl Store {
             ))(e)),
         }
     }
+}
+
+/// Picks the image in `src` and reads and verifies its manifest and config:
+/// everything an import knows before it unpacks a layer.
+fn read_plan(
+    src: &Source,
+    source: &Path,
+    opts: &ImportOptions,
+) -> Result<(Plan, ConfigFile, Vec<Digest>)> {
+    let plan = if src.exists("index.json") {
+        plan_oci(src, source, opts)
+    } else if src.exists("manifest.json") {
+        plan_docker(src, source, opts)
+    } else {
+        Err(Error::NotAnImage {
+            path: source.into(),
+            reason: "neither index.json nor manifest.json found".into(),
+        })
+    };
+    let plan = match plan {
+        Err(e @ (Error::Missing { .. } | Error::NotAnImage { .. })) => {
+            return Err(src.truncated(source).unwrap_or(e));
+        }
+        p => p?,
+    };
+    let config: ConfigFile = parse_json(&format!("config {}", plan.id), &plan.config_raw)?;
+    if config.rootfs.kind != "layers" {
+        return Err(Error::Unsupported {
+            what: format!("config {}", plan.id),
+            reason: format!("rootfs type {:?}", config.rootfs.kind),
+        });
+    }
+    if config.rootfs.diff_ids.len() != plan.layers.len() {
+        return Err(Error::Corrupt {
+            what: format!("image {}", plan.id),
+            reason: format!(
+                "{} layers but {} diff_ids in the config",
+                plan.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    if plan.layers.is_empty() {
+        return Err(Error::Unsupported {
+            what: format!("image {}", plan.id),
+            reason: "an image without layers".into(),
+        });
+    }
+    let diff_ids = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((plan, config, diff_ids))
+}
+
+/// The image in `source` (an OCI layout, OCI archive or docker-archive) as
+/// an import would record it, without importing anything: manifest and
+/// config verified, no layer read. `dir` of each layer is empty. A gzip'd
+/// archive is decompressed into a temporary directory, removed again.
+pub fn inspect(source: &Path, opts: &ImportOptions) -> Result<ImageRef> {
+    let scratch = tempfile::Builder::new()
+        .prefix("bulkhead-inspect-")
+        .tempdir()
+        .map_err(io_err("temporary directory"))?;
+    let src = Source::open(source, scratch.path())?;
+    let (plan, config, diff_ids) = read_plan(&src, source, opts)?;
+    Ok(ImageRef {
+        id: plan.id,
+        manifest: plan.manifest,
+        names: plan.names,
+        architecture: config.architecture,
+        os: config.os,
+        config: config.config.unwrap_or_default(),
+        layers: diff_ids
+            .into_iter()
+            .map(|diff_id| LayerRef {
+                diff_id,
+                dir: PathBuf::new(),
+            })
+            .collect(),
+    })
 }
 
 /// Picks the image in an OCI layout (or archive) and reads its manifest and

@@ -202,8 +202,12 @@ fn stage0(
                 crate::notify::hand_over(req.plan, &state, init_pid, fd)?;
             }
             (Msg::RunCreateRuntimeHooks, _) => {
+                // prestart (the deprecated hook of the old lifecycle, run at
+                // start then) sees "created", as crun and the runtime-tools
+                // suite expect; createRuntime sees "creating", as in runc.
+                let prestart = req.hook_state.json("created", init_pid);
+                hooks::run_all("prestart", &req.plan.hooks.prestart, &prestart)?;
                 let state = req.hook_state.json("creating", init_pid);
-                hooks::run_all("prestart", &req.plan.hooks.prestart, &state)?;
                 hooks::run_all("createRuntime", &req.plan.hooks.create_runtime, &state)?;
                 ch.send(&Msg::Go).map_err(io_err("sync"))?;
             }

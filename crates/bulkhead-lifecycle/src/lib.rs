@@ -303,20 +303,15 @@ impl Store {
             .map_err(|e| LifecycleError::Invalid(format!("corrupt state {}: {e}", p.display())))
     }
 
+    /// Records are written by temp file + rename, never fsynced (as runc and
+    /// crun do): every record describes processes, cgroups and mounts that a
+    /// power loss ends anyway, so after one the store only has to stay
+    /// usable, and a torn record is handled like a corrupt one (skipped by
+    /// `list`, removed by `delete --force`). An fsync of file and directory
+    /// cost 0.4-3.5 ms wall per `create` on this disk (docs/benchmark.md).
     fn save(&self, rec: &Record) -> Result<(), LifecycleError> {
-        let dir = self.dir(&rec.id);
         let bytes = serde_json::to_vec(rec).map_err(|e| LifecycleError::Invalid(e.to_string()))?;
-        write_atomic(&dir.join("state.json"), &bytes, 0o600)
-    }
-
-    /// The record `create` writes before it makes any cgroup or process
-    /// (pid 0), so that a create killed at any later step leaves something
-    /// `delete --force` can tear down. Not fsynced: after a power loss the
-    /// cgroups and processes it describes are gone anyway, and a torn file is
-    /// handled like a corrupt one.
-    fn save_early(&self, rec: &Record) -> Result<(), LifecycleError> {
-        let bytes = serde_json::to_vec(rec).map_err(|e| LifecycleError::Invalid(e.to_string()))?;
-        write_renamed(&self.dir(&rec.id).join("state.json"), &bytes, 0o600, false)
+        write_atomic(&self.dir(&rec.id).join("state.json"), &bytes, 0o600)
     }
 
     pub fn status(&self, rec: &Record) -> Status {
@@ -542,7 +537,7 @@ impl Store {
                 .as_ref()
                 .map(|r| (r.pid(), proc::start_time(r.pid()).unwrap_or(0))),
         };
-        self.save_early(&rec)?;
+        self.save(&rec)?;
         bulkhead_sys::fault::point("create.record");
         cleanup.cgroups = Some(cgroups.clone());
         let resources = plan
@@ -627,11 +622,12 @@ impl Store {
             })?;
         bulkhead_sys::fault::point("start.fifo-opened");
         (&f).write_all(&[0]).map_err(io("write exec fifo"))?;
-        drop(f);
         bulkhead_sys::fault::point("start.fifo-written");
+        wait_for_exec(&f);
+        drop(f);
         let _ = fs::remove_file(&fifo);
         let plan_hooks = hooks_of(&rec)?;
-        if let Err(e) = hooks::run_all(
+        for e in hooks::run_all_warn(
             "poststart",
             &plan_hooks.poststart,
             &hook_state(&rec).json("running", rec.pid),
@@ -756,7 +752,7 @@ impl Store {
                 .map_err(io("detach the container's mounts"))?;
         }
         let plan_hooks = hooks_of(&rec)?;
-        if let Err(e) = hooks::run_all(
+        for e in hooks::run_all_warn(
             "poststop",
             &plan_hooks.poststop,
             &hook_state(&rec).json("stopped", 0),
@@ -1056,6 +1052,38 @@ impl Cleanup {
     }
 }
 
+/// Poststart hooks run "after the user-specified process is executed": the
+/// init holds the fifo's read end close-on-exec, so the write end reports
+/// POLLERR once the program has replaced it (or the init died). Bounded, so a
+/// stray reader of the fifo cannot hang `start`.
+fn wait_for_exec(fifo: &File) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            tracing::warn!("start: the init did not exec within 10 s; running poststart hooks");
+            return;
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        // No events asked for: poll returns only on an error condition.
+        let mut fds = [rustix::event::PollFd::new(
+            fifo,
+            rustix::event::PollFlags::empty(),
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!("start: waiting for the init to exec: {e}");
+                return;
+            }
+        }
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Some(mut r) = self.recorder.take() {
@@ -1072,7 +1100,7 @@ impl Drop for Cleanup {
             let _ = bulkhead_launch::stage::rootfs::detach_mounts_under(&rootfs);
         }
         if let Some((hooks, state)) = self.poststop.take() {
-            let _ = hooks::run_all("poststop", &hooks, &state.json("stopped", 0));
+            let _ = hooks::run_all_warn("poststop", &hooks, &state.json("stopped", 0));
         }
         if let Some(d) = self.dir.take() {
             let _ = fs::remove_dir_all(d);
@@ -1080,21 +1108,10 @@ impl Drop for Cleanup {
     }
 }
 
-/// Write a file so that readers see either nothing or all of it, and it
-/// survives power loss once this returns.
+/// Write a file so that readers see either nothing or all of it: a temporary
+/// file renamed over `path`, so neither a reader nor a killed writer ever sees
+/// half a file. Not fsynced (see `Store::save`).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LifecycleError> {
-    write_renamed(path, bytes, mode, true)
-}
-
-/// Write to a temporary file and rename it over `path`: a reader or a killed
-/// writer never sees half a file. With `durable`, file and directory are
-/// fsynced so the new content also survives power loss.
-fn write_renamed(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    durable: bool,
-) -> Result<(), LifecycleError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -1114,16 +1131,10 @@ fn write_renamed(
         .open(&tmp)
         .map_err(io(what.clone()))?;
     f.write_all(bytes).map_err(io(what.clone()))?;
-    if durable {
-        f.sync_all().map_err(io(what.clone()))?;
-    }
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io(what.clone())(e)
     })?;
-    if durable && let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
     Ok(())
 }
 

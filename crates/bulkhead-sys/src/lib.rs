@@ -102,15 +102,12 @@ pub fn fork(flags: u64) -> io::Result<Forked> {
     unsafe { clone_fork(flags) }
 }
 
+/// This process's thread count: procfs gives `/proc/self/task` a link count
+/// of 2 plus the number of threads, so one `statx` answers (reading
+/// `/proc/self/status` made the kernel format 60 lines for one number).
 fn threads() -> Option<usize> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Threads:")
-                    .and_then(|v| v.trim().parse().ok())
-            })
-        })
+    let st = rustix::fs::stat("/proc/self/task").ok()?;
+    usize::try_from(st.st_nlink).ok()?.checked_sub(2)
 }
 
 /// `unshare(2)` with raw `CLONE_NEW*` flags.
@@ -749,6 +746,30 @@ pub fn userns_fd(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedF
 
 #[cfg(test)]
 mod tests {
+    /// The thread count from the link count of /proc/self/task agrees with
+    /// /proc/self/status, also once a thread more runs (retried: the test
+    /// harness may start or end threads between the two reads).
+    #[test]
+    fn thread_count_matches_status() {
+        let status = || {
+            std::fs::read_to_string("/proc/self/status")
+                .expect("procfs")
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Threads:")
+                        .map(|v| v.trim().parse().expect("count"))
+                })
+                .expect("Threads line")
+        };
+        let agree = || (0..50).any(|_| super::threads() == Some(status()));
+        assert!(agree(), "threads() never agreed with /proc/self/status");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv().ok());
+        assert!(agree(), "with one thread more");
+        drop(tx);
+        t.join().expect("thread");
+    }
+
     #[test]
     fn last_cap_matches_procfs() {
         let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").expect("procfs");

@@ -173,6 +173,14 @@ enum Cmd {
     /// Bridge networks for sandboxes (create, ls, inspect, rm). See docs/network.md.
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
+    /// Attach to the terminal of a sandbox started with -d -t (detach:
+    /// ctrl-p ctrl-q).
+    Attach {
+        /// Do not send this terminal's input.
+        #[arg(long)]
+        no_stdin: bool,
+        name: String,
+    },
     /// Wait for sandboxes to stop; print their exit codes.
     Wait {
         #[arg(required = true)]

@@ -94,3 +94,39 @@ fn rootfs_propagation_applies_to_the_container_root() {
         }
     }
 }
+
+/// A capability the runtime itself lacks cannot be granted: create fails,
+/// and the error names the capability (runtime-tools process_capabilities
+/// asks for all of them, and root on some hosts lacks CAP_SYS_RESOURCE).
+#[test]
+fn capability_the_runtime_lacks_is_named_in_the_error() {
+    require_root!();
+    skip_if!(
+        std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err(),
+        "setpriv (util-linux) is not installed"
+    );
+    let b = Bundle::new().json_patch(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_SYS_NICE", "CAP_KILL"]);
+        }
+    });
+    b.write_config();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg("--bounding-set=-sys_nice")
+        .arg(common::runtime())
+        .arg("--root")
+        .arg(b.state_root())
+        .args(["run", "--bundle"])
+        .arg(b.dir())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null());
+    let out = b.exec(cmd);
+    if is_runc() {
+        out.fails();
+    } else {
+        out.fails_with(&["process.capabilities", "CAP_SYS_NICE"]);
+    }
+}

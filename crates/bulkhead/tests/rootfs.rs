@@ -651,3 +651,39 @@ fn tmpcopyup_copies_the_covered_directory() {
     r.ok();
     assert!(r.stdout.contains("1\nwritten\n"), "{:?}", r.stdout);
 }
+
+/// With `rootfsPropagation: rshared` every mount of the container's namespace
+/// is shared, the rootfs's parent mount included, which pivot_root refuses:
+/// that parent must still be made private (the look at mountinfo is skipped
+/// only after a recursive slave or private).
+#[test]
+fn rshared_rootfs_propagation_still_pivots() {
+    require_root!();
+    let b = Bundle::new().json_patch(|c| {
+        c["root"]["path"] = json!("rootfs");
+        c["linux"]["rootfsPropagation"] = json!("rshared");
+    });
+    let dir = b.dir().join("rootfs");
+    fs::create_dir(&dir).unwrap();
+    let st = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(rootfs())
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount --bind failed");
+    let _guard = BindGuard(dir.clone());
+    let st = std::process::Command::new("mount")
+        .arg("--make-shared")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount --make-shared failed");
+    b.create().ok();
+    b.start().ok();
+    b.wait_status("stopped");
+    let r = common::parse_last_json(&b.container_output().0).expect("probe output");
+    assert_eq!(r["pid"], 1);
+    assert_eq!(mount_at(&r, "/").point, "/");
+    b.delete().ok();
+}

@@ -397,4 +397,91 @@ fn detached_with_a_terminal() {
     let logs = env.rt(&["logs", &name]);
     logs.ok();
     assert!(logs.stdout.contains("has-tty"), "{logs}");
+    env.rt(&["attach", &name]).fails_with(&["has stopped"]);
+    // Without -t there is nothing to attach to.
+    let plain = env.detached(&[], &["sleep", "600"]);
+    env.rt(&["attach", &plain]).fails_with(&["no terminal"]);
+}
+
+/// `bulkhead attach NAME` with `input` as its stdin.
+fn attach(env: &Env, name: &str, input: &[u8]) -> RtOutput {
+    let io = common::open_tempdir();
+    let path = io.path().join("in");
+    fs::write(&path, input).unwrap();
+    let mut cmd = std::process::Command::new(common::runtime());
+    cmd.arg("--root")
+        .arg(env.root.path())
+        .args(["attach", name])
+        .stdin(fs::File::open(&path).unwrap());
+    common::run_cmd(cmd, io.path(), common::cmd_timeout())
+}
+
+#[test]
+fn attach_detach_and_reattach() {
+    monitor_test!();
+    let env = Env::new();
+    let name = env.detached(
+        &["-t"],
+        &[
+            "sh",
+            "-c",
+            "read l; echo got:$l; read m; echo again:$m; exit 6",
+        ],
+    );
+    // ctrl-p ctrl-q detaches; the sandbox runs on.
+    let out = attach(&env, &name, b"one\n\x10\x11");
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stderr.contains("detached"), "{out}");
+    assert_eq!(env.inspect(&name)["status"], "running");
+    // Attached again: input reaches the terminal, output comes back, and
+    // attach ends with the sandbox's exit code once the terminal closes.
+    let out = attach(&env, &name, b"two\n");
+    assert_eq!(out.code(), Some(6), "{out}");
+    assert!(out.stdout.contains("again:two"), "{out}");
+    assert_eq!(env.wait(&name), "6");
+    let logs = env.rt(&["logs", &name]);
+    assert!(
+        logs.stdout.contains("got:one") && logs.stdout.contains("again:two"),
+        "{logs}"
+    );
+    assert!(
+        !Path::new(SANDBOXES)
+            .join(&name)
+            .join("attach.sock")
+            .exists(),
+        "the socket outlives the monitor"
+    );
+}
+
+#[test]
+fn a_monitor_killed_during_create_or_start_leaves_nothing() {
+    monitor_test!();
+    skip_if!(
+        !cfg!(debug_assertions),
+        "BULKHEAD_FAULT is compiled out of release builds"
+    );
+    let env = Env::new();
+    for point in [
+        "create.record",
+        "create.cgroup",
+        "create.init-ready",
+        "create.saved",
+        "start.fifo-written",
+    ] {
+        let name = unique_id();
+        let mut cmd = std::process::Command::new(common::runtime());
+        cmd.arg("--root")
+            .arg(env.root.path())
+            .args(["sandbox", "-d", "--name", &name, "--", "sleep", "600"])
+            .env("BULKHEAD_FAULT", point);
+        let io = common::open_tempdir();
+        let out = common::run_cmd(cmd, io.path(), common::cmd_timeout());
+        assert_eq!(out.code(), Some(125), "{point}: {out}");
+        assert!(
+            out.stderr
+                .contains("monitor exited before the sandbox started"),
+            "{point}: {out}"
+        );
+        assert_gone(env.root.path(), &name);
+    }
 }

@@ -109,6 +109,9 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                 sandbox::verbs::rm(&store, n, force)?;
             }
         }
+        Cmd::Attach { no_stdin, name } => {
+            return sandbox::attach::attach(&store, &name, no_stdin);
+        }
         Cmd::Wait { names } => sandbox::verbs::wait(&store, &names)?,
         Cmd::Inspect { names } => sandbox::verbs::inspect(&store, &names)?,
         Cmd::Exec(args) => return exec::run(&store, &args),

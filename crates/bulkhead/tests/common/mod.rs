@@ -26,6 +26,7 @@
 
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod console;
 pub mod leaks;
 pub mod rootfs;

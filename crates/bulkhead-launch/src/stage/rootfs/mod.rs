@@ -158,7 +158,15 @@ pub fn prepare(
         };
         bulkhead_sys::mount(None, Path::new("/"), None, prop, None)
             .map_err(StageError::sys("make / private to the container"))?;
-        make_parent_private(&plan.rootfs)?;
+        // A recursive slave or private leaves no shared mount under / (a
+        // shared mount made a slave is a slave only), so the rootfs's parent
+        // needs a look (a read of all mountinfo) only after other flags.
+        let rec_not_shared = prop & libc::MS_REC != 0
+            && prop & (libc::MS_SLAVE | libc::MS_PRIVATE) != 0
+            && prop & libc::MS_SHARED == 0;
+        if !rec_not_shared {
+            make_parent_private(&plan.rootfs)?;
+        }
     }
     // The root must be a mount point: for pivot_root, and for root.readonly
     // (which would otherwise apply to whatever mount holds the rootfs).

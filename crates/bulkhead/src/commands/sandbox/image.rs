@@ -112,6 +112,14 @@ pub fn prepare(
     }
     let store = Store::open(&store_dir)
         .with_context(|| format!("--image-store {}", store_dir.display()))?;
+    if store.is_rootless() {
+        // Its layers are owned by a user's ids and marked for userxattr.
+        bail!(
+            "--image-store {}: an unprivileged user's store (its layers are unpacked for a \
+             rootless overlay); root uses its own (default {DEFAULT_STORE})",
+            store_dir.display()
+        );
+    }
     let stderr = std::io::stderr();
     let live = stderr.is_terminal() && !args.quiet;
     let mut progress = ProgressPrinter::new(stderr, live);
@@ -305,4 +313,31 @@ pub fn remove_rootless(sandbox_dir: &Path) -> Result<()> {
     })
     .with_context(|| format!("remove sandbox dir {}", sandbox_dir.display()))?;
     Ok(())
+}
+
+/// The image config of `reference` for `--print-spec`, creating nothing:
+/// read from the file or directory it names (not imported), or from the
+/// store at `store_dir` for a name or id. Also the image with its layer
+/// directories when all of them are in that store (to read its accounts
+/// and, rootless, to show the overlay the container would mount).
+pub fn inspect(reference: &str, store_dir: &Path) -> Result<(ImageConfig, Option<ImageRef>)> {
+    let flag = || format!("--image {reference:?}");
+    let store = || -> Option<Store> { store_dir.is_dir().then(|| Store::open(store_dir).ok())? };
+    let image = if std::fs::symlink_metadata(reference).is_ok() {
+        let image = bulkhead_image::inspect(Path::new(reference), &Default::default())
+            .with_context(flag)?;
+        let filled = store().and_then(|s| s.fill_dirs(image.clone()).ok());
+        (image, filled)
+    } else {
+        let found = store().map(|s| s.get(reference));
+        match found {
+            Some(Ok(image)) => (image.clone(), Some(image)),
+            Some(Err(bulkhead_image::Error::NotFound { .. })) | None => bail!(
+                "--image {reference:?}: no such file or directory, and no image of that name or id in the store {}",
+                store_dir.display()
+            ),
+            Some(Err(e)) => return Err(e).with_context(flag),
+        }
+    };
+    Ok((image_config(image.0.config), image.1))
 }

@@ -24,6 +24,7 @@ use bulkhead_spec::sandbox::{
     self as spec, ID_RANGE, NetworkMode, Profile, RootSource, SandboxOptions, options,
 };
 
+pub mod attach;
 pub mod image;
 pub mod learn;
 pub mod monitor;
@@ -287,7 +288,13 @@ pub fn sandbox_base(store: &Store) -> Result<PathBuf> {
 pub fn remove_dir(dir: &Path) -> Result<()> {
     image::release(dir)?;
     if image::has_rootless_root(dir) && !rustix::process::geteuid().is_root() {
-        return image::remove_rootless(dir);
+        // Sub-id-owned files need the user namespace; without it (a
+        // process that cannot fork, e.g. with --learn's threads) a plain
+        // removal still works when the container wrote nothing as a sub-id.
+        match image::remove_rootless(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::debug!("{e:#}"),
+        }
     }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -517,6 +524,34 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
         if o.root == RootSource::HostDirs {
             o.root_binds = host_binds(a.network());
             host_etc(&mut o, &dir, a.network(), false)?;
+        }
+        if let Some(reference) = &a.image {
+            let store_dir = if store.rootless {
+                a.image_opts.rootless_store_dir()?
+            } else {
+                a.image_opts.store_dir()
+            };
+            let (config, in_store) = image::inspect(reference, &store_dir)?;
+            o.image = Some(config);
+            if let Some(img) = &in_store {
+                let read = |p: &str| {
+                    img.read_file(p, 1 << 20)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                };
+                o.passwd = read("etc/passwd");
+                o.group = read("etc/group");
+                if o.rootless.is_some() {
+                    let ov = dir.join("overlay");
+                    let data = bulkhead_image::overlay_options(
+                        img,
+                        &ov.join("upper"),
+                        &ov.join("work"),
+                        &o.rootfs,
+                    )
+                    .with_context(|| format!("--image {reference:?}"))?;
+                    o.root_overlay = Some(data.split(',').map(String::from).collect());
+                }
+            }
         }
         let cfg = spec::build(&o)?;
         println!(

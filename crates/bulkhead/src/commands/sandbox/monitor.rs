@@ -33,7 +33,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{Failure, LOG_FILE};
+use super::{Failure, LOG_FILE, attach};
 
 /// The monitor's pid, in the sandbox directory; locked while it lives.
 pub const MONITOR_FILE: &str = "monitor.pid";
@@ -136,7 +136,7 @@ fn monitor(
         let _ = File::from(report_w.try_clone().expect("dup the report pipe"))
             .write_all(serde_json::to_string(r).unwrap_or_default().as_bytes());
     };
-    let (pid, source) = match setup(store, name, dir, opts, before_start, mopts) {
+    let (pid, source, mut server) = match setup(store, name, dir, opts, before_start, mopts) {
         Ok(v) => v,
         Err(f) => {
             report(&Report {
@@ -153,7 +153,10 @@ fn monitor(
         error: None,
     });
     drop(report_w);
-    let status = watch(pid, &source, &mut log);
+    let status = watch(pid, &source, &mut log, server.as_mut());
+    if server.take().is_some() {
+        let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+    }
     drop(source);
     match status {
         Ok(status) => {
@@ -186,7 +189,7 @@ fn setup(
     opts: &CreateOptions,
     before_start: &dyn Fn(i32) -> Result<()>,
     mopts: MonitorOptions,
-) -> Result<(i32, OwnedFd), Failure> {
+) -> Result<(i32, OwnedFd, Option<attach::Server>), Failure> {
     rustix::process::setsid().context("setsid")?;
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .context("become a child subreaper")?;
@@ -247,7 +250,7 @@ fn setup(
     let _ = rustix::stdio::dup2_stdout(&null);
     let _ = rustix::stdio::dup2_stderr(&null);
     let (pid, master) = started?;
-    let source = match master {
+    let (source, server) = match master {
         Some(m) => {
             // Nobody sized it: a classic terminal.
             if rustix::termios::tcgetwinsize(&m).is_ok_and(|w| w.ws_row == 0) {
@@ -259,17 +262,31 @@ fn setup(
                 };
                 let _ = rustix::termios::tcsetwinsize(&m, ws);
             }
-            m
+            // Input from clients is dropped, not waited for, when the
+            // container does not read it.
+            let flags = rustix::fs::fcntl_getfl(&m).context("master flags")?;
+            rustix::fs::fcntl_setfl(&m, flags | rustix::fs::OFlags::NONBLOCK)
+                .context("master flags")?;
+            let server = attach::Server::listen(dir).map_err(|e| {
+                let _ = crate::commands::delete(store, name, true);
+                Failure::from(e)
+            })?;
+            (m, Some(server))
         }
-        None => out_r,
+        None => (out_r, None),
     };
-    Ok((pid, source))
+    Ok((pid, source, server))
 }
 
 /// Copies `source` into the log until the init has exited and its output
 /// has ended; reaps every child (a subreaper adopts orphans) and returns how
 /// the init ended.
-fn watch(pid: i32, source: &OwnedFd, log: &mut Log) -> Result<bulkhead_sys::ExitStatus> {
+fn watch(
+    pid: i32,
+    source: &OwnedFd,
+    log: &mut Log,
+    mut server: Option<&mut attach::Server>,
+) -> Result<bulkhead_sys::ExitStatus> {
     let p = Pid::from_raw(pid).ok_or_else(|| anyhow!("bad pid {pid}"))?;
     let pidfd = rustix::process::pidfd_open(p, PidfdFlags::empty()).context("pidfd_open")?;
     let mut status = None;
@@ -292,13 +309,19 @@ fn watch(pid: i32, source: &OwnedFd, log: &mut Log) -> Result<bulkhead_sys::Exit
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let mut fds = Vec::with_capacity(2);
+        let mut fds = Vec::with_capacity(4);
         if open {
             fds.push(PollFd::new(source, PollFlags::IN));
         }
         if status.is_none() {
             fds.push(PollFd::new(&pidfd, PollFlags::IN));
         }
+        let first_client = fds.len();
+        let client_fds = match (&server, open) {
+            (Some(s), true) => s.poll_fds(),
+            _ => Vec::new(),
+        };
+        fds.extend(client_fds.iter().map(|f| PollFd::new(f, PollFlags::IN)));
         let timeout = rustix::time::Timespec {
             tv_sec: 1,
             tv_nsec: 0,
@@ -311,14 +334,28 @@ fn watch(pid: i32, source: &OwnedFd, log: &mut Log) -> Result<bulkhead_sys::Exit
             && fds[0]
                 .revents()
                 .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR);
+        let client_ready: Vec<PollFlags> =
+            fds[first_client..].iter().map(|f| f.revents()).collect();
+        drop(fds);
+        drop(client_fds);
         if ready {
             match rustix::io::read(source, &mut buf) {
                 Ok(0) => open = false,
-                Ok(n) => log.write(&buf[..n]),
+                Ok(n) => {
+                    log.write(&buf[..n]);
+                    if let Some(s) = server.as_deref_mut() {
+                        s.broadcast(&buf[..n]);
+                    }
+                }
                 Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
                 // A pty master reads EIO once no slave is left.
                 Err(_) => open = false,
             }
+        }
+        if let Some(s) = server.as_deref_mut()
+            && !client_ready.is_empty()
+        {
+            s.service(&client_ready, source.as_fd());
         }
     }
     status.ok_or_else(|| anyhow!("the init was not reaped"))

@@ -14,7 +14,7 @@ use super::monitor::{self, ROTATED_LOG};
 use super::{LOG_FILE, STATE_ROOT_FILE, sandbox_base};
 
 /// The record of sandbox `name`, and its directory.
-fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
+pub(crate) fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
     let rec = store.load(name)?;
     if !rec.annotations.contains_key(ANNOTATION) {
         bail!(
