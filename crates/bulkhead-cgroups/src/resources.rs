@@ -215,7 +215,7 @@ impl CgroupSet {
             self.apply_hugetlb(wr, h)?;
         }
         if let Some(devs) = r.devices() {
-            self.apply_devices(wr, devs)?;
+            self.apply_devices(devs)?;
         }
         if let Some(n) = r.network() {
             self.apply_network(wr, n)?;
@@ -695,7 +695,7 @@ impl CgroupSet {
     /// hierarchy a refused program is an error.
     ///
     /// Not journaled for rollback: `update` never passes device rules.
-    fn apply_devices(&self, wr: &Writer, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
+    fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
         let field = format!("{R}.devices");
         let mut lines = Vec::with_capacity(rules.len());
         for (i, rule) in rules.iter().enumerate() {
@@ -704,14 +704,12 @@ impl CgroupSet {
         }
         let v1 = self.dirs.iter().find(|d| !d.v2 && d.has("devices"));
         if let Some(d) = v1 {
-            wr.put(&field, &d.path, "devices.deny", "a")?;
+            // One rule per write(2), but one open of each file for all of
+            // them (the files are only written, never journaled: see above).
+            let mut files = fsutil::RuleFiles::new(&d.path, "devices.allow", "devices.deny");
+            files.write(false, &field, "a")?;
             for (i, (allow, line)) in lines.iter().enumerate() {
-                let file = if *allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                wr.put(&format!("{field}[{i}]"), &d.path, file, line)?;
+                files.write(*allow, &format!("{field}[{i}]"), line)?;
             }
         }
         let v2_dirs: Vec<&CgroupDir> = self.dirs.iter().filter(|d| d.v2).collect();

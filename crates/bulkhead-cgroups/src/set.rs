@@ -146,7 +146,7 @@ fn dir_name(mountpoint: &Path, controllers: &[String]) -> String {
 }
 
 fn v2_controllers(mount: &Path) -> Vec<String> {
-    std::fs::read_to_string(mount.join("cgroup.controllers"))
+    crate::fsutil::read_pseudo(mount.join("cgroup.controllers"))
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
 }
@@ -721,7 +721,7 @@ fn enable_subtree_controllers(path: &Path) {
     for level in cgroup_ancestors(path, "cgroup.controllers") {
         let available = v2_controllers(&level);
         let enabled =
-            std::fs::read_to_string(level.join("cgroup.subtree_control")).unwrap_or_default();
+            crate::fsutil::read_pseudo(level.join("cgroup.subtree_control")).unwrap_or_default();
         let enabled: Vec<&str> = enabled.split_whitespace().collect();
         for c in available {
             if !enabled.contains(&c.as_str()) {
@@ -900,7 +900,7 @@ fn not_delegated(dir: &Path) -> Option<String> {
 
 /// This process's cgroup2 path (`0::/a/b` in /proc/self/cgroup), relative.
 fn own_v2_cgroup() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let text = crate::fsutil::read_pseudo("/proc/self/cgroup").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
         .map(|p| PathBuf::from(p.trim_start_matches('/')))
