@@ -144,11 +144,36 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
             verdict("drop"),
         ],
     ));
+    // IPv6 has no route_localnet, but the guard costs nothing.
+    cmds.push(rule(
+        i,
+        &c("guard"),
+        vec![
+            iif(),
+            eq(payload("ip6", "daddr"), json!("::1")),
+            verdict("drop"),
+        ],
+    ));
     cmds.push(rule(
         i,
         &c("input"),
         vec![iif(), replies(), verdict("accept")],
     ));
+    if n.subnet6.is_some() {
+        // Neighbour discovery with the gateway: IPv6's ARP.
+        cmds.push(rule(
+            i,
+            &c("input"),
+            vec![
+                iif(),
+                eq(
+                    payload("icmpv6", "type"),
+                    json!({"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]}),
+                ),
+                verdict("accept"),
+            ],
+        ));
+    }
     cmds.push(rule(i, &c("input"), vec![iif(), verdict("drop")]));
 
     hairpin_rules(n, cmds);
@@ -179,11 +204,25 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
             verdict("drop"),
         ],
     ));
-    cmds.push(rule(
-        i,
-        &c("forward"),
-        vec![iif(), eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
-    ));
+    match n.subnet6 {
+        Some(s6) => cmds.push(rule(
+            i,
+            &c("forward"),
+            vec![
+                iif(),
+                ne(
+                    payload("ip6", "saddr"),
+                    prefix(&s6.addr.to_string(), s6.prefix),
+                ),
+                verdict("drop"),
+            ],
+        )),
+        None => cmds.push(rule(
+            i,
+            &c("forward"),
+            vec![iif(), eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
+        )),
+    }
     if n.internal {
         cmds.push(rule(i, &c("forward"), vec![iif(), verdict("drop")]));
     } else {
@@ -196,6 +235,20 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
                 json!({"masquerade": null}),
             ],
         ));
+        if let Some(s6) = n.subnet6 {
+            cmds.push(rule(
+                i,
+                &c("nat-post"),
+                vec![
+                    eq(
+                        payload("ip6", "saddr"),
+                        prefix(&s6.addr.to_string(), s6.prefix),
+                    ),
+                    ne(meta("oifname"), json!(n.bridge)),
+                    json!({"masquerade": null}),
+                ],
+            ));
+        }
     }
     cmds.push(rule(
         i,

@@ -21,7 +21,7 @@ pub mod usernet;
 
 use std::net::Ipv4Addr;
 
-pub use addr::{Proto, Publish, Subnet, validate_name};
+pub use addr::{Proto, Publish, Subnet, Subnet6, validate_name};
 pub use error::{NetError, Result};
 pub use state::{Attachment, Lock, NetStore, Network};
 
@@ -30,6 +30,8 @@ pub use state::{Attachment, Lock, NetStore, Network};
 pub struct CreateRequest {
     pub name: String,
     pub subnet: Option<Subnet>,
+    /// Dual stack: the IPv6 network beside the IPv4 one.
+    pub subnet6: Option<Subnet6>,
     pub internal: bool,
     pub allow_intra: bool,
 }
@@ -60,6 +62,25 @@ fn overlap(subnet: Subnet, nets: &[Network]) -> Result<Option<String>> {
             continue;
         };
         if routed.overlaps(subnet) {
+            return Ok(Some(format!("the host's route to {dst} on {dev}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Why an IPv6 subnet cannot be used: another network's, or a route of
+/// this host.
+fn overlap6(subnet: Subnet6, nets: &[Network]) -> Result<Option<String>> {
+    if let Some(n) = nets
+        .iter()
+        .find(|n| n.subnet6.is_some_and(|s| s.overlaps(subnet)))
+    {
+        let theirs = n.subnet6.map(|s| s.to_string()).unwrap_or_default();
+        return Ok(Some(format!("network {:?} ({theirs})", n.name)));
+    }
+    let ours: Vec<&str> = nets.iter().map(|n| n.bridge.as_str()).collect();
+    for (dst, dev) in link::routed_networks6(&ours)? {
+        if Subnet6::from_route(&dst).is_some_and(|r| r.overlaps(subnet)) {
             return Ok(Some(format!("the host's route to {dst} on {dev}")));
         }
     }
@@ -111,10 +132,25 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
             })?
         }
     };
+    if let Some(s6) = req.subnet6 {
+        if !s6.fits(subnet) {
+            return Err(NetError::invalid(
+                "--subnet",
+                format!("{s6} has fewer addresses than {subnet} (container addresses are paired)"),
+            ));
+        }
+        if let Some(with) = overlap6(s6, &nets)? {
+            return Err(NetError::Overlap {
+                subnet: s6.to_string(),
+                with,
+            });
+        }
+    }
     let net = Network {
         name: req.name.clone(),
         subnet,
         gateway: subnet.gateway(),
+        subnet6: req.subnet6,
         bridge: bridge.clone(),
         internal: req.internal,
         allow_intra: req.allow_intra,
@@ -136,6 +172,10 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
 /// The bridge and the policy of `net` (one of `nets`), and the sysctls.
 fn bring_up(net: &Network, nets: &[Network]) -> Result<()> {
     link::create_bridge(&net.bridge, net.gateway, net.subnet.prefix)?;
+    if let Some(s6) = net.subnet6 {
+        link::add_address6(&net.bridge, s6.gateway(), s6.prefix)?;
+        link::sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    }
     // The guard rule is in place before route_localnet is turned on.
     firewall::apply(nets, &[])?;
     link::sysctl(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
@@ -354,6 +394,9 @@ pub fn attach(
         gateway: net.gateway,
         isolated: !net.allow_intra,
         hairpin: !a.publish.is_empty(),
+        ip6: net
+            .subnet6
+            .and_then(|s6| Some((net.ip6_of(a.ip)?, s6.prefix, s6.gateway()))),
     })
     .and_then(|_| {
         bulkhead_sys::fault::point("net.linked");
@@ -432,11 +475,15 @@ pub fn peers<'a>(net: &'a Network, container: &str) -> Vec<&'a Attachment> {
 }
 
 /// `/etc/hosts` for a container.
-pub fn hosts_file(ip: Ipv4Addr, names: &[&str]) -> String {
-    format!(
+pub fn hosts_file(ip: Ipv4Addr, ip6: Option<std::net::Ipv6Addr>, names: &[&str]) -> String {
+    let mut s = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{}\n",
         names.join(" ")
-    )
+    );
+    if let Some(ip6) = ip6 {
+        s.push_str(&format!("{ip6}\t{}\n", names.join(" ")));
+    }
+    s
 }
 
 /// `/etc/resolv.conf` for a container: the host's, without loopback
@@ -499,6 +546,7 @@ mod tests {
             name: "n".into(),
             subnet,
             gateway: subnet.gateway(),
+            subnet6: None,
             bridge: "bh-n".into(),
             internal: false,
             allow_intra: false,
@@ -540,6 +588,7 @@ mod tests {
             name: "n".into(),
             subnet: "10.2.0.0/24".parse().unwrap(),
             gateway: "10.2.0.1".parse().unwrap(),
+            subnet6: None,
             bridge: "bh-n".into(),
             internal: false,
             allow_intra: false,

@@ -7,7 +7,7 @@
 //! every machine that runs containers. Moving to netlink-packet-route is a
 //! local change behind these functions.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
 use crate::error::{NetError, Result};
@@ -64,6 +64,30 @@ pub fn create_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     Ok(())
 }
 
+/// Adds an IPv6 address to a link (without duplicate address detection:
+/// the bridge's gateway address is ours).
+pub fn add_address6(dev: &str, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+    let a = format!("{addr}/{prefix}");
+    run("ip", &["-6", "addr", "add", &a, "dev", dev, "nodad"]).map(drop)
+}
+
+/// The IPv6 networks routed in this namespace's main table that are not
+/// on one of `skip_devs` (link-local and multicast routes aside).
+pub fn routed_networks6(skip_devs: &[&str]) -> Result<Vec<(String, String)>> {
+    let out = run("ip", &["-j", "-6", "route", "show"])?;
+    let routes: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+    Ok(routes
+        .iter()
+        .filter_map(|r| {
+            let dst = r["dst"].as_str()?;
+            let dev = r["dev"].as_str().unwrap_or("");
+            let local = dst.starts_with("fe80:") || dst.starts_with("ff");
+            (dst != "default" && !local && !skip_devs.contains(&dev))
+                .then(|| (dst.to_string(), dev.to_string()))
+        })
+        .collect())
+}
+
 /// The IPv4 networks routed in this namespace's main table that are not on
 /// one of `skip_devs`: a new network must not shadow them.
 pub fn routed_networks(skip_devs: &[&str]) -> Result<Vec<(String, String)>> {
@@ -103,6 +127,8 @@ pub struct VethPlan<'a> {
     /// needs it: br_netfilter bridges a DNAT-ed packet whose new
     /// destination is on the same bridge instead of routing it.
     pub hairpin: bool,
+    /// Dual stack: the container's IPv6 address, prefix and gateway.
+    pub ip6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 /// Creates the veth pair with its peer directly in the namespace of `pid`,
@@ -165,6 +191,12 @@ pub fn attach(p: &VethPlan) -> Result<()> {
     inside(&["addr", "add", &addr, "dev", CONTAINER_IF])?;
     inside(&["link", "set", "dev", CONTAINER_IF, "up"])?;
     inside(&["route", "add", "default", "via", &p.gateway.to_string()])?;
+    if let Some((ip6, prefix, gw6)) = p.ip6 {
+        let addr = format!("{ip6}/{prefix}");
+        // nodad: the address is ours by allocation; DAD would only delay it.
+        inside(&["-6", "addr", "add", &addr, "dev", CONTAINER_IF, "nodad"])?;
+        inside(&["-6", "route", "add", "default", "via", &gw6.to_string()])?;
+    }
     Ok(())
 }
 

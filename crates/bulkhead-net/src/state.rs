@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{Publish, Subnet};
+use crate::addr::{Publish, Subnet, Subnet6};
 use crate::error::{NetError, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub struct Network {
     pub name: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
+    /// The IPv6 half of a dual-stack network (`--subnet` given twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Subnet6>,
     pub bridge: String,
     /// No egress: no masquerade, nothing forwarded out of the bridge.
     pub internal: bool,
@@ -43,6 +46,13 @@ pub struct Attachment {
 }
 
 impl Network {
+    /// A container's IPv6 address on a dual-stack network: the one at the
+    /// offset of its IPv4 address.
+    pub fn ip6_of(&self, ip: Ipv4Addr) -> Option<std::net::Ipv6Addr> {
+        let s6 = self.subnet6?;
+        Some(s6.at(u32::from(ip) - u32::from(self.subnet.addr)))
+    }
+
     /// The linked pairs of containers that are both on the network, each
     /// once.
     pub fn linked_pairs(&self) -> Vec<(&Attachment, &Attachment)> {
@@ -212,6 +222,7 @@ mod tests {
         Network {
             name: name.into(),
             gateway: subnet.gateway(),
+            subnet6: None,
             subnet,
             bridge: format!("bh-{name}"),
             internal: false,

@@ -1119,3 +1119,164 @@ fn hairpin_to_published_ports_follows_the_intra_policy() {
     // public.
     assert_eq!(via_host(&b, "18091").as_deref(), Some(d.as_str()));
 }
+
+#[test]
+fn dual_stack_networks_keep_the_ipv6_policy() {
+    require_lab!();
+    let lab = Lab::new();
+    // The wan link gets IPv6 too (RFC 3849 documentation range).
+    let (h, w) = (lab.host.clone(), lab.wan.clone());
+    sh(&[
+        "ip",
+        "-n",
+        &h,
+        "addr",
+        "add",
+        "2001:db8:ff::1/64",
+        "dev",
+        "wan0",
+        "nodad",
+    ])
+    .ok();
+    sh(&[
+        "ip",
+        "-n",
+        &w,
+        "addr",
+        "add",
+        "2001:db8:ff::2/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .ok();
+    let www = lab.www.path().join("host6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("id"), "host-service").unwrap();
+    lab.serve(&lab.host, "7002", &www);
+    let net = lab.network(&[
+        "--subnet",
+        "10.201.14.0/24",
+        "--subnet",
+        "fd00:201:14::/64",
+        &lab.net_name("dual"),
+    ]);
+    assert_eq!(lab.inspect(&net)["subnet6"], "fd00:201:14::/64");
+    let a = lab.web(&net, &[]);
+    let b = lab.web(&net, &[]);
+    let ip6 = |name: &str| {
+        let out = lab.bh(&[
+            "exec", name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+        ]);
+        out.ok();
+        let addr = out.stdout.split_whitespace().nth(3).unwrap_or_default();
+        addr.split('/').next().unwrap().to_string()
+    };
+    let (a6, b6) = (ip6(&a), ip6(&b));
+    assert!(a6.starts_with("fd00:201:14::") && a6 != b6, "{a6} {b6}");
+    // Egress, masqueraded to the host's address.
+    assert_eq!(
+        lab.curl_from(&a, "http://[2001:db8:ff::2]/cgi-bin/ip")
+            .as_deref(),
+        Some("2001:db8:ff::1")
+    );
+    // Not the neighbour, not the host (gateway or other address).
+    assert_eq!(lab.curl_from(&a, &format!("http://[{b6}]:8080/id")), None);
+    assert_eq!(lab.curl_from(&a, "http://[fd00:201:14::1]:7002/id"), None);
+    assert_eq!(lab.curl_from(&a, "http://[2001:db8:ff::1]:7002/id"), None);
+    // …which the host itself reaches (the container is served on IPv6).
+    assert_eq!(
+        lab.curl_ns(&lab.host, &format!("http://[{b6}]:8080/id"))
+            .as_deref(),
+        Some(b.as_str())
+    );
+    let hosts = lab.bh(&["exec", &a, "cat", "/etc/hosts"]);
+    assert!(
+        hosts.stdout.contains(&format!("{a6}\tsandbox {a}")),
+        "{hosts}"
+    );
+
+    // A spoofed IPv6 source does not get out, though the wan and the host
+    // route it back (control: without the table it does).
+    let spoofer = unique_id();
+    lab.sandboxes.borrow_mut().push(spoofer.clone());
+    let mut args = vec!["sandbox", "-d", "--name", &spoofer, "--network", &net];
+    args.extend(["--cap-add", "NET_ADMIN", "--", "sleep", "300"]);
+    lab.bh(&args).ok();
+    let s6 = ip6(&spoofer);
+    lab.bh(&[
+        "exec",
+        &spoofer,
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd99::5/128",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .ok();
+    lab.in_ns(
+        &w,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "fd99::/64",
+            "via",
+            "2001:db8:ff::1",
+        ],
+    )
+    .ok();
+    lab.in_ns(&h, &["ip", "-6", "route", "add", "fd99::5/128", "via", &s6])
+        .ok();
+    let spoofed = |lab: &Lab| {
+        let url = "http://[2001:db8:ff::2]/cgi-bin/ip";
+        let out = lab.bh(&[
+            "exec",
+            &spoofer,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "--interface",
+            "fd99::5",
+            url,
+        ]);
+        out.success().then_some(out.stdout)
+    };
+    assert_eq!(spoofed(&lab), None);
+
+    // Bad IPv6 subnets: nothing created.
+    let before = (lab.links(), lab.ruleset(), lab.network_files());
+    for (subnets, needle) in [
+        (
+            ["10.202.0.0/16", "fd00:201:15::/120"],
+            "fewer addresses than 10.202.0.0/16",
+        ),
+        (
+            ["fd00:201:15::/64", "fd00:201:16::/64"],
+            "at most one IPv6 subnet",
+        ),
+        (
+            ["10.201.15.0/24", "fd00:201:14:0:1::/80"],
+            "overlaps network",
+        ),
+        (
+            ["10.201.15.0/24", "2001:db8:ff::/64"],
+            "the host's route to 2001:db8:ff::/64 on wan0",
+        ),
+        (["10.201.15.0/24", "fe80::/64"], "not a unicast network"),
+    ] {
+        let out = lab.bh(&[
+            "network", "create", "--subnet", subnets[0], "--subnet", subnets[1], "x6",
+        ]);
+        out.fails_with(&[needle]);
+    }
+    assert_eq!((lab.links(), lab.ruleset(), lab.network_files()), before);
+    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
+        .ok();
+    assert_eq!(spoofed(&lab).as_deref(), Some("fd99::5"));
+}

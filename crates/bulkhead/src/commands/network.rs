@@ -15,9 +15,11 @@ use bulkhead_net::{NetStore, Network, Publish};
 pub enum NetworkCmd {
     /// Create a bridge network.
     Create {
-        /// IPv4 subnet, e.g. 10.89.5.0/24 (default: the first free 10.89.N.0/24).
+        /// IPv4 subnet, e.g. 10.89.5.0/24 (default: the first free
+        /// 10.89.N.0/24); given a second time with an IPv6 one (e.g.
+        /// fd00:89:5::/64), the network is dual-stack.
         #[arg(long)]
-        subnet: Option<String>,
+        subnet: Vec<String>,
         /// No egress: containers reach only each other (if allowed) and
         /// published ports reach them.
         #[arg(long)]
@@ -72,9 +74,20 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
             allow_intra,
             name,
         } => {
+            let (mut v4, mut v6) = (None, None);
+            for s in subnet {
+                if s.contains(':') {
+                    if v6.replace(s.parse::<bulkhead_net::Subnet6>()?).is_some() {
+                        bail!("--subnet {s}: a network has at most one IPv6 subnet");
+                    }
+                } else if v4.replace(s.parse::<bulkhead_net::Subnet>()?).is_some() {
+                    bail!("--subnet {s}: a network has at most one IPv4 subnet");
+                }
+            }
             let req = bulkhead_net::CreateRequest {
                 name: name.clone(),
-                subnet: subnet.as_deref().map(str::parse).transpose()?,
+                subnet: v4,
+                subnet6: v6,
                 internal: *internal,
                 allow_intra: *allow_intra,
             };
@@ -398,7 +411,7 @@ impl SandboxNet {
         if id != hostname {
             names.push(id);
         }
-        let mut hosts = bulkhead_net::hosts_file(a.ip, &names);
+        let mut hosts = bulkhead_net::hosts_file(a.ip, net.ip6_of(a.ip), &names);
         // Under the store's lock: the peers' files are read and rewritten
         // by every attach and release of the network.
         let ns = net_store(store);
@@ -415,12 +428,18 @@ impl SandboxNet {
                 .map(|a| format!(" {a}"))
                 .unwrap_or_default();
             hosts.push_str(&format!("{}\t{}{alias}\n", peer.ip, peer.container));
+            if let Some(ip6) = net.ip6_of(peer.ip) {
+                hosts.push_str(&format!("{ip6}\t{}{alias}\n", peer.container));
+            }
             // The peer learns the new container's name too.
             let theirs = base.join(&peer.container).join("hosts");
             if let Ok(text) = std::fs::read_to_string(&theirs)
                 && !text.lines().any(|l| l.ends_with(&mark))
             {
-                let line = format!("{}\t{id}\t{mark}\n", a.ip);
+                let mut line = format!("{}\t{id}\t{mark}\n", a.ip);
+                if let Some(ip6) = net.ip6_of(a.ip) {
+                    line.push_str(&format!("{ip6}\t{id}\t{mark}\n"));
+                }
                 std::fs::write(&theirs, text + &line)
                     .with_context(|| format!("write {}", theirs.display()))?;
             }
