@@ -60,10 +60,11 @@ const NON_CONTROLLER_OPTIONS: &[&str] = &[
 /// Fails when the file cannot be read or when no cgroup filesystem at all is
 /// mounted.
 pub fn detect() -> Result<Layout, CgroupError> {
-    let content = std::fs::read_to_string(MOUNTINFO).map_err(|source| CgroupError::Mountinfo {
-        path: PathBuf::from(MOUNTINFO),
-        source,
-    })?;
+    let content =
+        crate::fsutil::read_pseudo(MOUNTINFO).map_err(|source| CgroupError::Mountinfo {
+            path: PathBuf::from(MOUNTINFO),
+            source,
+        })?;
     let layout = parse_mountinfo(&content);
     match &layout {
         Layout::V1 {

@@ -14,7 +14,7 @@
 //! `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
 //! `memory.disableOOMKiller`. Device rules become an eBPF program on every
 //! cgroup2 directory (on a hybrid host in addition to the v1 rules).
-//! `network` is skipped when `net_cls`/`net_prio` are not mounted.
+//! `network` fails where `net_cls`/`net_prio` are not mounted.
 
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
@@ -215,7 +215,7 @@ impl CgroupSet {
             self.apply_hugetlb(wr, h)?;
         }
         if let Some(devs) = r.devices() {
-            self.apply_devices(wr, devs)?;
+            self.apply_devices(devs)?;
         }
         if let Some(n) = r.network() {
             self.apply_network(wr, n)?;
@@ -244,15 +244,28 @@ impl CgroupSet {
         Ok(())
     }
 
-    /// net_cls / net_prio exist only as v1 controllers; when they are not
-    /// mounted the settings are skipped.
+    /// net_cls / net_prio exist only as v1 controllers. Asked for where they
+    /// are not mounted (cgroup2, or a v1 host without them), create fails:
+    /// "if the runtime cannot apply a property as specified in the
+    /// configuration, it MUST generate an error". A classID of 0 and an
+    /// empty priority list ask for nothing (as in runc).
     fn apply_network(&self, wr: &Writer, n: &LinuxNetwork) -> Result<(), CgroupError> {
-        let v1 = |c: &str| self.dirs.iter().find(|d| !d.v2 && d.has(c));
-        if let (Some(id), Some(d)) = (n.class_id(), v1("net_cls")) {
+        let v1 = |c: &'static str, field: String| {
+            self.dirs
+                .iter()
+                .find(|d| !d.v2 && d.has(c))
+                .ok_or(CgroupError::MissingController {
+                    field,
+                    controller: c,
+                })
+        };
+        if let Some(id) = n.class_id().filter(|&id| id != 0) {
             let field = format!("{R}.network.classID");
+            let d = v1("net_cls", field.clone())?;
             wr.put(&field, &d.path, "net_cls.classid", &id.to_string())?;
         }
-        if let (Some(prios), Some(d)) = (n.priorities(), v1("net_prio")) {
+        if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
+            let d = v1("net_prio", format!("{R}.network.priorities"))?;
             for (i, p) in prios.iter().enumerate() {
                 let line = format!("{} {}", p.name(), p.priority());
                 let field = format!("{R}.network.priorities[{i}]");
@@ -682,7 +695,7 @@ impl CgroupSet {
     /// hierarchy a refused program is an error.
     ///
     /// Not journaled for rollback: `update` never passes device rules.
-    fn apply_devices(&self, wr: &Writer, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
+    fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
         let field = format!("{R}.devices");
         let mut lines = Vec::with_capacity(rules.len());
         for (i, rule) in rules.iter().enumerate() {
@@ -691,14 +704,12 @@ impl CgroupSet {
         }
         let v1 = self.dirs.iter().find(|d| !d.v2 && d.has("devices"));
         if let Some(d) = v1 {
-            wr.put(&field, &d.path, "devices.deny", "a")?;
+            // One rule per write(2), but one open of each file for all of
+            // them (the files are only written, never journaled: see above).
+            let mut files = fsutil::RuleFiles::new(&d.path, "devices.allow", "devices.deny");
+            files.write(false, &field, "a")?;
             for (i, (allow, line)) in lines.iter().enumerate() {
-                let file = if *allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                wr.put(&format!("{field}[{i}]"), &d.path, file, line)?;
+                files.write(*allow, &format!("{field}[{i}]"), line)?;
             }
         }
         let v2_dirs: Vec<&CgroupDir> = self.dirs.iter().filter(|d| d.v2).collect();

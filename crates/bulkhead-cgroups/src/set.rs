@@ -36,6 +36,11 @@ pub struct CgroupDir {
     /// Controllers of the hierarchy (v1), or those available at the cgroup2
     /// root (v2, from `cgroup.controllers` when the set was resolved).
     pub controllers: Vec<String>,
+    /// The directory was there before `create` (a `cgroupsPath` naming an
+    /// existing cgroup): the container did not create it, so `remove` leaves
+    /// it and whatever else runs in it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub existed: bool,
 }
 
 impl CgroupDir {
@@ -141,7 +146,7 @@ fn dir_name(mountpoint: &Path, controllers: &[String]) -> String {
 }
 
 fn v2_controllers(mount: &Path) -> Vec<String> {
-    std::fs::read_to_string(mount.join("cgroup.controllers"))
+    crate::fsutil::read_pseudo(mount.join("cgroup.controllers"))
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
 }
@@ -185,6 +190,7 @@ pub fn resolve(
                     path: under_mount(&h.mountpoint, &h.root, &rel),
                     v2: false,
                     controllers: h.controllers.clone(),
+                    existed: false,
                 });
             }
             if let Some(u) = unified {
@@ -198,6 +204,7 @@ pub fn resolve(
                     path: u.join(&rel),
                     v2: true,
                     controllers: v2_controllers(u),
+                    existed: false,
                 });
             }
         }
@@ -206,6 +213,7 @@ pub fn resolve(
             path: root.join(&rel),
             v2: true,
             controllers: v2_controllers(root),
+            existed: false,
         }),
     }
     Ok(CgroupSet {
@@ -289,6 +297,15 @@ impl CgroupSet {
     /// cannot hold tasks. For cgroup2 directories, the controllers available
     /// at each ancestor are enabled in its `cgroup.subtree_control` (best
     /// effort: a controller the kernel refuses is skipped).
+    /// Note which directories exist already, before [`CgroupSet::create`]:
+    /// "resources associated with the container, but not created by this
+    /// container, MUST NOT be deleted" (runtime-spec, delete).
+    pub fn mark_existing(&mut self) {
+        for d in &mut self.dirs {
+            d.existed = d.path.is_dir();
+        }
+    }
+
     pub fn create(&self) -> Result<(), CgroupError> {
         for d in &self.dirs {
             std::fs::create_dir_all(&d.path).map_err(|source| CgroupError::Io {
@@ -443,6 +460,7 @@ impl CgroupSet {
         let left: Vec<&CgroupDir> = self
             .dirs
             .iter()
+            .filter(|d| !d.existed)
             .filter(|d| {
                 self.systemd.is_some()
                     || match std::fs::remove_dir(&d.path) {
@@ -703,7 +721,7 @@ fn enable_subtree_controllers(path: &Path) {
     for level in cgroup_ancestors(path, "cgroup.controllers") {
         let available = v2_controllers(&level);
         let enabled =
-            std::fs::read_to_string(level.join("cgroup.subtree_control")).unwrap_or_default();
+            crate::fsutil::read_pseudo(level.join("cgroup.subtree_control")).unwrap_or_default();
         let enabled: Vec<&str> = enabled.split_whitespace().collect();
         for c in available {
             if !enabled.contains(&c.as_str()) {
@@ -882,7 +900,7 @@ fn not_delegated(dir: &Path) -> Option<String> {
 
 /// This process's cgroup2 path (`0::/a/b` in /proc/self/cgroup), relative.
 fn own_v2_cgroup() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let text = crate::fsutil::read_pseudo("/proc/self/cgroup").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
         .map(|p| PathBuf::from(p.trim_start_matches('/')))

@@ -585,6 +585,7 @@ mod tests {
             path: path.to_path_buf(),
             v2: false,
             controllers: vec![c.into()],
+            existed: false,
         };
         let set = CgroupSet {
             systemd: None,

@@ -345,13 +345,11 @@ impl Store {
                 .next()
                 .is_some();
             if used {
-                return Err(Error::Io {
-                    context: format!(
-                        "{}: a store with root's layers (trusted.overlay.* metadata) \
-                         cannot be used rootless; use another --image-store",
-                        store.root.display()
-                    ),
-                    source: io::Error::from(io::ErrorKind::InvalidInput),
+                return Err(Error::Store {
+                    root: store.root.clone(),
+                    reason: "it holds root's layers (trusted.overlay.* metadata, root's \
+                             owners) and cannot be used rootless; use another --image-store"
+                        .into(),
                 });
             }
             write_atomic(&store.root, ROOTLESS_MARK, b"user.overlay\n")?;
@@ -753,6 +751,8 @@ impl Store {
         })?;
         fs::write(stage.join("layer.json"), data)
             .map_err(io_err(stage.join("layer.json").display().to_string()))?;
+        // A layer unpacked but not yet in the store (the crash tests).
+        bulkhead_sys::fault::point("image.layer-unpacked");
         // Everything on disk before the layer becomes visible.
         let stage_fd = rustix::fs::open(
             &stage,

@@ -101,9 +101,10 @@ pub(crate) fn unpack(
     if u.squashed > 0 {
         u.entry = String::new();
         let n = u.squashed;
+        let entries = if n == 1 { "entry" } else { "entries" };
         u.warn(format!(
-            "{n} entries owned by ids outside your user namespace's map (your uid and \
-             sub-ids) were given to container root (you), without setuid/setgid bits"
+            "{n} {entries} owned by ids outside your user namespace's map (your uid and \
+             sub-ids) given to container root (you), without setuid/setgid bits"
         ));
     }
     Ok(u.warnings)

@@ -404,6 +404,7 @@ impl Store {
         let mut spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
         let learn = learn::prepare(&mut spec, opts.learn_seccomp.as_deref(), &self.dir(id))?;
         let plan = Plan::from_spec(&spec, &bundle)?;
+        refuse_unimplemented(&spec)?;
         let process = plan.process.clone().ok_or_else(|| {
             LifecycleError::Invalid("process: is required to create a container".into())
         })?;
@@ -514,6 +515,9 @@ impl Store {
         )?;
         if self.rootless {
             cgroups = rootless_cgroups(&cgroups, &plan);
+        }
+        if cgroups.systemd.is_none() {
+            cgroups.mark_existing();
         }
         let mut rec = Record {
             oci_version: plan.oci_version.clone(),
@@ -1050,6 +1054,28 @@ impl Cleanup {
         self.host_mounts = None;
         self.poststop = None;
     }
+}
+
+/// "If the runtime cannot apply a property as specified in the
+/// configuration, it MUST generate an error" (runtime.md, create): what
+/// bulkhead has no implementation for is refused, not silently dropped.
+/// (Here, not in the plan: `audit` models other engines' configs with them.)
+fn refuse_unimplemented(spec: &oci_spec::runtime::Spec) -> Result<(), LifecycleError> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(LifecycleError::Invalid(
+            "linux.netDevices: moving host network devices into the container is not supported"
+                .into(),
+        ));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(LifecycleError::Invalid(
+            "linux.intelRdt: Intel RDT (resctrl) is not supported".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Poststart hooks run "after the user-specified process is executed": the

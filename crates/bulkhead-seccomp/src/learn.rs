@@ -357,10 +357,10 @@ pub fn serve(
     let mut control_open = true;
     let mut written: Option<usize> = None;
     loop {
-        if let Some(n) = written
-            && fds.is_empty()
-        {
-            if n != seen.len() {
+        // Done once the init has exited (or cannot be watched) and no
+        // process uses a recorded filter any more.
+        if init.as_ref().is_some_and(|(_, p)| p.is_none()) && fds.is_empty() {
+            if written != Some(seen.len()) {
                 write_profile(out, &learned_profile(base, &seen, exit))?;
             }
             return Ok(());

@@ -130,3 +130,132 @@ fn capability_the_runtime_lacks_is_named_in_the_error() {
         out.fails_with(&["process.capabilities", "CAP_SYS_NICE"]);
     }
 }
+
+/// Directories of a cgroup made before the container, in every mounted
+/// hierarchy, with a host process of its own in it; removed on drop.
+struct ExistingCgroup {
+    name: String,
+    dirs: Vec<std::path::PathBuf>,
+    bystander: std::process::Child,
+}
+
+impl ExistingCgroup {
+    fn new(name: &str) -> ExistingCgroup {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let dirs: Vec<std::path::PathBuf> = mountinfo
+            .lines()
+            .filter_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                let mut pre = pre.split(' ');
+                let (root, point) = (pre.nth(3)?, pre.next()?);
+                let fstype = post.split(' ').next()?;
+                (matches!(fstype, "cgroup" | "cgroup2") && root == "/")
+                    .then(|| std::path::Path::new(point).join(name))
+            })
+            .collect();
+        let bystander = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
+            // Only where a process may join (a cgroup2 directory with
+            // controllers enabled below it refuses, which is fine here).
+            let _ = std::fs::write(d.join("cgroup.procs"), bystander.id().to_string());
+        }
+        ExistingCgroup {
+            name: name.to_string(),
+            dirs,
+            bystander,
+        }
+    }
+}
+
+impl Drop for ExistingCgroup {
+    fn drop(&mut self) {
+        let _ = self.bystander.kill();
+        let _ = self.bystander.wait();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// "Resources associated with the container, but not created by this
+/// container, MUST NOT be deleted" (runtime.md, delete): a cgroupsPath that
+/// names an existing cgroup is joined, and delete leaves it, and the other
+/// processes in it, alone.
+#[test]
+fn delete_leaves_a_cgroup_it_did_not_create() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runc 1.1.5 removes a pre-existing cgroup (and its other processes) on delete"
+    );
+    // Declared first, so dropped after the Bundle's own leak check (which
+    // looks for cgroups named after the container id: this one is not).
+    let existing = ExistingCgroup::new(&format!("bh-existing-{}", std::process::id()));
+    let b = Bundle::new()
+        .probe(&["sleep", "600"])
+        .json_patch(|c| c["linux"]["cgroupsPath"] = json!(format!("/{}", existing.name)));
+    b.create().ok();
+    b.start().ok();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.contains(&existing.name),
+        "the container did not join it: {cg}"
+    );
+    b.kill("KILL").ok();
+    b.wait_status("stopped");
+    b.delete().ok();
+    b.forget_cgroups();
+    for d in &existing.dirs {
+        assert!(d.is_dir(), "delete removed {}", d.display());
+    }
+    let alive = std::fs::metadata(format!("/proc/{}", existing.bystander.id())).is_ok();
+    assert!(alive, "delete killed a process it did not start");
+    // A cgroup the container made itself is still removed (the Bundle's
+    // leak check on drop covers every other test).
+}
+
+/// "If the runtime cannot apply a property as specified in the
+/// configuration, it MUST generate an error and a new container MUST NOT be
+/// created" (runtime.md, create): properties bulkhead does not implement,
+/// and an errno on a seccomp action that has none ("the runtime MUST print
+/// an error and fail", config-linux.md), are refused, not dropped.
+#[test]
+fn properties_that_cannot_be_applied_fail_create() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runc 1.1.5 ignores netDevices, intelRdt without resctrl and errnoRet on SCMP_ACT_KILL"
+    );
+    type Patch = fn(&mut serde_json::Value);
+    let cases: [(&str, Patch); 4] = [
+        ("linux.netDevices", |c| {
+            c["linux"]["netDevices"] = json!({"bh-nodev0": {"name": "eth9"}})
+        }),
+        ("linux.intelRdt", |c| {
+            c["linux"]["intelRdt"] = json!({"closID": "gold"})
+        }),
+        ("syscalls[0].errnoRet", |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 5}]
+            })
+        }),
+        ("defaultErrnoRet", |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "defaultErrnoRet": 5,
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+            })
+        }),
+    ];
+    for (field, patch) in cases {
+        let b = Bundle::new().json_patch(patch);
+        b.create().fails_with(&[field]);
+        b.rt(&["state", &b.id]).fails_with(&["does not exist"]);
+    }
+}

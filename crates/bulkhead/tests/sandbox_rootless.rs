@@ -655,7 +655,7 @@ fn rootless_image_owners_whiteouts_and_sub_ids_on_the_host() {
         "{out}"
     );
     assert!(
-        out.stderr.contains("1 entries owned by ids outside"),
+        out.stderr.contains("1 entry owned by ids outside"),
         "the squash is said: {out}"
     );
     // The image's own account resolves (-u by name, from its layers).
@@ -815,6 +815,23 @@ fn rootless_demo_image_and_bad_images_leave_nothing() {
         ],
     );
     out.fails_with(&["--image-store", "unprivileged user's store"]);
+    // --learn keeps threads, so its sandbox directory (overlayfs leaves a
+    // mode-0 work/work) goes without the user namespace: still removed.
+    let learned = u.home.join("learned.json");
+    let out = sandbox(
+        &u,
+        &[
+            "--learn",
+            learned.to_str().unwrap(),
+            "--image",
+            "bulkhead-demo:latest",
+            "--",
+            "true",
+        ],
+    );
+    out.ok();
+    assert!(learned.exists(), "{out}");
+    assert!(!out.stderr.contains("remove sandbox dir"), "{out}");
 
     // A corrupt layer: refused naming --image, nothing of it kept.
     let bad = u.home.join("bad");
@@ -849,5 +866,106 @@ fn rootless_demo_image_and_bad_images_leave_nothing() {
     );
     // The busybox layer was complete and verified: it may stay.
     assert!(fixtures::tree(&store_dir(&u).join("layers")).len() >= layers_before);
+    nothing_left(&u);
+}
+
+/// An import killed midway (the sandbox process SIGKILLed while its worker
+/// holds an unpacked but unpublished layer): the worker dies with it, no
+/// layer or image of the import is visible, and the next run removes the
+/// scratch (owned by sub-ids) and imports whole.
+#[test]
+fn rootless_image_import_killed_midway_leaves_nothing_usable() {
+    let u = user!();
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: fault points exist in debug builds only");
+        return;
+    }
+    let img = owners_image(&u);
+    let rt = common::runtime();
+    let mut child = u
+        .cmd(&[
+            "env",
+            "BULKHEAD_FAULT=image.layer-unpacked=hang",
+            rt.to_str().unwrap(),
+            "sandbox",
+            "-q",
+            "--image",
+            img.to_str().unwrap(),
+            "--",
+            "true",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        assert!(n > 0, "the import ended before the fault point");
+        if line.contains("fault point image.layer-unpacked reached") {
+            break;
+        }
+    }
+    // The sandbox process is the user's bulkhead whose parent is not one.
+    let ppid = |pid: i32| -> i32 {
+        let st = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        st.rsplit_once(") ")
+            .and_then(|(_, r)| r.split(' ').nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let bulkheads: Vec<i32> = u
+        .pids()
+        .into_iter()
+        .filter(|p| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("sandbox"))
+        })
+        .collect();
+    let parent: Vec<i32> = bulkheads
+        .iter()
+        .copied()
+        .filter(|p| !bulkheads.contains(&ppid(*p)))
+        .collect();
+    assert_eq!((bulkheads.len(), parent.len()), (2, 1), "{bulkheads:?}");
+    common::user::bulkhead_sys_kill(parent[0]).unwrap();
+    child.wait().unwrap();
+    common::wait_for(
+        "the worker to die",
+        std::time::Duration::from_secs(10),
+        || u.pids().into_iter().all(zombie).then_some(()),
+    );
+    let store = store_dir(&u);
+    assert!(
+        fixtures::tree(&store.join("layers")).is_empty(),
+        "no layer may be visible"
+    );
+    assert!(fixtures::tree(&store.join("images")).is_empty());
+    assert!(
+        !fixtures::tree(&store.join("tmp")).is_empty(),
+        "the scratch stays until the next import"
+    );
+
+    // The SIGKILLed foreground sandbox left its (empty) directory; the
+    // next import cleans the scratch and completes.
+    let _ = fs::remove_dir_all(sandboxes_dir(&u));
+    let out = sandbox(
+        &u,
+        &[
+            "--image",
+            img.to_str().unwrap(),
+            "--",
+            "busybox",
+            "stat",
+            "-c",
+            "%u",
+            "/home/app/data",
+        ],
+    );
+    out.ok();
+    assert_eq!(out.stdout.trim(), "1000", "{out}");
+    assert!(fixtures::tree(&store.join("tmp")).is_empty());
+    assert_eq!(fs::read_dir(store.join("layers")).unwrap().count(), 3);
     nothing_left(&u);
 }

@@ -805,6 +805,13 @@ impl Bundle {
         (read_lossy(o), read_lossy(e))
     }
 
+    /// Drops the recorded cgroup directories from the leak check on drop:
+    /// for a container that joined cgroups it did not create (and so must
+    /// not remove).
+    pub fn forget_cgroups(&self) {
+        self.cgroups.borrow_mut().clear();
+    }
+
     /// The container's pid from `state`, recorded for the leak check.
     pub fn note_pid(&self) -> i32 {
         let st = self.rt(&["state", &self.id]);

@@ -359,13 +359,62 @@ fn mount_cgroup(
         Some("mode=755"),
     )
     .map_err(StageError::sys("mount tmpfs for cgroups"))?;
+    // The tmpfs was mounted just now, in a mount namespace nothing else has
+    // entered yet: its directories are made and reached below its own fd,
+    // one `mkdirat` and two `openat` each, instead of resolving every path
+    // from the container's root again (about 40 syscalls less here).
+    let tmp = reresolve(rootfs, dest)?;
+    let below = |name: &str| -> Result<Handle, StageError> {
+        let fd = rustix::fs::openat(
+            &tmp,
+            name,
+            rustix::fs::OFlags::PATH
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(StageError::sys(format!("open {}/{name}", dest.display())))?;
+        Ok(Handle::from_fd(fd))
+    };
     for d in &cgroups.dirs {
         if d.name.is_empty() {
             continue;
         }
         let sub: PathBuf = dest.join(&d.name);
-        let sh = destination(rootfs, &sub, true)?;
-        bind_ro(rootfs, &d.path, &fd_path(&sh), &sub, base, ro)?;
+        if d.name.contains('/') || d.name == "." || d.name == ".." {
+            let sh = destination(rootfs, &sub, true)?;
+            bind_ro(rootfs, &d.path, &fd_path(&sh), &sub, base, ro)?;
+        } else {
+            rustix::fs::mkdirat(
+                &tmp,
+                d.name.as_str(),
+                rustix::fs::Mode::from_raw_mode(0o755),
+            )
+            .map_err(StageError::sys(format!("create {}", sub.display())))?;
+            let sh = below(&d.name)?;
+            bulkhead_sys::mount(
+                Some(&d.path.to_string_lossy()),
+                &fd_path(&sh),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(StageError::sys(format!("bind {}", d.path.display())))?;
+            let mut re = base | if ro { libc::MS_RDONLY } else { 0 };
+            if rootfs.in_userns {
+                re |= locked_flags(&d.path.to_string_lossy());
+            }
+            let top = below(&d.name)?;
+            bulkhead_sys::mount(
+                None,
+                &fd_path(&top),
+                None,
+                libc::MS_REMOUNT | libc::MS_BIND | re,
+                None,
+            )
+            .map_err(StageError::sys(format!("remount {}", sub.display())))?;
+        }
         // Comounted controllers ("cpu,cpuacct") are also reachable by each name.
         if d.name.contains(',') {
             for c in d.name.split(',') {

@@ -3,8 +3,9 @@
 //! (0600, so only the sandbox's owner connects).
 //!
 //! The monitor copies the terminal's output to every attached client (and
-//! always to the log); clients send framed messages: input bytes, or a new
-//! window size. A client that does not keep up is dropped rather than stall
+//! always to the log), then the exit code once the init is reaped; clients
+//! send input bytes or a new window size. Both directions are frames: a
+//! kind byte, a big-endian u16 length, the payload. A client that does not keep up is dropped rather than stall
 //! the container. The client detaches on ctrl-p ctrl-q (docker's keys),
 //! and otherwise ends when the terminal does, with the sandbox's exit code.
 
@@ -24,6 +25,7 @@ pub const SOCKET: &str = "attach.sock";
 
 const DATA: u8 = 0;
 const RESIZE: u8 = 1;
+const EXIT: u8 = 2;
 /// ctrl-p ctrl-q.
 const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 
@@ -101,8 +103,21 @@ impl Server {
     /// Copies terminal output to every client; drops those that cannot
     /// take it now.
     pub fn broadcast(&mut self, data: &[u8]) {
-        self.clients
-            .retain_mut(|c| c.stream.write_all(data).is_ok());
+        for chunk in data.chunks(u16::MAX as usize) {
+            let f = frame(DATA, chunk);
+            self.clients.retain_mut(|c| c.stream.write_all(&f).is_ok());
+        }
+    }
+
+    /// Tells every client how the sandbox ended (the shell's number).
+    pub fn finish(&mut self, code: i32) {
+        let f = frame(EXIT, &code.to_be_bytes());
+        for c in &mut self.clients {
+            // Blocking for this last, small frame, but never for long.
+            let _ = c.stream.set_nonblocking(false);
+            let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = c.stream.write_all(&f);
+        }
     }
 }
 
@@ -117,19 +132,14 @@ impl Client {
             Err(_) => return false,
         };
         self.pending.extend_from_slice(&buf[..n]);
-        while self.pending.len() >= 3 {
-            let len = u16::from_be_bytes([self.pending[1], self.pending[2]]) as usize;
-            if self.pending.len() < 3 + len {
-                break;
-            }
-            let body: Vec<u8> = self.pending[3..3 + len].to_vec();
-            match self.pending[0] {
+        while let Some((kind, body)) = next_frame(&mut self.pending) {
+            match kind {
                 DATA => {
                     // Input the container does not read now is dropped, not
                     // waited for.
                     let _ = rustix::io::write(master, &body);
                 }
-                RESIZE if len == 4 => {
+                RESIZE if body.len() == 4 => {
                     let ws = rustix::termios::Winsize {
                         ws_row: u16::from_be_bytes([body[0], body[1]]),
                         ws_col: u16::from_be_bytes([body[2], body[3]]),
@@ -140,10 +150,24 @@ impl Client {
                 }
                 _ => return false,
             }
-            self.pending.drain(..3 + len);
         }
         true
     }
+}
+
+/// Takes one whole frame off the front of `pending`, if there is one.
+fn next_frame(pending: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
+    if pending.len() < 3 {
+        return None;
+    }
+    let len = u16::from_be_bytes([pending[1], pending[2]]) as usize;
+    if pending.len() < 3 + len {
+        return None;
+    }
+    let kind = pending[0];
+    let body = pending[3..3 + len].to_vec();
+    pending.drain(..3 + len);
+    Some((kind, body))
 }
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -222,6 +246,8 @@ pub fn attach(store: &Store, name: &str, no_stdin: bool) -> Result<i32> {
     let mut stdin_open = !no_stdin;
     let mut held = false;
     let mut buf = vec![0u8; 8192];
+    let mut pending = Vec::new();
+    let mut exit = None;
     loop {
         let mut fds = vec![PollFd::new(&sock, PollFlags::IN)];
         if stdin_open {
@@ -247,7 +273,16 @@ pub fn attach(store: &Store, name: &str, no_stdin: bool) -> Result<i32> {
             if n == 0 {
                 break;
             }
-            stdout.write_all(&buf[..n])?;
+            pending.extend_from_slice(&buf[..n]);
+            while let Some((kind, body)) = next_frame(&mut pending) {
+                match kind {
+                    DATA => stdout.write_all(&body)?,
+                    EXIT if body.len() == 4 => {
+                        exit = Some(i32::from_be_bytes([body[0], body[1], body[2], body[3]]));
+                    }
+                    _ => {}
+                }
+            }
             stdout.flush()?;
         }
         if i.intersects(PollFlags::IN | PollFlags::HUP) {
@@ -268,7 +303,10 @@ pub fn attach(store: &Store, name: &str, no_stdin: bool) -> Result<i32> {
         }
     }
     drop(_raw);
-    // The terminal ended: the sandbox's exit code, once its monitor has it.
+    if let Some(code) = exit {
+        return Ok(code);
+    }
+    // The monitor went without saying (killed): the recorded code, if any.
     for _ in 0..200 {
         // Asked first: once it has exited, the record is final.
         let monitor_left = !super::monitor::running(&dir);
@@ -310,5 +348,16 @@ mod tests {
     #[test]
     fn frames() {
         assert_eq!(frame(DATA, b"hi"), vec![0, 0, 2, b'h', b'i']);
+        let mut p = frame(DATA, b"hi");
+        p.extend_from_slice(&frame(EXIT, &7i32.to_be_bytes())[..4]);
+        assert_eq!(next_frame(&mut p), Some((DATA, b"hi".to_vec())));
+        // Incomplete: stays pending.
+        assert_eq!(next_frame(&mut p), None);
+        p.extend_from_slice(&[0, 0, 7]);
+        assert_eq!(
+            next_frame(&mut p),
+            Some((EXIT, 7i32.to_be_bytes().to_vec()))
+        );
+        assert!(p.is_empty());
     }
 }

@@ -341,3 +341,23 @@ pub fn inspect(reference: &str, store_dir: &Path) -> Result<(ImageConfig, Option
     };
     Ok((image_config(image.0.config), image.1))
 }
+
+/// Gives the caller rwx on every directory below `dir` it owns (overlayfs
+/// leaves `work/work` mode 0), so that a plain removal can go through what
+/// is the caller's; symlinks are not followed.
+pub fn open_own_dirs(dir: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = rustix::process::geteuid().as_raw();
+    let Ok(m) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !m.is_dir() || m.uid() != me {
+        return;
+    }
+    if m.mode() & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(m.mode() | 0o700));
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        open_own_dirs(&e.path());
+    }
+}

@@ -293,7 +293,10 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
         // removal still works when the container wrote nothing as a sub-id.
         match image::remove_rootless(dir) {
             Ok(()) => return Ok(()),
-            Err(e) => tracing::debug!("{e:#}"),
+            Err(e) => {
+                tracing::debug!("{e:#}");
+                image::open_own_dirs(dir);
+            }
         }
     }
     match std::fs::remove_dir_all(dir) {

@@ -82,7 +82,11 @@ pub fn start(
     match bulkhead_sys::fork(0).context("fork the monitor")? {
         bulkhead_sys::Forked::Child => {
             drop(report_r);
-            let code = monitor(store, name, dir, opts, before_start, mopts, log, report_w);
+            // Never unwind back into the CLI's code from here.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                monitor(store, name, dir, opts, before_start, mopts, log, report_w)
+            }))
+            .unwrap_or(101);
             bulkhead_sys::exit_now(code)
         }
         bulkhead_sys::Forked::Parent(child) => {
@@ -133,8 +137,15 @@ fn monitor(
     report_w: OwnedFd,
 ) -> i32 {
     let report = |r: &Report| {
-        let _ = File::from(report_w.try_clone().expect("dup the report pipe"))
-            .write_all(serde_json::to_string(r).unwrap_or_default().as_bytes());
+        let text = serde_json::to_string(r).unwrap_or_default();
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            match rustix::io::write(&report_w, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
+        }
     };
     let (pid, source, mut server) = match setup(store, name, dir, opts, before_start, mopts) {
         Ok(v) => v,
@@ -154,8 +165,11 @@ fn monitor(
     });
     drop(report_w);
     let status = watch(pid, &source, &mut log, server.as_mut());
-    if server.take().is_some() {
+    if let Some(mut s) = server.take() {
         let _ = std::fs::remove_file(dir.join(attach::SOCKET));
+        if let Ok(st) = &status {
+            s.finish(st.code());
+        }
     }
     drop(source);
     match status {
