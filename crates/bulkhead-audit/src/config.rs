@@ -144,6 +144,17 @@ pub fn from_plan(plan: &Plan) -> Observed {
         })
         .collect();
     let res = plan.resources.as_ref();
+    // The rules as the device program bulkhead would generate from them,
+    // judged like a live program.
+    let device_access = res
+        .and_then(|r| r.devices().as_ref())
+        .and_then(|rules| bulkhead_cgroups::devfilter::program(rules).ok())
+        .and_then(|prog| {
+            let progs = [(0, prog)];
+            crate::devices::check("linux.resources.devices".into(), |k, ma, mi, a| {
+                crate::devices::programs_allow(&progs, k, ma, mi, a).ok()
+            })
+        });
     let all_devices_allowed = res.and_then(|r| r.devices().as_ref()).map(|rules| {
         // The last matching rule wins; an allow rule for every device
         // (no type or "a", no major/minor) after any deny opens everything.
@@ -190,6 +201,8 @@ pub fn from_plan(plan: &Plan) -> Observed {
         masked,
         devices,
         all_devices_allowed,
+        device_access,
+        devices_unknown: None,
         memory_limit,
         pids_limit,
         cgroupfs_writable,

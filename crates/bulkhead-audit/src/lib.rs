@@ -15,6 +15,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub mod config;
+pub mod devices;
 pub mod live;
 pub mod render;
 pub mod rules;
@@ -169,6 +170,11 @@ pub struct Observed {
     pub devices: Vec<DeviceObs>,
     /// The cgroup device allowlist allows every device ("a *:* rwm").
     pub all_devices_allowed: Option<bool>,
+    /// What the device cgroup (v1 list, v2 programs) allows of the probe
+    /// devices; None when it could not be read or evaluated.
+    pub device_access: Option<devices::DeviceAccess>,
+    /// Why `device_access` is None although a device cgroup applies.
+    pub devices_unknown: Option<String>,
     /// Bytes; Some(None): no limit.
     pub memory_limit: Option<Option<u64>>,
     pub pids_limit: Option<Option<u64>>,

@@ -6,6 +6,7 @@
 //! the host's; pid 1 is not always readable, e.g. under a ptrace-protected
 //! init), plus the process's cgroup files. Read only.
 
+use crate::devices::DeviceAccess;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -165,7 +166,7 @@ pub fn observe(pid: i32) -> Result<Observed, AuditError> {
             .any(|m| (m.fstype == "cgroup" || m.fstype == "cgroup2") && m.writable),
     );
 
-    let cg = cgroups(&p.read(pid, "cgroup")?);
+    let cg = cgroups(&p.read(pid, "cgroup")?, &host);
     Ok(Observed {
         source: Source::Live,
         namespaces,
@@ -187,6 +188,8 @@ pub fn observe(pid: i32) -> Result<Observed, AuditError> {
         masked,
         devices: devices(pid),
         all_devices_allowed: cg.all_devices,
+        device_access: cg.device_access,
+        devices_unknown: cg.devices_unknown,
         memory_limit: cg.memory,
         pids_limit: cg.pids,
         cgroupfs_writable,
@@ -390,6 +393,8 @@ struct CgroupLimits {
     memory: Option<Option<u64>>,
     pids: Option<Option<u64>>,
     all_devices: Option<bool>,
+    device_access: Option<DeviceAccess>,
+    devices_unknown: Option<String>,
 }
 
 fn read_trim(p: &str) -> Option<String> {
@@ -398,8 +403,9 @@ fn read_trim(p: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Limits from the process's cgroups (v1 controllers, else cgroup v2).
-fn cgroups(s: &str) -> CgroupLimits {
+/// Limits from the process's cgroups (v1 controllers, else cgroup v2);
+/// `host` is the auditor's mount table (where cgroup2 is mounted).
+fn cgroups(s: &str, host: &[MountInfo]) -> CgroupLimits {
     let mut v1: BTreeMap<&str, &str> = BTreeMap::new();
     let mut v2: Option<&str> = None;
     for l in s.lines() {
@@ -432,16 +438,100 @@ fn cgroups(s: &str) -> CgroupLimits {
         (None, Some(p)) => limit(read_trim(&format!("/sys/fs/cgroup{p}/pids.max"))),
         _ => None,
     };
-    // cgroup v2 filters devices with eBPF, which /proc does not show.
-    let all_devices = v1
-        .get("devices")
-        .and_then(|p| read_trim(&format!("/sys/fs/cgroup/devices{p}/devices.list")))
-        .map(|l| l.lines().any(|r| r.trim() == "a *:* rwm"));
+    let (device_access, devices_unknown) = device_access(v1.get("devices").copied(), v2, host);
+    let all_devices = device_access
+        .as_ref()
+        .map(|a| a.allows("any char device") && a.allows("any block device"));
     CgroupLimits {
         memory,
         pids,
         all_devices,
+        device_access,
+        devices_unknown,
     }
+}
+
+/// The device cgroup's verdict: the v1 `devices.list` of `v1_path` (an
+/// allowlist) and every device program that runs for the cgroup2 directory
+/// `v2_path` (its own and inherited ones): an access is allowed only when
+/// all of them allow it (the kernel checks both on a hybrid host).
+fn device_access(
+    v1_path: Option<&str>,
+    v2_path: Option<&str>,
+    host: &[MountInfo],
+) -> (Option<DeviceAccess>, Option<String>) {
+    let list = v1_path.and_then(|p| read_trim(&format!("/sys/fs/cgroup/devices{p}/devices.list")));
+    if v1_path.is_some() && list.is_none() {
+        return (
+            None,
+            Some(format!(
+                "cannot read the devices.list of cgroup {}",
+                v1_path.unwrap_or_default()
+            )),
+        );
+    }
+    let mount = host
+        .iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| m.mount_point.clone());
+    let progs = match (v2_path, mount) {
+        (Some(p), Some(m)) => match v2_programs(&format!("{m}{p}")) {
+            Ok(progs) => Some(progs),
+            Err(e) => return (None, Some(e)),
+        },
+        _ => None,
+    };
+    let mut by = Vec::new();
+    if list.is_some() {
+        by.push("cgroup v1 devices.list".to_string());
+    }
+    if let Some(p) = progs.as_ref().filter(|p| !p.is_empty()) {
+        let ids: Vec<String> = p.iter().map(|(id, _)| id.to_string()).collect();
+        by.push(format!("cgroup v2 device program {}", ids.join(", ")));
+    }
+    if list.is_none() && progs.is_none() {
+        return (None, None);
+    }
+    if by.is_empty() {
+        by.push("no device cgroup (cgroup v2 without a device program)".into());
+    }
+    let mut err = None;
+    let access = crate::devices::check(by.join(" and "), |k, ma, mi, a| {
+        let mut ok = list
+            .as_deref()
+            .is_none_or(|l| crate::devices::v1_allows(l, k, ma, mi, a));
+        if let Some(p) = &progs {
+            match crate::devices::programs_allow(p, k, ma, mi, a) {
+                Ok(v) => ok &= v,
+                Err(e) => {
+                    err = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+        Some(ok)
+    });
+    (access, err)
+}
+
+/// The device programs that run for the cgroup2 directory `dir`, with
+/// their instructions as the kernel holds them.
+fn v2_programs(dir: &str) -> Result<Vec<(u32, Vec<bulkhead_cgroups::devfilter::Insn>)>, String> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = |e: std::io::Error| format!("cgroup v2 device programs of {dir}: {e}");
+    let d = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(what)?;
+    let mut out = Vec::new();
+    for id in bulkhead_sys::bpf::query_effective(d.as_fd()).map_err(what)? {
+        let fd = bulkhead_sys::bpf::prog_fd_by_id(id).map_err(what)?;
+        let bytes = bulkhead_sys::bpf::prog_xlated(fd.as_fd()).map_err(what)?;
+        out.push((id, crate::devices::decode(&bytes)));
+    }
+    Ok(out)
 }
 
 /// Block and raw-memory device nodes in the container's /dev.

@@ -529,10 +529,63 @@ fn mounts(c: &mut Ctx<'_>) {
 
 fn devices(c: &mut Ctx<'_>) {
     use Severity::*;
+    let by =
+        c.o.device_access
+            .as_ref()
+            .map(|a| format!(" ({})", a.by))
+            .unwrap_or_default();
     if c.o.all_devices_allowed == Some(true) {
-        c.add("devices-all-allowed", High, Some(Pss::Baseline), "the device cgroup allows every device".into(),
+        c.add("devices-all-allowed", High, Some(Pss::Baseline), format!("the device cgroup allows every device{by}"),
             "a process able to mknod (or reach a bound /dev) reads and writes host disks and memory",
             "remove the allow-all rule from linux.resources.devices (sandbox: no --privileged)");
+    } else if let Some(a) = c.o.device_access.clone() {
+        for ch in a.checks.iter().filter(|ch| ch.allowed) {
+            let (sev, pss, risk) = match ch.device.as_str() {
+                "/dev/mem" | "/dev/kmem" | "/dev/port" => (
+                    High,
+                    Some(Pss::Baseline),
+                    "with CAP_SYS_RAWIO (or a node bound in), host physical memory or I/O ports: read secrets, patch the kernel",
+                ),
+                "/dev/sda" => (
+                    High,
+                    Some(Pss::Baseline),
+                    "with a node for it (mknod or a bind), raw access to a host disk bypasses every file permission",
+                ),
+                "/dev/kmsg" => (
+                    Medium,
+                    None,
+                    "reads the host's kernel log (addresses, other tenants' events) and writes into it",
+                ),
+                "/dev/fuse" => (
+                    Low,
+                    None,
+                    "FUSE mounts (with CAP_SYS_ADMIN) can stall or confuse host processes that walk them",
+                ),
+                d if d.starts_with("mknod") => (
+                    Info,
+                    None,
+                    "device nodes can be created; opening one still needs an allow rule (runc's and bulkhead's default)",
+                ),
+                _ => continue,
+            };
+            let id = if ch.device.starts_with("mknod") {
+                "devices-mknod-any"
+            } else {
+                "device-allowed"
+            };
+            c.add(id, sev, pss, format!("{} allows {} ({})", a.by, ch.device, ch.rule), risk,
+                "remove the rule that allows it from linux.resources.devices (or the runtime's device list)");
+        }
+    }
+    if let Some(why) = c.o.devices_unknown.clone() {
+        c.add(
+            "devices-unknown",
+            Info,
+            None,
+            format!("the device cgroup could not be evaluated: {why}"),
+            "which devices the container may open is not known",
+            "run the audit as root; report the program",
+        );
     }
     for d in &c.o.devices {
         if RAW_DEVICES.contains(&d.path.as_str()) {

@@ -62,6 +62,8 @@ fn tight() -> Observed {
         masked: vec!["/proc/keys".into()],
         devices: Vec::new(),
         all_devices_allowed: Some(false),
+        device_access: None,
+        devices_unknown: None,
         memory_limit: Some(Some(1 << 30)),
         pids_limit: Some(Some(1024)),
         cgroupfs_writable: Some(false),
@@ -484,4 +486,39 @@ fn config_front_end() {
     ] {
         assert!(got.contains(&id.to_string()), "{id}: {got:?}");
     }
+}
+
+#[test]
+fn device_cgroup_verdicts_become_findings() {
+    let list = "c 1:1 rw\nb 8:* rw\nc 1:11 rw\nc *:* m\nb *:* m\n";
+    let mut o = tight();
+    o.device_access = crate::devices::check("cgroup v1 devices.list".into(), |k, ma, mi, a| {
+        Some(crate::devices::v1_allows(list, k, ma, mi, a))
+    });
+    let f = findings(&o);
+    let titles: Vec<String> = f
+        .iter()
+        .filter(|f| f.id == "device-allowed")
+        .map(|f| f.title.clone())
+        .collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(
+        titles[0].contains("cgroup v1 devices.list allows /dev/mem (c 1:1 rw)"),
+        "{titles:?}"
+    );
+    let mem = f.iter().find(|f| f.title.contains("/dev/mem")).unwrap();
+    assert_eq!(mem.severity, Severity::High);
+    assert_eq!(mem.breaks, Some(Pss::Baseline));
+    let kmsg = f.iter().find(|f| f.title.contains("/dev/kmsg")).unwrap();
+    assert_eq!(kmsg.breaks, None);
+    assert_eq!(f.iter().filter(|f| f.id == "devices-mknod-any").count(), 2);
+    // The usual list: nothing but the mknod wildcard (info).
+    let strict = "c 1:3 rwm\nc 1:5 rwm\nc 136:* rwm\nc *:* m\nb *:* m\n";
+    o.device_access = crate::devices::check("x".into(), |k, ma, mi, a| {
+        Some(crate::devices::v1_allows(strict, k, ma, mi, a))
+    });
+    let got = ids(&o);
+    assert!(!got.contains(&"device-allowed".to_string()), "{got:?}");
+    o.devices_unknown = Some("program 3: unsupported opcode 0x85".into());
+    assert!(ids(&o).contains(&"devices-unknown".to_string()));
 }

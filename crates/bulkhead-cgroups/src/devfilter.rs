@@ -71,6 +71,25 @@ impl Insn {
     }
 }
 
+impl Insn {
+    /// The inverse of [`Insn::to_bytes`]: one instruction as the kernel
+    /// stores it (e.g. read back with `bulkhead_sys::bpf::prog_xlated`).
+    pub fn from_bytes(b: [u8; 8]) -> Insn {
+        let (dst, src) = if cfg!(target_endian = "little") {
+            (b[1] & 0xf, b[1] >> 4)
+        } else {
+            (b[1] >> 4, b[1] & 0xf)
+        };
+        Insn {
+            code: b[0],
+            dst,
+            src,
+            off: i16::from_ne_bytes([b[2], b[3]]),
+            imm: i32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+}
+
 /// Concatenated [`Insn::to_bytes`], as `bulkhead_sys::bpf` loads it.
 pub fn encode(prog: &[Insn]) -> Vec<u8> {
     prog.iter().flat_map(|i| i.to_bytes()).collect()

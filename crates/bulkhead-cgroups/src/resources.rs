@@ -9,11 +9,12 @@
 //!
 //! Zero means "not set" for memory limits, CPU shares, quota and period
 //! (as in runc); `pids.limit` writes 0 as 0 and any negative value as
-//! `max`. Not applied: `memory.kernel`/`kernelTCP` (no longer supported by
-//! the kernel), `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
+//! `max`. Not applied: `memory.kernel` (deprecated by the runtime-spec and
+//! by Linux since 5.4), `memory.kernelTCP` on cgroup2 (no such file),
+//! `memory.useHierarchy`, and on cgroup2 `memory.swappiness` and
 //! `memory.disableOOMKiller`. Device rules become an eBPF program on every
 //! cgroup2 directory (on a hybrid host in addition to the v1 rules).
-//! `network` is skipped when `net_cls`/`net_prio` are not mounted.
+//! `network` fails where `net_cls`/`net_prio` are not mounted.
 
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
@@ -243,15 +244,28 @@ impl CgroupSet {
         Ok(())
     }
 
-    /// net_cls / net_prio exist only as v1 controllers; when they are not
-    /// mounted the settings are skipped.
+    /// net_cls / net_prio exist only as v1 controllers. Asked for where they
+    /// are not mounted (cgroup2, or a v1 host without them), create fails:
+    /// "if the runtime cannot apply a property as specified in the
+    /// configuration, it MUST generate an error". A classID of 0 and an
+    /// empty priority list ask for nothing (as in runc).
     fn apply_network(&self, wr: &Writer, n: &LinuxNetwork) -> Result<(), CgroupError> {
-        let v1 = |c: &str| self.dirs.iter().find(|d| !d.v2 && d.has(c));
-        if let (Some(id), Some(d)) = (n.class_id(), v1("net_cls")) {
+        let v1 = |c: &'static str, field: String| {
+            self.dirs
+                .iter()
+                .find(|d| !d.v2 && d.has(c))
+                .ok_or(CgroupError::MissingController {
+                    field,
+                    controller: c,
+                })
+        };
+        if let Some(id) = n.class_id().filter(|&id| id != 0) {
             let field = format!("{R}.network.classID");
+            let d = v1("net_cls", field.clone())?;
             wr.put(&field, &d.path, "net_cls.classid", &id.to_string())?;
         }
-        if let (Some(prios), Some(d)) = (n.priorities(), v1("net_prio")) {
+        if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
+            let d = v1("net_prio", format!("{R}.network.priorities"))?;
             for (i, p) in prios.iter().enumerate() {
                 let line = format!("{} {}", p.name(), p.priority());
                 let field = format!("{R}.network.priorities[{i}]");
@@ -268,6 +282,7 @@ impl CgroupSet {
             ("limit", limit),
             ("swap", swap),
             ("reservation", reservation),
+            ("kernelTCP", m.kernel_tcp()),
         ] {
             if let Some(v) = v {
                 check_bytes(&f(k), v)?;
@@ -288,8 +303,9 @@ impl CgroupSet {
             set(reservation),
             m.swappiness(),
             m.disable_oom_killer(),
+            set(m.kernel_tcp()),
         ) {
-            (None, None, None, None, None) => return Ok(()),
+            (None, None, None, None, None, None) => return Ok(()),
             _ => self.need("memory", &format!("{R}.memory"))?,
         };
         if d.v2 {
@@ -373,6 +389,16 @@ impl CgroupSet {
                 &d.path,
                 "memory.oom_control",
                 if off { "1" } else { "0" },
+            )?;
+        }
+        // Not deprecated by the runtime-spec (unlike `kernel`), and v1 still
+        // has the file.
+        if let Some(t) = set(m.kernel_tcp()) {
+            wr.put(
+                &f("kernelTCP"),
+                &d.path,
+                "memory.kmem.tcp.limit_in_bytes",
+                &t.to_string(),
             )?;
         }
         Ok(())

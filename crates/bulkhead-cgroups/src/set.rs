@@ -36,6 +36,11 @@ pub struct CgroupDir {
     /// Controllers of the hierarchy (v1), or those available at the cgroup2
     /// root (v2, from `cgroup.controllers` when the set was resolved).
     pub controllers: Vec<String>,
+    /// The directory was there before `create` (a `cgroupsPath` naming an
+    /// existing cgroup): the container did not create it, so `remove` leaves
+    /// it and whatever else runs in it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub existed: bool,
 }
 
 impl CgroupDir {
@@ -185,6 +190,7 @@ pub fn resolve(
                     path: under_mount(&h.mountpoint, &h.root, &rel),
                     v2: false,
                     controllers: h.controllers.clone(),
+                    existed: false,
                 });
             }
             if let Some(u) = unified {
@@ -198,6 +204,7 @@ pub fn resolve(
                     path: u.join(&rel),
                     v2: true,
                     controllers: v2_controllers(u),
+                    existed: false,
                 });
             }
         }
@@ -206,6 +213,7 @@ pub fn resolve(
             path: root.join(&rel),
             v2: true,
             controllers: v2_controllers(root),
+            existed: false,
         }),
     }
     Ok(CgroupSet {
@@ -289,6 +297,15 @@ impl CgroupSet {
     /// cannot hold tasks. For cgroup2 directories, the controllers available
     /// at each ancestor are enabled in its `cgroup.subtree_control` (best
     /// effort: a controller the kernel refuses is skipped).
+    /// Note which directories exist already, before [`CgroupSet::create`]:
+    /// "resources associated with the container, but not created by this
+    /// container, MUST NOT be deleted" (runtime-spec, delete).
+    pub fn mark_existing(&mut self) {
+        for d in &mut self.dirs {
+            d.existed = d.path.is_dir();
+        }
+    }
+
     pub fn create(&self) -> Result<(), CgroupError> {
         for d in &self.dirs {
             std::fs::create_dir_all(&d.path).map_err(|source| CgroupError::Io {
@@ -443,6 +460,7 @@ impl CgroupSet {
         let left: Vec<&CgroupDir> = self
             .dirs
             .iter()
+            .filter(|d| !d.existed)
             .filter(|d| {
                 self.systemd.is_some()
                     || match std::fs::remove_dir(&d.path) {

@@ -600,6 +600,7 @@ mod tests {
                 path: p,
                 v2: false,
                 controllers: vec![name.into()],
+                existed: false,
             }
         };
         let set = CgroupSet {

@@ -254,8 +254,8 @@ pub fn validate(r: &LinuxResources) -> Result<(), CgroupError> {
 /// The changes an update request asks for, with runc's conventions: 0 (and
 /// `""` for cpuset lists) means "leave unchanged" for memory, CPU, blkio
 /// weights and the pids limit; a memory limit of -1 without a swap value
-/// also lifts the swap limit; `kernel`/`kernelTCP` are dropped (the kernel
-/// no longer supports them); device rules are dropped (as runc does: an
+/// also lifts the swap limit; `kernel` is dropped (a no-op since Linux
+/// 5.4); device rules are dropped (as runc does: an
 /// update never rewrites the device cgroup, see [`validate`] for the check
 /// they still get).
 /// A config's resources with the zero values clients send for "not set"
@@ -282,6 +282,7 @@ pub fn update_changes(r: &LinuxResources) -> LinuxResources {
         }
         n.set_swappiness(m.swappiness());
         n.set_disable_oom_killer(m.disable_oom_killer());
+        n.set_kernel_tcp(nz_i(m.kernel_tcp()));
         out.set_memory(Some(n));
     }
     if let Some(c) = r.cpu() {
@@ -584,6 +585,7 @@ mod tests {
             path: path.to_path_buf(),
             v2: false,
             controllers: vec![c.into()],
+            existed: false,
         };
         let set = CgroupSet {
             systemd: None,

@@ -36,6 +36,7 @@ fn fake_v2(dir: &Path) -> CgroupSet {
             controllers: ["cpuset", "cpu", "io", "memory", "hugetlb", "pids"]
                 .map(String::from)
                 .to_vec(),
+            existed: false,
         }],
     }
 }

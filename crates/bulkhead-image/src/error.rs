@@ -69,6 +69,10 @@ pub enum Error {
     /// The overlayfs mount or unmount failed.
     #[error("overlay {target}: {reason}")]
     Mount { target: PathBuf, reason: String },
+    /// A store that cannot be used this way (root's layers opened by an
+    /// unprivileged user).
+    #[error("image store {root}: {reason}")]
+    Store { root: PathBuf, reason: String },
     /// A container directory that cannot be (re)used or released.
     #[error("container root {dir}: {reason}")]
     Container { dir: PathBuf, reason: String },

@@ -31,6 +31,6 @@ pub use container::{ContainerRoot, IdMap, has_container_root, release_dir};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use manifest::ImageConfig;
-pub use mount::{mount_rootfs, unmount_rootfs};
+pub use mount::{mount_rootfs, overlay_options, unmount_rootfs};
 pub use progress::ProgressPrinter;
-pub use store::{ImageRef, ImportOptions, LayerRef, Progress, Store};
+pub use store::{ImageRef, ImportOptions, LayerRef, Progress, Store, inspect};

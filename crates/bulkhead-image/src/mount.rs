@@ -26,12 +26,16 @@ fn opt_path<'a>(target: &Path, p: &'a Path) -> Result<&'a str> {
     Ok(s)
 }
 
-/// Mounts `image` on `target` with overlayfs: its layers as read-only
-/// lowers (so the image is never modified), `upper` for the container's
-/// changes and `work` as overlayfs's work directory (empty, on the same
-/// filesystem as `upper`). Keep `upper` to keep a container's changes;
-/// remove it (after [`unmount_rootfs`]) to throw them away.
-pub fn mount_rootfs(image: &ImageRef, upper: &Path, work: &Path, target: &Path) -> Result<()> {
+/// The overlayfs mount options (`lowerdir=…,upperdir=…,workdir=…`) for
+/// `image` over `upper` and `work`, checked against the one-page limit;
+/// `target` names the mount in errors. A rootless sandbox hands them to the
+/// container, which mounts them inside its own user namespace.
+pub fn overlay_options(
+    image: &ImageRef,
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<String> {
     if image.layers.is_empty() {
         return Err(Error::Mount {
             target: target.into(),
@@ -68,6 +72,16 @@ pub fn mount_rootfs(image: &ImageRef, upper: &Path, work: &Path, target: &Path) 
             ),
         });
     }
+    Ok(data)
+}
+
+/// Mounts `image` on `target` with overlayfs: its layers as read-only
+/// lowers (so the image is never modified), `upper` for the container's
+/// changes and `work` as overlayfs's work directory (empty, on the same
+/// filesystem as `upper`). Keep `upper` to keep a container's changes;
+/// remove it (after [`unmount_rootfs`]) to throw them away.
+pub fn mount_rootfs(image: &ImageRef, upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let data = overlay_options(image, upper, work, target)?;
     let data = CString::new(data).map_err(|_| Error::Mount {
         target: target.into(),
         reason: "NUL in a path".into(),

@@ -27,7 +27,14 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// A user's store ([`Store::open_rootless`]): layers for a rootless
+    /// overlay (`userxattr`).
+    rootless: bool,
 }
+
+/// Marks a user's store: its layers carry `user.overlay.*` metadata and
+/// were unpacked inside the user's namespace.
+const ROOTLESS_MARK: &str = "rootless";
 
 /// An imported image: its identity, how to run it, and its layers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +73,70 @@ impl ImageRef {
     pub fn layer_dirs(&self) -> Vec<&Path> {
         self.layers.iter().map(|l| l.dir.as_path()).collect()
     }
+
+    /// The contents of regular file `path` (relative to the image root,
+    /// e.g. `etc/passwd`) as the merged image shows it, read from the
+    /// layers without mounting them: the top-most layer that has it wins,
+    /// a whiteout or an opaque directory on the way hides the layers below.
+    /// Symlinks are not followed (None), nor is anything over `max` bytes.
+    pub fn read_file(&self, path: &str, max: u64) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let comps: Vec<&[u8]> = path
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        if comps.is_empty() || comps.contains(&&b".."[..]) {
+            return None;
+        }
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        'layers: for l in self.layers.iter().rev() {
+            let Ok(mut fd) = rustix::fs::open(&l.dir, dir_flags, Mode::empty()) else {
+                return None;
+            };
+            for (i, c) in comps.iter().enumerate() {
+                let name = std::ffi::OsStr::from_bytes(c);
+                let st = match rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                {
+                    Ok(st) => st,
+                    Err(_) if is_opaque(&fd) => return None,
+                    Err(_) => continue 'layers,
+                };
+                let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                if ft == rustix::fs::FileType::CharacterDevice && st.st_rdev == 0 {
+                    return None; // a whiteout
+                }
+                if i + 1 == comps.len() {
+                    if ft != rustix::fs::FileType::RegularFile || st.st_size as u64 > max {
+                        return None;
+                    }
+                    let f = rustix::fs::openat(
+                        &fd,
+                        name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ok()?;
+                    let mut out = Vec::new();
+                    File::from(f).take(max).read_to_end(&mut out).ok()?;
+                    return Some(out);
+                }
+                if ft != rustix::fs::FileType::Directory {
+                    return None;
+                }
+                fd = rustix::fs::openat(&fd, name, dir_flags, Mode::empty()).ok()?;
+            }
+        }
+        None
+    }
+}
+
+/// An overlayfs opaque directory, in either store's form.
+fn is_opaque(dir: &impl std::os::fd::AsFd) -> bool {
+    let mut buf = [0u8; 4];
+    [unpack::OPAQUE_XATTR, unpack::USER_OPAQUE_XATTR]
+        .iter()
+        .any(|x| rustix::fs::fgetxattr(dir, *x, &mut buf).is_ok_and(|n| &buf[..n] == b"y"))
 }
 
 /// Which image to take from a source that holds several.
@@ -245,14 +316,51 @@ fn is_index(mt: Option<&str>) -> bool {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`. A user's store
+    /// (made by [`Store::open_rootless`]) stays one.
     pub fn open(root: &Path) -> Result<Store> {
         mkdir_p(root)?;
         let root = fs::canonicalize(root).map_err(io_err(root.display().to_string()))?;
         for d in ["blobs/sha256", "layers", "images", "tmp", "containers"] {
             mkdir_p(&root.join(d))?;
         }
-        Ok(Store { root })
+        let rootless = root.join(ROOTLESS_MARK).exists();
+        Ok(Store { root, rootless })
+    }
+
+    /// Opens (creating if needed) an unprivileged user's store: layers are
+    /// written for an overlay mounted with `userxattr` inside a user
+    /// namespace (opaque directories as `user.overlay.opaque`; whiteouts
+    /// stay 0:0 character devices, which a user namespace may create), and
+    /// owners the caller's namespace does not map are squashed to its root.
+    /// Call it inside a user namespace mapping the user to root and its
+    /// sub-ids to 1.., so files get the owners the container will see.
+    /// A store that already holds root's layers is refused.
+    pub fn open_rootless(root: &Path) -> Result<Store> {
+        let mut store = Store::open(root)?;
+        if !store.rootless {
+            let layers = store.root.join("layers");
+            let used = fs::read_dir(&layers)
+                .map_err(io_err(layers.display().to_string()))?
+                .next()
+                .is_some();
+            if used {
+                return Err(Error::Store {
+                    root: store.root.clone(),
+                    reason: "it holds root's layers (trusted.overlay.* metadata, root's \
+                             owners) and cannot be used rootless; use another --image-store"
+                        .into(),
+                });
+            }
+            write_atomic(&store.root, ROOTLESS_MARK, b"user.overlay\n")?;
+            store.rootless = true;
+        }
+        Ok(store)
+    }
+
+    /// Whether this is a user's store (see [`Store::open_rootless`]).
+    pub fn is_rootless(&self) -> bool {
+        self.rootless
     }
 
     /// The store's root directory.
@@ -332,51 +440,7 @@ impl Store {
             .tempdir_in(&tmp)
             .map_err(io_err(tmp.display().to_string()))?;
         let src = Source::open(source, scratch.path())?;
-        let plan = if src.exists("index.json") {
-            plan_oci(&src, source, opts)
-        } else if src.exists("manifest.json") {
-            plan_docker(&src, source, opts)
-        } else {
-            Err(Error::NotAnImage {
-                path: source.into(),
-                reason: "neither index.json nor manifest.json found".into(),
-            })
-        };
-        let plan = match plan {
-            Err(e @ (Error::Missing { .. } | Error::NotAnImage { .. })) => {
-                return Err(src.truncated(source).unwrap_or(e));
-            }
-            p => p?,
-        };
-        let config: ConfigFile = parse_json(&format!("config {}", plan.id), &plan.config_raw)?;
-        if config.rootfs.kind != "layers" {
-            return Err(Error::Unsupported {
-                what: format!("config {}", plan.id),
-                reason: format!("rootfs type {:?}", config.rootfs.kind),
-            });
-        }
-        if config.rootfs.diff_ids.len() != plan.layers.len() {
-            return Err(Error::Corrupt {
-                what: format!("image {}", plan.id),
-                reason: format!(
-                    "{} layers but {} diff_ids in the config",
-                    plan.layers.len(),
-                    config.rootfs.diff_ids.len()
-                ),
-            });
-        }
-        if plan.layers.is_empty() {
-            return Err(Error::Unsupported {
-                what: format!("image {}", plan.id),
-                reason: "an image without layers".into(),
-            });
-        }
-        let diff_ids = config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| Digest::parse(d))
-            .collect::<Result<Vec<_>>>()?;
+        let (plan, config, diff_ids) = read_plan(&src, source, opts)?;
         let count = plan.layers.len();
         for (index, (lp, diff_id)) in plan.layers.iter().zip(&diff_ids).enumerate() {
             let cached = self.layer_path(diff_id).is_dir();
@@ -440,7 +504,9 @@ impl Store {
         )
     }
 
-    fn fill_dirs(&self, mut image: ImageRef) -> Result<ImageRef> {
+    /// `image` with the directories of its layers in this store filled in;
+    /// an error naming the first layer the store lacks.
+    pub fn fill_dirs(&self, mut image: ImageRef) -> Result<ImageRef> {
         for l in &mut image.layers {
             let p = self.layer_path(&l.diff_id);
             if !p.is_dir() {
@@ -630,7 +696,12 @@ impl Store {
                 Box::new(buf)
             };
             let mut inner = HashReader::new(dec);
-            let warnings = unpack::unpack(&mut inner, &diff_dir, &diff_id.to_string())?;
+            let flavor = if self.rootless {
+                unpack::Flavor::Rootless
+            } else {
+                unpack::Flavor::Root
+            };
+            let warnings = unpack::unpack(&mut inner, &diff_dir, &diff_id.to_string(), flavor)?;
             let (actual, _) = inner.finish().map_err(corrupt)?;
             if &actual != diff_id {
                 return Err(Error::DigestMismatch {
@@ -680,6 +751,8 @@ impl Store {
         })?;
         fs::write(stage.join("layer.json"), data)
             .map_err(io_err(stage.join("layer.json").display().to_string()))?;
+        // A layer unpacked but not yet in the store (the crash tests).
+        bulkhead_sys::fault::point("image.layer-unpacked");
         // Everything on disk before the layer becomes visible.
         let stage_fd = rustix::fs::open(
             &stage,
@@ -703,6 +776,89 @@ impl Store {
             ))(e)),
         }
     }
+}
+
+/// Picks the image in `src` and reads and verifies its manifest and config:
+/// everything an import knows before it unpacks a layer.
+fn read_plan(
+    src: &Source,
+    source: &Path,
+    opts: &ImportOptions,
+) -> Result<(Plan, ConfigFile, Vec<Digest>)> {
+    let plan = if src.exists("index.json") {
+        plan_oci(src, source, opts)
+    } else if src.exists("manifest.json") {
+        plan_docker(src, source, opts)
+    } else {
+        Err(Error::NotAnImage {
+            path: source.into(),
+            reason: "neither index.json nor manifest.json found".into(),
+        })
+    };
+    let plan = match plan {
+        Err(e @ (Error::Missing { .. } | Error::NotAnImage { .. })) => {
+            return Err(src.truncated(source).unwrap_or(e));
+        }
+        p => p?,
+    };
+    let config: ConfigFile = parse_json(&format!("config {}", plan.id), &plan.config_raw)?;
+    if config.rootfs.kind != "layers" {
+        return Err(Error::Unsupported {
+            what: format!("config {}", plan.id),
+            reason: format!("rootfs type {:?}", config.rootfs.kind),
+        });
+    }
+    if config.rootfs.diff_ids.len() != plan.layers.len() {
+        return Err(Error::Corrupt {
+            what: format!("image {}", plan.id),
+            reason: format!(
+                "{} layers but {} diff_ids in the config",
+                plan.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    if plan.layers.is_empty() {
+        return Err(Error::Unsupported {
+            what: format!("image {}", plan.id),
+            reason: "an image without layers".into(),
+        });
+    }
+    let diff_ids = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((plan, config, diff_ids))
+}
+
+/// The image in `source` (an OCI layout, OCI archive or docker-archive) as
+/// an import would record it, without importing anything: manifest and
+/// config verified, no layer read. `dir` of each layer is empty. A gzip'd
+/// archive is decompressed into a temporary directory, removed again.
+pub fn inspect(source: &Path, opts: &ImportOptions) -> Result<ImageRef> {
+    let scratch = tempfile::Builder::new()
+        .prefix("bulkhead-inspect-")
+        .tempdir()
+        .map_err(io_err("temporary directory"))?;
+    let src = Source::open(source, scratch.path())?;
+    let (plan, config, diff_ids) = read_plan(&src, source, opts)?;
+    Ok(ImageRef {
+        id: plan.id,
+        manifest: plan.manifest,
+        names: plan.names,
+        architecture: config.architecture,
+        os: config.os,
+        config: config.config.unwrap_or_default(),
+        layers: diff_ids
+            .into_iter()
+            .map(|diff_id| LayerRef {
+                diff_id,
+                dir: PathBuf::new(),
+            })
+            .collect(),
+    })
 }
 
 /// Picks the image in an OCI layout (or archive) and reads its manifest and

@@ -25,6 +25,21 @@ pub struct Warning {
 pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
 pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The opaque marker a rootless overlay (`userxattr`) reads.
+pub(crate) const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// How a layer is written for the overlayfs that will mount it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Flavor {
+    /// Root's store: `trusted.overlay.*`, every owner as the tar says.
+    #[default]
+    Root,
+    /// A user's store, unpacked inside a user namespace mapping the user
+    /// (and its sub-ids): `user.overlay.*` (overlay's `userxattr`), and an
+    /// owner the namespace does not map is squashed to its root (the user),
+    /// losing setuid/setgid.
+    Rootless,
+}
 
 /// Extended attributes from PAX `SCHILY.xattr.*` records.
 type Xattrs = Vec<(String, Vec<u8>)>;
@@ -43,6 +58,9 @@ struct Unpacker<'a> {
     /// Directories whose mode and times are set once everything is in.
     dirs: Vec<(Vec<Vec<u8>>, Meta)>,
     warnings: Vec<Warning>,
+    flavor: Flavor,
+    /// Entries whose owner was squashed (rootless), reported once.
+    squashed: usize,
 }
 
 /// Unpacks the layer tar read from `reader` into the empty directory `dir`.
@@ -51,6 +69,7 @@ pub(crate) fn unpack(
     reader: impl Read,
     dir: &std::path::Path,
     layer: &str,
+    flavor: Flavor,
 ) -> Result<Vec<Warning>> {
     let root = rustix::fs::open(
         dir,
@@ -64,6 +83,8 @@ pub(crate) fn unpack(
         entry: String::new(),
         dirs: Vec::new(),
         warnings: Vec::new(),
+        flavor,
+        squashed: 0,
     };
     let mut ar = tar::Archive::new(reader);
     let corrupt = |e: io::Error| Error::Corrupt {
@@ -77,6 +98,15 @@ pub(crate) fn unpack(
     }
     u.entry = String::new();
     u.finish_dirs()?;
+    if u.squashed > 0 {
+        u.entry = String::new();
+        let n = u.squashed;
+        let entries = if n == 1 { "entry" } else { "entries" };
+        u.warn(format!(
+            "{n} {entries} owned by ids outside your user namespace's map (your uid and \
+             sub-ids) given to container root (you), without setuid/setgid bits"
+        ));
+    }
     Ok(u.warnings)
 }
 
@@ -85,6 +115,37 @@ fn errno_is(e: &Errno, which: &[Errno]) -> bool {
 }
 
 impl Unpacker<'_> {
+    fn opaque_xattr(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Root => OPAQUE_XATTR,
+            Flavor::Rootless => USER_OPAQUE_XATTR,
+        }
+    }
+
+    /// `fchownat`-like owner change of `name` in `dir` (or of `dir` itself
+    /// when `name` is None). Rootless, an owner outside the namespace's map
+    /// (EINVAL) becomes container root, and `meta.mode` loses
+    /// setuid/setgid: a squashed setuid program must not become one of
+    /// container root's.
+    fn chown(&mut self, dir: &OwnedFd, name: Option<&OsStr>, meta: &mut Meta) -> Result<()> {
+        let set = |uid: u32, gid: u32| {
+            let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+            match name {
+                None => rustix::fs::fchown(dir, u, g),
+                Some(n) => rustix::fs::chownat(dir, n, u, g, AtFlags::SYMLINK_NOFOLLOW),
+            }
+        };
+        match set(meta.uid, meta.gid) {
+            Err(Errno::INVAL) if self.flavor == Flavor::Rootless => {
+                set(0, 0).map_err(self.sys("chown"))?;
+                meta.mode &= !0o6000;
+                self.squashed += 1;
+                Ok(())
+            }
+            r => r.map_err(self.sys("chown")),
+        }
+    }
+
     fn reject(&self, reason: impl Into<String>) -> Error {
         Error::UnsafeEntry {
             layer: self.layer.to_string(),
@@ -253,8 +314,11 @@ impl Unpacker<'_> {
     fn set_xattrs(&mut self, fd: &OwnedFd, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
         for (name, value) in xattrs {
             // Only attributes that mean the same inside a container; never
-            // `trusted.*` (a layer must not forge overlayfs metadata).
-            if name.starts_with("user.") || name == "security.capability" {
+            // `trusted.*` nor `user.overlay.*` (a layer must not forge
+            // overlayfs metadata, which a rootless overlay reads from
+            // `user.overlay.*`).
+            let overlay = name.starts_with("user.overlay.");
+            if !overlay && (name.starts_with("user.") || name == "security.capability") {
                 rustix::fs::fsetxattr(fd, name.as_str(), value, XattrFlags::empty())
                     .map_err(self.sys(&format!("set xattr {name}")))?;
             } else {
@@ -274,19 +338,22 @@ impl Unpacker<'_> {
         }
         let raw = entry.path_bytes().into_owned();
         let mut comps = self.components(&raw, "name")?;
-        let (meta, xattrs) = self.meta(entry)?;
+        let (mut meta, xattrs) = self.meta(entry)?;
 
         let Some(base) = comps.pop() else {
             // The layer root itself (`./`).
             if kind != tar::EntryType::Directory {
                 return Err(self.reject("the layer root must be a directory"));
             }
-            rustix::fs::fchown(
+            let mut meta = meta;
+            let root = rustix::fs::openat(
                 &self.root,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
             )
-            .map_err(self.sys("chown"))?;
+            .map_err(self.sys("open layer root"))?;
+            self.chown(&root, None, &mut meta)?;
             self.dirs.push((Vec::new(), meta));
             return Ok(());
         };
@@ -295,7 +362,7 @@ impl Unpacker<'_> {
         if base.starts_with(WHITEOUT_PREFIX) {
             let parent = self.open_dir(&comps, true)?;
             if base == OPAQUE_MARKER {
-                rustix::fs::fsetxattr(&parent, OPAQUE_XATTR, b"y", XattrFlags::empty())
+                rustix::fs::fsetxattr(&parent, self.opaque_xattr(), b"y", XattrFlags::empty())
                     .map_err(self.sys("mark directory opaque"))?;
                 return Ok(());
             }
@@ -325,8 +392,6 @@ impl Unpacker<'_> {
             last_access: meta.mtime,
             last_modification: meta.mtime,
         };
-        let owner = (Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)));
-        let mode = Mode::from_raw_mode(meta.mode);
 
         match kind {
             tar::EntryType::Directory => {
@@ -345,10 +410,10 @@ impl Unpacker<'_> {
                 .map_err(self.sys("open directory"))?;
                 if was_whiteout {
                     // `.wh.d` then `d/` in one layer: a new, opaque `d`.
-                    rustix::fs::fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    rustix::fs::fsetxattr(&fd, self.opaque_xattr(), b"y", XattrFlags::empty())
                         .map_err(self.sys("mark directory opaque"))?;
                 }
-                rustix::fs::fchown(&fd, owner.0, owner.1).map_err(self.sys("chown"))?;
+                self.chown(&fd, None, &mut meta)?;
                 self.set_xattrs(&fd, &xattrs)?;
                 comps.push(base);
                 self.dirs.push((comps, meta));
@@ -373,8 +438,9 @@ impl Unpacker<'_> {
                     reason: e.to_string(),
                 })?;
                 let fd = OwnedFd::from(file);
-                rustix::fs::fchown(&fd, owner.0, owner.1).map_err(self.sys("chown"))?;
-                rustix::fs::fchmod(&fd, mode).map_err(self.sys("chmod"))?;
+                self.chown(&fd, None, &mut meta)?;
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
+                    .map_err(self.sys("chmod"))?;
                 self.set_xattrs(&fd, &xattrs)?;
                 rustix::fs::futimens(&fd, &times).map_err(self.sys("set times"))?;
             }
@@ -392,8 +458,7 @@ impl Unpacker<'_> {
                 // inside the container's root later.
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, name)
                     .map_err(self.sys("symlink"))?;
-                rustix::fs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(self.sys("chown"))?;
+                self.chown(&parent, Some(name), &mut meta)?;
                 rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(self.sys("set times"))?;
             }
@@ -435,10 +500,14 @@ impl Unpacker<'_> {
                 self.clear(&parent, name, false)?;
                 rustix::fs::mknodat(&parent, name, FileType::Fifo, Mode::empty(), 0)
                     .map_err(self.sys("mkfifo"))?;
-                rustix::fs::chownat(&parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(self.sys("chown"))?;
-                rustix::fs::chmodat(&parent, name, mode, AtFlags::empty())
-                    .map_err(self.sys("chmod"))?;
+                self.chown(&parent, Some(name), &mut meta)?;
+                rustix::fs::chmodat(
+                    &parent,
+                    name,
+                    Mode::from_raw_mode(meta.mode),
+                    AtFlags::empty(),
+                )
+                .map_err(self.sys("chmod"))?;
                 rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(self.sys("set times"))?;
             }

@@ -847,3 +847,98 @@ fn host_passwd() -> String {
         .map(|l| format!("{l}\n"))
         .collect()
 }
+
+/// A layer whose one file carries a PAX `SCHILY.xattr.<name>` record.
+fn layer_with_xattr(path: &str, name: &str, value: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let key = format!("SCHILY.xattr.{name}");
+    b.append_pax_extensions([(key.as_str(), value)]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path).unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h.set_size(1);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// A user's store (as `bulkhead sandbox --image` makes it rootless) marks
+/// opaque directories with `user.overlay.opaque` (what `userxattr` reads),
+/// keeps 0:0 whiteouts, stays a user's store when reopened, and refuses to
+/// take over a store that holds root's layers. Layers never set
+/// `user.overlay.*` themselves, in either kind of store. `read_file` sees
+/// the merged image: whiteouts and opaque directories hide lower files.
+#[test]
+fn rootless_store_layers_use_user_xattrs_and_root_stores_are_refused() {
+    require_root!();
+    let t = tmp();
+    let lower = layer_tar(&[
+        file("etc/a", b"a"),
+        file("etc/b", b"lower b"),
+        file("d/x", b"x"),
+    ]);
+    let upper = layer_tar(&[
+        file("etc/.wh.a", b""),
+        file("etc/b", b"upper b"),
+        file("d/.wh..wh..opq", b""),
+        file("d/z", b"z"),
+    ]);
+    let forged = layer_with_xattr("forged", "user.overlay.opaque", b"y");
+    let built = oci_layout(
+        &t.path().join("layout"),
+        &[Layer::gz(lower), Layer::gz(upper), Layer::plain(forged)],
+        None,
+    );
+    let store = Store::open_rootless(&t.path().join("user")).unwrap();
+    assert!(store.is_rootless());
+    let mut warnings = Vec::new();
+    let image = store
+        .import(&built.dir, &mut |p| {
+            if let Progress::Warning { message, .. } = p {
+                warnings.push(message);
+            }
+        })
+        .unwrap();
+    let top = &image.layers[1].dir;
+    let wh = std::fs::symlink_metadata(top.join("etc/a")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        rustix::fs::getxattr(top.join("d"), "user.overlay.opaque", &mut buf).unwrap(),
+        1
+    );
+    assert!(rustix::fs::getxattr(top.join("d"), "trusted.overlay.opaque", &mut buf).is_err());
+    let forged = image.layers[2].dir.join("forged");
+    assert!(rustix::fs::getxattr(&forged, "user.overlay.opaque", &mut buf).is_err());
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("user.overlay.opaque not applied")),
+        "{warnings:?}"
+    );
+    // The merged view, read from the layers.
+    assert_eq!(image.read_file("etc/b", 100).unwrap(), b"upper b");
+    assert_eq!(image.read_file("/d/z", 100).unwrap(), b"z");
+    assert!(image.read_file("etc/a", 100).is_none(), "whited out");
+    assert!(image.read_file("d/x", 100).is_none(), "below an opaque dir");
+    assert!(image.read_file("etc/b", 3).is_none(), "over the limit");
+    assert!(image.read_file("../etc/b", 100).is_none());
+    assert!(Store::open(&t.path().join("user")).unwrap().is_rootless());
+
+    // Root's store: trusted.*, and not usable rootless once it has layers.
+    let root = Store::open(&t.path().join("root")).unwrap();
+    assert!(!root.is_rootless());
+    let image = import(&root, &built.dir).unwrap();
+    let top = &image.layers[1].dir;
+    assert!(rustix::fs::getxattr(top.join("d"), "trusted.overlay.opaque", &mut buf).is_ok());
+    let forged = image.layers[2].dir.join("forged");
+    assert!(rustix::fs::getxattr(&forged, "user.overlay.opaque", &mut buf).is_err());
+    let e = Store::open_rootless(&t.path().join("root"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("root's layers"), "{e}");
+}

@@ -170,7 +170,7 @@ fn stage0(
             MapWriter::OwnIds => {
                 // The kernel takes an unprivileged gid_map only once
                 // setgroups is denied for good in the namespace.
-                write_proc_file(stage1_pid, "setgroups", "deny")?;
+                deny_setgroups(stage1_pid)?;
                 write_id_maps(stage1_pid, &req.plan.uid_mappings, &req.plan.gid_mappings)?;
             }
             MapWriter::Privileged => {
@@ -202,8 +202,12 @@ fn stage0(
                 crate::notify::hand_over(req.plan, &state, init_pid, fd)?;
             }
             (Msg::RunCreateRuntimeHooks, _) => {
+                // prestart (the deprecated hook of the old lifecycle, run at
+                // start then) sees "created", as crun and the runtime-tools
+                // suite expect; createRuntime sees "creating", as in runc.
+                let prestart = req.hook_state.json("created", init_pid);
+                hooks::run_all("prestart", &req.plan.hooks.prestart, &prestart)?;
                 let state = req.hook_state.json("creating", init_pid);
-                hooks::run_all("prestart", &req.plan.hooks.prestart, &state)?;
                 hooks::run_all("createRuntime", &req.plan.hooks.create_runtime, &state)?;
                 ch.send(&Msg::Go).map_err(io_err("sync"))?;
             }
@@ -233,6 +237,11 @@ pub(crate) fn init_lost(plan: &bulkhead_spec::plan::Plan, e: std::io::Error) -> 
 /// Write uid_map and gid_map of a process in a new user namespace: by root
 /// in the parent namespace (any maps), or by the unprivileged owner (its
 /// own ids only).
+/// An unprivileged gid_map needs setgroups denied in the namespace first.
+pub(crate) fn deny_setgroups(pid: i32) -> Result<(), LaunchError> {
+    write_proc_file(pid, "setgroups", "deny")
+}
+
 pub(crate) fn write_id_maps(pid: i32, uids: &[IdMap], gids: &[IdMap]) -> Result<(), LaunchError> {
     let render = |maps: &[IdMap]| {
         maps.iter()

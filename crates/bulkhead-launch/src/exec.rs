@@ -201,14 +201,9 @@ fn stage1(
             if !matches!(ch.recv(), Ok(Msg::Go)) {
                 bulkhead_sys::exit_now(1);
             }
-            let res = setup(req, console, seccomp);
+            let res = setup(req, ch, console, seccomp);
             match res {
-                Ok((exec, listener)) => {
-                    if let Some(fd) = listener
-                        && ch.send_fd(&Msg::SeccompListener, fd.as_fd()).is_err()
-                    {
-                        bulkhead_sys::exit_now(1);
-                    }
+                Ok(exec) => {
                     bulkhead_sys::fault::point("exec.before-ready");
                     if ch.send(&Msg::Ready).is_err() {
                         bulkhead_sys::exit_now(1);
@@ -228,9 +223,10 @@ fn stage1(
 /// and exec stages in the same order.
 fn setup(
     req: &ExecRequest<'_>,
+    ch: &Channel,
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
-) -> Result<(stage::exec::Exec, Option<std::os::fd::OwnedFd>), StageError> {
+) -> Result<stage::exec::Exec, StageError> {
     let process = req.process;
     if process.terminal {
         let socket = stage::console::require_socket(console)?;
@@ -241,10 +237,20 @@ fn setup(
     }
     stage::exec::enter_cwd(process)?;
     let early = !process.no_new_privileges;
-    let mut listener = stage::security::apply(req.plan, process, seccomp.filter(|_| early))?;
+    // The listener goes to the parent as soon as the filter is loaded.
+    let mut hand_over = |fd: std::os::fd::OwnedFd| {
+        ch.send_fd(&Msg::SeccompListener, fd.as_fd())
+            .map_err(StageError::sys("linux.seccomp: send the listener"))
+    };
+    stage::security::apply(req.plan, process, seccomp.filter(|_| early), &mut hand_over)?;
     let exec = stage::exec::prepare(process, req.preserve_fds)?;
-    if let Some(s) = seccomp.filter(|_| !early) {
-        listener = stage::security::load_seccomp(s)?;
+    if let Some(fd) = seccomp
+        .filter(|_| !early)
+        .map(stage::security::load_seccomp)
+        .transpose()?
+        .flatten()
+    {
+        hand_over(fd)?;
     }
-    Ok((exec, listener))
+    Ok(exec)
 }

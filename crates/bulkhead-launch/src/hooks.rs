@@ -55,6 +55,16 @@ pub fn run_all(kind: &str, hooks: &[HookPlan], state: &str) -> Result<(), HookEr
     Ok(())
 }
 
+/// Run every hook in order, whatever the earlier ones did, and return the
+/// failures: for poststart and poststop a failure is only a warning and "the
+/// remaining hooks and lifecycle continue as if the hook had succeeded".
+pub fn run_all_warn(kind: &str, hooks: &[HookPlan], state: &str) -> Vec<HookError> {
+    hooks
+        .iter()
+        .filter_map(|h| run_one(kind, h, state).err())
+        .collect()
+}
+
 fn run_one(kind: &str, h: &HookPlan, state: &str) -> Result<(), HookError> {
     let fail = |reason: String| HookError::Failed {
         kind: kind.to_string(),

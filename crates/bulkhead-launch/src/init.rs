@@ -16,19 +16,13 @@ pub(crate) fn run(
     seccomp: Option<&bulkhead_seccomp::Compiled>,
     trees: &crate::idmap::IdmapTrees,
 ) -> ! {
-    let (exec, listener) = match setup(req, ch, console, seccomp, trees) {
+    let exec = match setup(req, ch, console, seccomp, trees) {
         Ok(r) => r,
         Err(e) => {
             let _ = ch.send(&Msg::Error(e.to_string()));
             bulkhead_sys::exit_now(1);
         }
     };
-    if let Some(fd) = listener {
-        if ch.send_fd(&Msg::SeccompListener, fd.as_fd()).is_err() {
-            bulkhead_sys::exit_now(1);
-        }
-        drop(fd);
-    }
     bulkhead_sys::fault::point("init.before-ready");
     if ch.send(&Msg::Ready).is_err() {
         bulkhead_sys::exit_now(1);
@@ -61,7 +55,7 @@ fn setup(
     console: Option<UnixStream>,
     seccomp: Option<&bulkhead_seccomp::Compiled>,
     trees: &crate::idmap::IdmapTrees,
-) -> Result<(stage::exec::Exec, Option<OwnedFd>), StageError> {
+) -> Result<stage::exec::Exec, StageError> {
     let plan = req.plan;
     let process = req.process;
     match ch.recv().map_err(StageError::sys("sync"))? {
@@ -112,14 +106,25 @@ fn setup(
     //    possible so the filter constrains the container, not our setup.
     stage::exec::enter_cwd(process)?;
     let early = !process.no_new_privileges;
-    let mut listener = stage::security::apply(plan, process, seccomp.filter(|_| early))?;
+    //    A notify listener goes to stage 0 (then to listenerPath) as soon as
+    //    the filter is loaded: the steps after it may notify.
+    let mut hand_over = |fd: OwnedFd| {
+        ch.send_fd(&Msg::SeccompListener, fd.as_fd())
+            .map_err(StageError::sys("linux.seccomp: send the listener"))
+    };
+    stage::security::apply(plan, process, seccomp.filter(|_| early), &mut hand_over)?;
     bulkhead_sys::fault::point("init.security");
 
-    // 5. exec: resolve the program as the final user, verify the cwd, and
+    // 5. exec: resolve the program as the final user, and
     //    mark every fd but stdio and --preserve-fds close-on-exec.
     let exec = stage::exec::prepare(process, req.preserve_fds)?;
-    if let Some(s) = seccomp.filter(|_| !early) {
-        listener = stage::security::load_seccomp(s)?;
+    if let Some(fd) = seccomp
+        .filter(|_| !early)
+        .map(stage::security::load_seccomp)
+        .transpose()?
+        .flatten()
+    {
+        hand_over(fd)?;
     }
-    Ok((exec, listener))
+    Ok(exec)
 }

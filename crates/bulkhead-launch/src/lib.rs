@@ -28,6 +28,7 @@ mod notify;
 pub mod stage;
 pub mod subid;
 pub mod sync;
+pub mod userns;
 
 pub use choreography::launch;
 

@@ -65,10 +65,12 @@ pub fn writer(uids: &[IdMap], gids: &[IdMap]) -> Result<MapWriter, SubidError> {
         return Ok(MapWriter::OwnIds);
     }
     let (name, _) = passwd_entry(uid);
+    // Both files are keyed by the user's name or uid, never by a gid.
+    let user = Owner { name: &name, uid };
     check(
         uids,
         uid,
-        &name,
+        &user,
         Path::new(SUBUID),
         "linux.uidMappings",
         "uid",
@@ -76,7 +78,7 @@ pub fn writer(uids: &[IdMap], gids: &[IdMap]) -> Result<MapWriter, SubidError> {
     check(
         gids,
         gid,
-        &name,
+        &user,
         Path::new(SUBGID),
         "linux.gidMappings",
         "gid",
@@ -103,8 +105,15 @@ fn passwd_entry(uid: u32) -> (String, bool) {
     (uid.to_string(), false)
 }
 
-/// The ranges `file` grants to `name` or to the numeric `id`.
-fn ranges(file: &Path, name: &str, id: u32) -> Vec<(u64, u64)> {
+/// Whom /etc/subuid and /etc/subgid lines are keyed by: the user's name or
+/// numeric uid (subgid too: shadow's lookups never use a gid).
+struct Owner<'a> {
+    name: &'a str,
+    uid: u32,
+}
+
+/// The ranges `file` grants to user `name` or to its numeric `uid`.
+fn ranges(file: &Path, name: &str, uid: u32) -> Vec<(u64, u64)> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -112,20 +121,23 @@ fn ranges(file: &Path, name: &str, id: u32) -> Vec<(u64, u64)> {
             let owner = f.next()?;
             let start = f.next()?.trim().parse::<u64>().ok()?;
             let count = f.next()?.trim().parse::<u64>().ok()?;
-            (owner == name || owner.parse::<u32>() == Ok(id)).then_some((start, count))
+            (owner == name || owner.parse::<u32>() == Ok(uid)).then_some((start, count))
         })
         .collect()
 }
 
+/// Checks `maps` against what `file` grants `user`; `own` is the caller's
+/// own uid or gid (mapping it alone needs no delegation).
 fn check(
     maps: &[IdMap],
     own: u32,
-    name: &str,
+    user: &Owner<'_>,
     file: &Path,
     field: &'static str,
     kind: &'static str,
 ) -> Result<(), SubidError> {
-    let granted = ranges(file, name, own);
+    let name = user.name;
+    let granted = ranges(file, name, user.uid);
     for (index, m) in maps.iter().enumerate() {
         let start = u64::from(m.host_id);
         let end = start + u64::from(m.size);
@@ -236,18 +248,63 @@ mod tests {
                 size: 65536,
             },
         ];
-        check(&maps, 1000, "alice", &f, "linux.uidMappings", "uid").unwrap();
+        let alice = Owner {
+            name: "alice",
+            uid: 1000,
+        };
+        check(&maps, 1000, &alice, &f, "linux.uidMappings", "uid").unwrap();
         let too_big = [IdMap {
             container_id: 0,
             host_id: 100000,
             size: 65537,
         }];
-        let e = check(&too_big, 1000, "alice", &f, "linux.uidMappings", "uid")
+        let e = check(&too_big, 1000, &alice, &f, "linux.uidMappings", "uid")
             .unwrap_err()
             .to_string();
         assert!(e.contains("linux.uidMappings[0]"), "{e}");
         assert!(e.contains("100000-165536"), "{e}");
         assert!(e.contains("/subuid"), "{e}");
         assert!(e.contains("it grants 100000-165535"), "{e}");
+    }
+
+    /// /etc/subgid lines name the user (or its uid), not a group: a line
+    /// keyed by the user's gid grants nothing, one keyed by its uid does.
+    #[test]
+    fn subgid_entries_are_keyed_by_user_not_gid() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("subgid");
+        // uid 1001, primary gid 2000; "2000" is another user's uid.
+        std::fs::write(&f, "2000:500000:65536\n1001:300000:65536\n").unwrap();
+        let carol = Owner {
+            name: "carol",
+            uid: 1001,
+        };
+        let maps = [
+            IdMap {
+                container_id: 0,
+                host_id: 2000,
+                size: 1,
+            },
+            IdMap {
+                container_id: 1,
+                host_id: 300000,
+                size: 65536,
+            },
+        ];
+        check(&maps, 2000, &carol, &f, "linux.gidMappings", "gid").unwrap();
+        let others = [IdMap {
+            container_id: 1,
+            host_id: 500000,
+            size: 65536,
+        }];
+        let e = check(&others, 2000, &carol, &f, "linux.gidMappings", "gid")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linux.gidMappings[0]"), "{e}");
+        assert!(e.contains("it grants 300000-365535"), "{e}");
+        // By name too.
+        std::fs::write(&f, "carol:400000:10\n").unwrap();
+        assert_eq!(ranges(&f, "carol", 1001), vec![(400000, 10)]);
+        assert!(ranges(&f, "dave", 2000).is_empty());
     }
 }

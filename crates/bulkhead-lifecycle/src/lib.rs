@@ -21,6 +21,7 @@ use bulkhead_launch::{LaunchError, LaunchRequest};
 use bulkhead_spec::plan::{NsKind, Plan, PlanError};
 use serde::{Deserialize, Serialize};
 
+pub mod learn;
 mod proc;
 pub mod rootless;
 
@@ -108,6 +109,52 @@ pub struct Record {
     /// The config as it was at create: `exec` shares its confinement, and
     /// poststart/poststop hooks come from it, whatever the bundle holds now.
     pub spec: oci_spec::runtime::Spec,
+    /// How the init ended, when a process that reaped it recorded it (the
+    /// sandbox monitor); absent for OCI containers, whose parent is the
+    /// caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
+    /// The seccomp recorder of a learning run: pid and start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn_recorder: Option<(i32, u64)>,
+}
+
+/// How a container's init ended, as its reaper saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// The exit status, when it exited.
+    #[serde(rename = "exitCode", skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// RFC 3339, when it was reaped.
+    #[serde(rename = "finishedAt")]
+    pub finished_at: String,
+}
+
+impl Exit {
+    /// From a wait status, finished now.
+    pub fn now(status: bulkhead_sys::ExitStatus) -> Exit {
+        let (exit_code, signal) = match status {
+            bulkhead_sys::ExitStatus::Exited(c) => (Some(c), None),
+            bulkhead_sys::ExitStatus::Signaled(s) => (None, Some(s)),
+        };
+        Exit {
+            exit_code,
+            signal,
+            finished_at: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// The shell's number for it: the status, or 128 + the signal.
+    pub fn code(&self) -> i32 {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// The `state` JSON (runc's shape).
@@ -124,6 +171,10 @@ pub struct StateView {
     pub owner: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Only when recorded (never for OCI containers, so runc's shape is
+    /// unchanged for its clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
 }
 
 pub struct Store {
@@ -154,6 +205,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub systemd_cgroup: bool,
+    /// `--learn-seccomp FILE`: learn the workload's seccomp profile.
+    pub learn_seccomp: Option<PathBuf>,
 }
 
 impl Store {
@@ -307,6 +360,7 @@ impl Store {
             created: rec.created.clone(),
             owner: rec.owner.clone(),
             annotations: rec.annotations.clone(),
+            exit: rec.exit.clone().filter(|_| status == Status::Stopped),
         }
     }
 
@@ -323,6 +377,18 @@ impl Store {
         ids
     }
 
+    /// Waits (boundedly) for a learning run's recorder to write its profile
+    /// after the init exited; nothing to do without one.
+    pub fn wait_learning(&self, id: &str) {
+        if let Ok(Record {
+            learn_recorder: Some((pid, start)),
+            ..
+        }) = self.load(id)
+        {
+            learn::wait_recorder(pid, start, 10);
+        }
+    }
+
     /// `create`: returns the init's pid once it is blocked before exec.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32, LifecycleError> {
         bulkhead_spec::id::validate(id)?;
@@ -335,8 +401,10 @@ impl Store {
                 source: e,
             })
         })?;
-        let spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
+        let mut spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
+        let learn = learn::prepare(&mut spec, opts.learn_seccomp.as_deref(), &self.dir(id))?;
         let plan = Plan::from_spec(&spec, &bundle)?;
+        refuse_unimplemented(&spec)?;
         let process = plan.process.clone().ok_or_else(|| {
             LifecycleError::Invalid("process: is required to create a container".into())
         })?;
@@ -411,7 +479,11 @@ impl Store {
             pid: None,
             host_mounts: shares_host_mount_ns(&spec).then(|| plan.rootfs.clone()),
             poststop: Some((plan.hooks.poststop.clone(), hook_state.clone())),
+            recorder: None,
         };
+        if let Some(l) = &learn {
+            cleanup.recorder = Some(learn::Recorder::start(l, &dir)?);
+        }
 
         let fifo = dir.join("exec.fifo");
         rustix::fs::mknodat(
@@ -444,6 +516,9 @@ impl Store {
         if self.rootless {
             cgroups = rootless_cgroups(&cgroups, &plan);
         }
+        if cgroups.systemd.is_none() {
+            cgroups.mark_existing();
+        }
         let mut rec = Record {
             oci_version: plan.oci_version.clone(),
             id: id.to_string(),
@@ -452,10 +527,19 @@ impl Store {
             bundle,
             rootfs: plan.rootfs.clone(),
             created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-            owner: String::new(),
+            owner: if self.rootless {
+                caller_name()
+            } else {
+                String::new()
+            },
             annotations: plan.annotations.clone(),
             cgroups: cgroups.clone(),
             spec: spec.clone(),
+            exit: None,
+            learn_recorder: cleanup
+                .recorder
+                .as_ref()
+                .map(|r| (r.pid(), proc::start_time(r.pid()).unwrap_or(0))),
         };
         self.save(&rec)?;
         bulkhead_sys::fault::point("create.record");
@@ -542,11 +626,12 @@ impl Store {
             })?;
         bulkhead_sys::fault::point("start.fifo-opened");
         (&f).write_all(&[0]).map_err(io("write exec fifo"))?;
-        drop(f);
         bulkhead_sys::fault::point("start.fifo-written");
+        wait_for_exec(&f);
+        drop(f);
         let _ = fs::remove_file(&fifo);
         let plan_hooks = hooks_of(&rec)?;
-        if let Err(e) = hooks::run_all(
+        for e in hooks::run_all_warn(
             "poststart",
             &plan_hooks.poststart,
             &hook_state(&rec).json("running", rec.pid),
@@ -587,6 +672,29 @@ impl Store {
                 io("kill")(e)
             }
         })
+    }
+
+    /// Records how the init `pid` ended, for the process that reaped it.
+    /// Durable (fsynced): `list`, `wait` and `inspect` read it later. A
+    /// container deleted meanwhile, or whose record names another init, is
+    /// left alone (`Ok(false)`).
+    pub fn record_exit(&self, id: &str, pid: i32, exit: &Exit) -> Result<bool, LifecycleError> {
+        let _lock = match self.lock(id) {
+            Ok(l) => l,
+            Err(LifecycleError::NotExist(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut rec = match self.load(id) {
+            Ok(r) => r,
+            Err(LifecycleError::NotExist(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if rec.pid != pid {
+            return Ok(false);
+        }
+        rec.exit = Some(exit.clone());
+        self.save(&rec)?;
+        Ok(true)
     }
 
     /// `delete`: tear down a stopped container (any container with `force`).
@@ -639,12 +747,16 @@ impl Store {
         // Also kills what a dead create or exec left in the cgroup.
         rec.cgroups.remove()?;
         bulkhead_sys::fault::point("delete.cgroup-removed");
+        // A learning run's profile is written once the init is gone.
+        if let Some((pid, start)) = rec.learn_recorder {
+            learn::wait_recorder(pid, start, 10);
+        }
         if shares_host_mount_ns(&rec.spec) {
             bulkhead_launch::stage::rootfs::detach_mounts_under(&rec.rootfs)
                 .map_err(io("detach the container's mounts"))?;
         }
         let plan_hooks = hooks_of(&rec)?;
-        if let Err(e) = hooks::run_all(
+        for e in hooks::run_all_warn(
             "poststop",
             &plan_hooks.poststop,
             &hook_state(&rec).json("stopped", 0),
@@ -927,10 +1039,15 @@ struct Cleanup {
     /// A failed create still runs poststop hooks, as runc does, so that
     /// whatever prestart set up on the host is torn down.
     poststop: Option<(Vec<bulkhead_spec::plan::HookPlan>, HookState)>,
+    /// A learning run's recorder: killed on failure, left running on success.
+    recorder: Option<learn::Recorder>,
 }
 
 impl Cleanup {
     fn disarm(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            r.detach();
+        }
         self.dir = None;
         self.cgroups = None;
         self.pid = None;
@@ -939,8 +1056,65 @@ impl Cleanup {
     }
 }
 
+/// "If the runtime cannot apply a property as specified in the
+/// configuration, it MUST generate an error" (runtime.md, create): what
+/// bulkhead has no implementation for is refused, not silently dropped.
+/// (Here, not in the plan: `audit` models other engines' configs with them.)
+fn refuse_unimplemented(spec: &oci_spec::runtime::Spec) -> Result<(), LifecycleError> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(LifecycleError::Invalid(
+            "linux.netDevices: moving host network devices into the container is not supported"
+                .into(),
+        ));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(LifecycleError::Invalid(
+            "linux.intelRdt: Intel RDT (resctrl) is not supported".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Poststart hooks run "after the user-specified process is executed": the
+/// init holds the fifo's read end close-on-exec, so the write end reports
+/// POLLERR once the program has replaced it (or the init died). Bounded, so a
+/// stray reader of the fifo cannot hang `start`.
+fn wait_for_exec(fifo: &File) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            tracing::warn!("start: the init did not exec within 10 s; running poststart hooks");
+            return;
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        // No events asked for: poll returns only on an error condition.
+        let mut fds = [rustix::event::PollFd::new(
+            fifo,
+            rustix::event::PollFlags::empty(),
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!("start: waiting for the init to exec: {e}");
+                return;
+            }
+        }
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if let Some(mut r) = self.recorder.take() {
+            r.kill();
+        }
         if let Some(pid) = self.pid.take() {
             let _ = bulkhead_sys::kill(pid, libc::SIGKILL);
             let _ = bulkhead_sys::wait_exit(pid);
@@ -952,7 +1126,7 @@ impl Drop for Cleanup {
             let _ = bulkhead_launch::stage::rootfs::detach_mounts_under(&rootfs);
         }
         if let Some((hooks, state)) = self.poststop.take() {
-            let _ = hooks::run_all("poststop", &hooks, &state.json("stopped", 0));
+            let _ = hooks::run_all_warn("poststop", &hooks, &state.json("stopped", 0));
         }
         if let Some(d) = self.dir.take() {
             let _ = fs::remove_dir_all(d);
@@ -988,4 +1162,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Lifecycl
         io(what.clone())(e)
     })?;
     Ok(())
+}
+
+/// The caller's user name from /etc/passwd (its uid when it has none): the
+/// owner `list` shows for a rootless container. Root's records leave it
+/// empty, as runc's `state` does.
+fn caller_name() -> String {
+    let uid = rustix::process::geteuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            bulkhead_spec::passwd::parse_passwd(&t)
+                .into_iter()
+                .find(|e| e.uid == uid)
+                .map(|e| e.name)
+        })
+        .unwrap_or_else(|| uid.to_string())
 }

@@ -1,7 +1,7 @@
 //! Pure parsing: network names, IPv4 subnets and `-p` port specs.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -156,6 +156,117 @@ impl FromStr for Subnet {
     }
 }
 
+/// An IPv6 network of a dual-stack network: a container's address is the
+/// one at the same offset as its IPv4 address (no second allocator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subnet6 {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    fn mask(self) -> u128 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.prefix)
+        }
+    }
+
+    pub fn overlaps(self, other: Subnet6) -> bool {
+        let m = self.mask() & other.mask();
+        u128::from(self.addr) & m == u128::from(other.addr) & m
+    }
+
+    /// The bridge's address: the first one.
+    pub fn gateway(self) -> Ipv6Addr {
+        self.at(1)
+    }
+
+    /// The address at `offset` from the network's.
+    pub fn at(self, offset: u32) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) + u128::from(offset))
+    }
+
+    /// Whether it holds as many addresses as `v4` (its offsets fit).
+    pub fn fits(self, v4: Subnet) -> bool {
+        128 - u32::from(self.prefix) >= 32 - u32::from(v4.prefix)
+    }
+
+    /// Any `ADDR[/N]` as the kernel prints IPv6 routes; None if not one.
+    pub fn from_route(dst: &str) -> Option<Subnet6> {
+        let (a, p) = dst.split_once('/').unwrap_or((dst, "128"));
+        let addr: Ipv6Addr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= 128)?;
+        let s = Subnet6 { addr, prefix };
+        Some(Subnet6 {
+            addr: Ipv6Addr::from(u128::from(addr) & s.mask()),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl From<Subnet6> for String {
+    fn from(s: Subnet6) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Subnet6 {
+    type Error = NetError;
+    fn try_from(s: String) -> Result<Subnet6> {
+        s.parse()
+    }
+}
+
+impl FromStr for Subnet6 {
+    type Err = NetError;
+    fn from_str(s: &str) -> Result<Subnet6> {
+        let bad = |reason: String| NetError::invalid("--subnet", format!("{s:?}: {reason}"));
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected an IPv6 CIDR such as fd00:89::/64".into()))?;
+        let addr: Ipv6Addr = a
+            .parse()
+            .map_err(|_| bad(format!("{a:?} is not an IPv6 address")))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= 128)
+            .ok_or_else(|| bad(format!("prefix {p:?} is not a number from 0 to 128")))?;
+        if !(48..=120).contains(&prefix) {
+            return Err(bad(format!(
+                "prefix /{prefix} is not supported (use /48 to /120)"
+            )));
+        }
+        let net = Subnet6 { addr, prefix };
+        let clean = Subnet6 {
+            addr: Ipv6Addr::from(u128::from(addr) & net.mask()),
+            prefix,
+        };
+        if clean != net {
+            return Err(bad(format!("host bits are set (did you mean {clean}?)")));
+        }
+        let first = addr.segments()[0];
+        // Link-local (fe80::/10) and multicast are not networks to route.
+        if addr.is_loopback()
+            || addr.is_unspecified()
+            || addr.is_multicast()
+            || (first & 0xffc0) == 0xfe80
+        {
+            return Err(bad("not a unicast network".into()));
+        }
+        Ok(net)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
@@ -282,6 +393,33 @@ mod tests {
             ("127.0.0.0/8", "not a unicast network"),
         ] {
             let e = bad.parse::<Subnet>().unwrap_err().to_string();
+            assert!(
+                e.starts_with("--subnet") && e.contains(needle),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn subnets6() {
+        let s: Subnet6 = "fd00:89:1::/64".parse().unwrap();
+        assert_eq!(s.gateway().to_string(), "fd00:89:1::1");
+        assert_eq!(s.at(0x0102).to_string(), "fd00:89:1::102");
+        assert!(s.overlaps("fd00:89:1::/48".parse().unwrap()));
+        assert!(!s.overlaps("fd00:89::/48".parse().unwrap()));
+        assert!(!s.overlaps("fd00:89:2::/64".parse().unwrap()));
+        assert!(s.fits("10.0.0.0/8".parse().unwrap()));
+        let small: Subnet6 = "fd00::/120".parse().unwrap();
+        assert!(!small.fits("10.0.0.0/16".parse().unwrap()));
+        assert!(Subnet6::from_route("fd00:89:1::5").unwrap().overlaps(s));
+        for (bad, needle) in [
+            ("fd00:89:1::1/64", "did you mean fd00:89:1::/64"),
+            ("fd00::", "expected an IPv6 CIDR"),
+            ("fd00::/32", "not supported"),
+            ("fe80::/64", "not a unicast network"),
+            ("10.0.0.0/64", "not an IPv6 address"),
+        ] {
+            let e = bad.parse::<Subnet6>().unwrap_err().to_string();
             assert!(
                 e.starts_with("--subnet") && e.contains(needle),
                 "{bad}: {e}"

@@ -19,8 +19,13 @@
 //!   on `--internal` networks. Frames between two ports
 //!   of B also pass here through br_netfilter (iif = oif = B): they are
 //!   left to the L2 policy below and to bridge port isolation.
-//! - `forward` of `bridge bulkhead`: without `--allow-intra`, IPv4 from S to S
-//!   between ports is dropped (on top of the ports' `isolated` flag).
+//! - `forward` of `bridge bulkhead`: without `--allow-intra`, no frame
+//!   goes from one port to another (on top of the ports' `isolated` flag),
+//!   except between the ports of a linked pair (`--link`), whose ports are
+//!   not isolated.
+//! - hairpin (a container reaching a published port by a host address):
+//!   allowed and masqueraded only for itself, a linked pair, or any two
+//!   on an `--allow-intra` network; dropped otherwise.
 //! - NAT: masquerade S leaving by another interface (not `--internal`);
 //!   DNAT for each published port, in prerouting (from outside) and output
 //!   (from the host itself, 127.0.0.1 included), and masquerade of 127/8
@@ -139,13 +144,39 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
             verdict("drop"),
         ],
     ));
+    // IPv6 has no route_localnet, but the guard costs nothing.
+    cmds.push(rule(
+        i,
+        &c("guard"),
+        vec![
+            iif(),
+            eq(payload("ip6", "daddr"), json!("::1")),
+            verdict("drop"),
+        ],
+    ));
     cmds.push(rule(
         i,
         &c("input"),
         vec![iif(), replies(), verdict("accept")],
     ));
+    if n.subnet6.is_some() {
+        // Neighbour discovery with the gateway: IPv6's ARP.
+        cmds.push(rule(
+            i,
+            &c("input"),
+            vec![
+                iif(),
+                eq(
+                    payload("icmpv6", "type"),
+                    json!({"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]}),
+                ),
+                verdict("accept"),
+            ],
+        ));
+    }
     cmds.push(rule(i, &c("input"), vec![iif(), verdict("drop")]));
 
+    hairpin_rules(n, cmds);
     cmds.push(rule(
         i,
         &c("forward"),
@@ -159,11 +190,7 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
     cmds.push(rule(
         i,
         &c("forward"),
-        vec![
-            oif(),
-            json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
-            verdict("accept"),
-        ],
+        vec![oif(), dnat(), verdict("accept")],
     ));
     cmds.push(rule(i, &c("forward"), vec![oif(), verdict("drop")]));
     // Only the network's own addresses leave it (no spoofed sources); the
@@ -177,11 +204,25 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
             verdict("drop"),
         ],
     ));
-    cmds.push(rule(
-        i,
-        &c("forward"),
-        vec![iif(), eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
-    ));
+    match n.subnet6 {
+        Some(s6) => cmds.push(rule(
+            i,
+            &c("forward"),
+            vec![
+                iif(),
+                ne(
+                    payload("ip6", "saddr"),
+                    prefix(&s6.addr.to_string(), s6.prefix),
+                ),
+                verdict("drop"),
+            ],
+        )),
+        None => cmds.push(rule(
+            i,
+            &c("forward"),
+            vec![iif(), eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
+        )),
+    }
     if n.internal {
         cmds.push(rule(i, &c("forward"), vec![iif(), verdict("drop")]));
     } else {
@@ -194,6 +235,20 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
                 json!({"masquerade": null}),
             ],
         ));
+        if let Some(s6) = n.subnet6 {
+            cmds.push(rule(
+                i,
+                &c("nat-post"),
+                vec![
+                    eq(
+                        payload("ip6", "saddr"),
+                        prefix(&s6.addr.to_string(), s6.prefix),
+                    ),
+                    ne(meta("oifname"), json!(n.bridge)),
+                    json!({"masquerade": null}),
+                ],
+            ));
+        }
     }
     cmds.push(rule(
         i,
@@ -205,16 +260,47 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
         ],
     ));
     if !n.allow_intra {
-        cmds.push(rule(
-            b,
-            &c("forward"),
-            vec![
-                eq(payload("ether", "type"), json!("ip")),
-                eq(payload("ip", "saddr"), subnet.clone()),
-                eq(payload("ip", "daddr"), subnet.clone()),
-                verdict("drop"),
-            ],
-        ));
+        // Linked pairs (`--link`) talk; no other frame goes from one port
+        // to another (ARP and IPv6 included).
+        for (x, y) in n.linked_pairs() {
+            for (from, to) in [(x, y), (y, x)] {
+                cmds.push(rule(
+                    b,
+                    &c("forward"),
+                    vec![
+                        eq(meta("iifname"), json!(from.veth)),
+                        eq(meta("oifname"), json!(to.veth)),
+                        verdict("accept"),
+                    ],
+                ));
+            }
+        }
+        // A container's own hairpin (its published port by a host
+        // address, bridged back to its port).
+        for a in n.attachments.iter().filter(|a| !a.publish.is_empty()) {
+            cmds.push(rule(
+                b,
+                &c("forward"),
+                vec![
+                    eq(meta("iifname"), json!(a.veth)),
+                    eq(meta("oifname"), json!(a.veth)),
+                    verdict("accept"),
+                ],
+            ));
+        }
+        // By the network's ports (`meta ibrname` needs a module kernels
+        // often lack).
+        let ports: Vec<&str> = n.attachments.iter().map(|a| a.veth.as_str()).collect();
+        if !ports.is_empty() {
+            cmds.push(rule(
+                b,
+                &c("forward"),
+                vec![
+                    eq(meta("iifname"), json!({ "set": ports })),
+                    verdict("drop"),
+                ],
+            ));
+        }
     }
     for a in &n.attachments {
         for p in &a.publish {
@@ -236,6 +322,75 @@ fn network_rules(n: &Network, cmds: &mut Vec<Value>) {
             cmds.push(rule(i, &c("nat-out"), expr));
         }
     }
+}
+
+fn dnat() -> Value {
+    json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}})
+}
+
+/// Hairpin: a container reaching a published port through a host address
+/// comes back into B DNAT-ed. Allowed, and masqueraded so that the reply
+/// returns through the host, only where the two may talk directly anyway:
+/// a container and itself, a linked pair, any two on an `--allow-intra`
+/// network. Dropped otherwise (one-way UDP included), before B-to-B
+/// traffic is accepted.
+fn hairpin_rules(n: &Network, cmds: &mut Vec<Value>) {
+    let i = "inet";
+    let fwd = chain_name(&n.bridge, "forward");
+    let post = chain_name(&n.bridge, "nat-post");
+    let iif = eq(meta("iifname"), json!(n.bridge));
+    let oif = eq(meta("oifname"), json!(n.bridge));
+    let subnet = prefix(&n.subnet.addr.to_string(), n.subnet.prefix);
+    let addr = |ip: std::net::Ipv4Addr| json!(ip.to_string());
+    // br_netfilter bridges these packets (the new destination is on the
+    // same bridge), where `masquerade` finds no route: the gateway is
+    // named. The server sees the gateway as its client.
+    let snat = json!({"snat": {"family": "ip", "addr": n.gateway.to_string()}});
+    if n.allow_intra {
+        cmds.push(rule(
+            i,
+            &post,
+            vec![
+                eq(payload("ip", "saddr"), subnet.clone()),
+                eq(payload("ip", "daddr"), subnet),
+                oif,
+                dnat(),
+                snat,
+            ],
+        ));
+        return;
+    }
+    let mut allowed = Vec::new();
+    for a in n.attachments.iter().filter(|a| !a.publish.is_empty()) {
+        allowed.push((a.ip, a.ip));
+    }
+    for (x, y) in n.linked_pairs() {
+        for (from, to) in [(x, y), (y, x)] {
+            if !to.publish.is_empty() {
+                allowed.push((from.ip, to.ip));
+            }
+        }
+    }
+    for (from, to) in allowed {
+        let m = |s, d| {
+            vec![
+                eq(payload("ip", "saddr"), addr(s)),
+                eq(payload("ip", "daddr"), addr(d)),
+                oif.clone(),
+                dnat(),
+            ]
+        };
+        // Both directions: replies are DNAT-ed connections too.
+        for (s, d) in [(from, to), (to, from)] {
+            let mut accept = m(s, d);
+            accept.push(verdict("accept"));
+            cmds.push(rule(i, &fwd, accept));
+        }
+        let mut nat = m(from, to);
+        nat.push(snat.clone());
+        cmds.push(rule(i, &post, nat));
+    }
+    cmds.push(rule(i, &fwd, vec![iif, oif, dnat(), verdict("drop")]));
 }
 
 /// Sets the chains of `nets` (all networks of one state root) and deletes

@@ -15,11 +15,13 @@ pub mod addr;
 pub mod error;
 pub mod firewall;
 pub mod link;
+pub mod ports;
 pub mod state;
+pub mod usernet;
 
 use std::net::Ipv4Addr;
 
-pub use addr::{Proto, Publish, Subnet, validate_name};
+pub use addr::{Proto, Publish, Subnet, Subnet6, validate_name};
 pub use error::{NetError, Result};
 pub use state::{Attachment, Lock, NetStore, Network};
 
@@ -28,6 +30,8 @@ pub use state::{Attachment, Lock, NetStore, Network};
 pub struct CreateRequest {
     pub name: String,
     pub subnet: Option<Subnet>,
+    /// Dual stack: the IPv6 network beside the IPv4 one.
+    pub subnet6: Option<Subnet6>,
     pub internal: bool,
     pub allow_intra: bool,
 }
@@ -58,6 +62,25 @@ fn overlap(subnet: Subnet, nets: &[Network]) -> Result<Option<String>> {
             continue;
         };
         if routed.overlaps(subnet) {
+            return Ok(Some(format!("the host's route to {dst} on {dev}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Why an IPv6 subnet cannot be used: another network's, or a route of
+/// this host.
+fn overlap6(subnet: Subnet6, nets: &[Network]) -> Result<Option<String>> {
+    if let Some(n) = nets
+        .iter()
+        .find(|n| n.subnet6.is_some_and(|s| s.overlaps(subnet)))
+    {
+        let theirs = n.subnet6.map(|s| s.to_string()).unwrap_or_default();
+        return Ok(Some(format!("network {:?} ({theirs})", n.name)));
+    }
+    let ours: Vec<&str> = nets.iter().map(|n| n.bridge.as_str()).collect();
+    for (dst, dev) in link::routed_networks6(&ours)? {
+        if Subnet6::from_route(&dst).is_some_and(|r| r.overlaps(subnet)) {
             return Ok(Some(format!("the host's route to {dst} on {dev}")));
         }
     }
@@ -109,10 +132,25 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
             })?
         }
     };
+    if let Some(s6) = req.subnet6 {
+        if !s6.fits(subnet) {
+            return Err(NetError::invalid(
+                "--subnet",
+                format!("{s6} has fewer addresses than {subnet} (container addresses are paired)"),
+            ));
+        }
+        if let Some(with) = overlap6(s6, &nets)? {
+            return Err(NetError::Overlap {
+                subnet: s6.to_string(),
+                with,
+            });
+        }
+    }
     let net = Network {
         name: req.name.clone(),
         subnet,
         gateway: subnet.gateway(),
+        subnet6: req.subnet6,
         bridge: bridge.clone(),
         internal: req.internal,
         allow_intra: req.allow_intra,
@@ -134,6 +172,10 @@ pub fn create(store: &NetStore, req: &CreateRequest) -> Result<Network> {
 /// The bridge and the policy of `net` (one of `nets`), and the sysctls.
 fn bring_up(net: &Network, nets: &[Network]) -> Result<()> {
     link::create_bridge(&net.bridge, net.gateway, net.subnet.prefix)?;
+    if let Some(s6) = net.subnet6 {
+        link::add_address6(&net.bridge, s6.gateway(), s6.prefix)?;
+        link::sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    }
     // The guard rule is in place before route_localnet is turned on.
     firewall::apply(nets, &[])?;
     link::sysctl(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
@@ -149,6 +191,9 @@ pub fn gc(store: &NetStore, lock: &Lock, alive: &dyn Fn(&str) -> bool) -> Result
             n.attachments.drain(..).partition(|a| !alive(&a.container));
         n.attachments = kept;
         if !gone.is_empty() {
+            for k in &mut n.attachments {
+                k.links.retain(|l| !gone.iter().any(|g| &g.container == l));
+            }
             for a in &gone {
                 tracing::info!(
                     "network {}: releasing {} of removed container {}",
@@ -233,15 +278,54 @@ pub fn precheck(
     network: &str,
     container: &str,
     publish: &[Publish],
+    links: &[String],
 ) -> Result<Network> {
     validate_name(network)?;
     let net = store.load(network)?;
+    check_links(&net, container, links)?;
     let mut nets = store.list()?;
     for n in &mut nets {
         n.attachments.retain(|a| a.container != container);
     }
     check_publish(&nets, publish)?;
+    // DNAT takes a port from under a host process listening on it:
+    // refused while it listens.
+    ports::check_free(publish)?;
     Ok(net)
+}
+
+/// `--link` targets: other containers on the network, each once.
+fn check_links(net: &Network, container: &str, links: &[String]) -> Result<()> {
+    for (i, l) in links.iter().enumerate() {
+        let reason = if l == container {
+            "a container cannot be linked to itself".to_string()
+        } else if links[..i].contains(l) {
+            "given twice".to_string()
+        } else if !net.attachments.iter().any(|a| &a.container == l) {
+            format!("no container of that name is on network {:?}", net.name)
+        } else {
+            continue;
+        };
+        return Err(NetError::invalid("--link", format!("{l:?}: {reason}")));
+    }
+    Ok(())
+}
+
+/// Port isolation as the links want it: off for the ports of linked
+/// containers (the bridge table keeps them to their peers), on for the
+/// others. Only ports whose flag differs are changed.
+fn sync_isolation(net: &Network) -> Result<()> {
+    if net.allow_intra || !link::exists(&net.bridge) {
+        return Ok(());
+    }
+    let ports = link::port_isolation(&net.bridge)?;
+    for a in &net.attachments {
+        let want = !net.is_linked(&a.container);
+        if ports.iter().any(|(p, on)| *p == a.veth && *on != want) {
+            link::set_isolated(&a.veth, want)?;
+        }
+    }
+    Ok(())
 }
 
 /// One container to put on a network.
@@ -251,6 +335,8 @@ pub struct AttachRequest<'a> {
     /// A process in the container's network namespace.
     pub pid: i32,
     pub publish: Vec<Publish>,
+    /// `--link`: containers on the network it may talk to.
+    pub links: Vec<String>,
 }
 
 /// Puts a container on a network: address, veth, route, policy. On
@@ -280,6 +366,7 @@ pub fn attach(
     });
     store.save(&lock, &net)?;
     check_publish(&store.list()?, &req.publish)?;
+    check_links(&net, req.container, &req.links)?;
     // A record that outlived its bridge (a state root on disk, a reboot).
     if !link::exists(&net.bridge) {
         tracing::info!("network {}: recreating bridge {}", net.name, net.bridge);
@@ -290,6 +377,7 @@ pub fn attach(
         ip: net.free_address()?,
         veth: veth_name(req.network, req.container),
         publish: req.publish.clone(),
+        links: req.links.clone(),
     };
     // A leftover of the same name (a crash between creating the link and
     // recording it cannot happen, but a reused container name can).
@@ -305,11 +393,17 @@ pub fn attach(
         prefix: net.subnet.prefix,
         gateway: net.gateway,
         isolated: !net.allow_intra,
+        hairpin: !a.publish.is_empty(),
+        ip6: net
+            .subnet6
+            .and_then(|s6| Some((net.ip6_of(a.ip)?, s6.prefix, s6.gateway()))),
     })
     .and_then(|_| {
         bulkhead_sys::fault::point("net.linked");
         firewall::apply(&store.list()?, &[])
-    });
+    })
+    // After the rules that keep linked ports to their peers.
+    .and_then(|_| sync_isolation(&net));
     if let Err(e) = configured {
         let _ = link::delete(&a.veth);
         net.attachments.retain(|x| x.container != req.container);
@@ -317,40 +411,79 @@ pub fn attach(
         if let Ok(nets) = store.list() {
             let _ = firewall::apply(&nets, &[]);
         }
+        let _ = sync_isolation(&net);
         return Err(e);
     }
     Ok((net, a))
 }
 
 /// Releases everything a container holds on every network (address, veth,
-/// published ports); true if it held anything. Idempotent.
-pub fn detach(store: &NetStore, container: &str) -> Result<bool> {
+/// published ports, links); its peers (see [`peers`]: linked ones get
+/// their ports' isolation back). Idempotent.
+pub fn detach(store: &NetStore, container: &str) -> Result<Vec<String>> {
     if !store.dir.exists() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     let lock = store.lock()?;
-    let mut changed = false;
+    let mut changed = Vec::new();
+    let mut peers = Vec::new();
     for mut n in store.list()? {
         let Some(pos) = n.attachments.iter().position(|a| a.container == container) else {
             continue;
         };
+        peers.extend(peers_of(&n, container));
         let a = n.attachments.remove(pos);
+        for other in &mut n.attachments {
+            other.links.retain(|l| l != container);
+        }
         link::delete(&a.veth)?;
         store.save(&lock, &n)?;
-        changed = true;
+        changed.push(n);
     }
-    if changed {
+    if !changed.is_empty() {
         firewall::apply(&store.list()?, &[])?;
+        if !peers.is_empty() {
+            for n in &changed {
+                sync_isolation(n)?;
+            }
+        }
     }
-    Ok(changed)
+    Ok(peers)
+}
+
+fn peers_of(net: &Network, container: &str) -> Vec<String> {
+    peers(net, container)
+        .into_iter()
+        .map(|p| p.container.clone())
+        .collect()
+}
+
+/// The containers of `net` that `container` may reach by name: its linked
+/// peers, or every other one on an `--allow-intra` network.
+pub fn peers<'a>(net: &'a Network, container: &str) -> Vec<&'a Attachment> {
+    net.attachments
+        .iter()
+        .filter(|p| p.container != container)
+        .filter(|p| {
+            net.allow_intra
+                || net.linked_pairs().iter().any(|(x, y)| {
+                    (x.container == container && y.container == p.container)
+                        || (y.container == container && x.container == p.container)
+                })
+        })
+        .collect()
 }
 
 /// `/etc/hosts` for a container.
-pub fn hosts_file(ip: Ipv4Addr, names: &[&str]) -> String {
-    format!(
+pub fn hosts_file(ip: Ipv4Addr, ip6: Option<std::net::Ipv6Addr>, names: &[&str]) -> String {
+    let mut s = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{}\n",
         names.join(" ")
-    )
+    );
+    if let Some(ip6) = ip6 {
+        s.push_str(&format!("{ip6}\t{}\n", names.join(" ")));
+    }
+    s
 }
 
 /// `/etc/resolv.conf` for a container: the host's, without loopback
@@ -413,6 +546,7 @@ mod tests {
             name: "n".into(),
             subnet,
             gateway: subnet.gateway(),
+            subnet6: None,
             bridge: "bh-n".into(),
             internal: false,
             allow_intra: false,
@@ -425,6 +559,7 @@ mod tests {
                 // No such link: gc only reads the link table here.
                 veth: veth_name("n", c),
                 publish: vec![],
+                links: vec![],
             });
         }
         store.save(&lock, &n).unwrap();
@@ -453,6 +588,7 @@ mod tests {
             name: "n".into(),
             subnet: "10.2.0.0/24".parse().unwrap(),
             gateway: "10.2.0.1".parse().unwrap(),
+            subnet6: None,
             bridge: "bh-n".into(),
             internal: false,
             allow_intra: false,
@@ -463,6 +599,7 @@ mod tests {
             ip: "10.2.0.2".parse().unwrap(),
             veth: "v".into(),
             publish: vec!["8080:80".parse().unwrap()],
+            links: vec![],
         });
         let e = check_publish(&[n.clone()], &["127.0.0.1:8080:81".parse().unwrap()])
             .unwrap_err()

@@ -7,7 +7,7 @@
 //! every machine that runs containers. Moving to netlink-packet-route is a
 //! local change behind these functions.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
 use crate::error::{NetError, Result};
@@ -64,6 +64,30 @@ pub fn create_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     Ok(())
 }
 
+/// Adds an IPv6 address to a link (without duplicate address detection:
+/// the bridge's gateway address is ours).
+pub fn add_address6(dev: &str, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+    let a = format!("{addr}/{prefix}");
+    run("ip", &["-6", "addr", "add", &a, "dev", dev, "nodad"]).map(drop)
+}
+
+/// The IPv6 networks routed in this namespace's main table that are not
+/// on one of `skip_devs` (link-local and multicast routes aside).
+pub fn routed_networks6(skip_devs: &[&str]) -> Result<Vec<(String, String)>> {
+    let out = run("ip", &["-j", "-6", "route", "show"])?;
+    let routes: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+    Ok(routes
+        .iter()
+        .filter_map(|r| {
+            let dst = r["dst"].as_str()?;
+            let dev = r["dev"].as_str().unwrap_or("");
+            let local = dst.starts_with("fe80:") || dst.starts_with("ff");
+            (dst != "default" && !local && !skip_devs.contains(&dev))
+                .then(|| (dst.to_string(), dev.to_string()))
+        })
+        .collect())
+}
+
 /// The IPv4 networks routed in this namespace's main table that are not on
 /// one of `skip_devs`: a new network must not shadow them.
 pub fn routed_networks(skip_devs: &[&str]) -> Result<Vec<(String, String)>> {
@@ -98,6 +122,13 @@ pub struct VethPlan<'a> {
     /// Bridge port isolation: the port cannot exchange frames with other
     /// isolated ports (all ports of a network without --allow-intra).
     pub isolated: bool,
+    /// Hairpin mode: frames may leave by the port they came in by. A
+    /// container reaching its own published port through a host address
+    /// needs it: br_netfilter bridges a DNAT-ed packet whose new
+    /// destination is on the same bridge instead of routing it.
+    pub hairpin: bool,
+    /// Dual stack: the container's IPv6 address, prefix and gateway.
+    pub ip6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 /// Creates the veth pair with its peer directly in the namespace of `pid`,
@@ -135,6 +166,21 @@ pub fn attach(p: &VethPlan) -> Result<()> {
             ],
         )?;
     }
+    if p.hairpin {
+        run(
+            "ip",
+            &[
+                "link",
+                "set",
+                "dev",
+                p.veth,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ],
+        )?;
+    }
     run("ip", &["link", "set", "dev", p.veth, "up"])?;
     let inside = |args: &[&str]| {
         let mut a = vec!["--target", pid.as_str(), "--net", "ip"];
@@ -145,5 +191,47 @@ pub fn attach(p: &VethPlan) -> Result<()> {
     inside(&["addr", "add", &addr, "dev", CONTAINER_IF])?;
     inside(&["link", "set", "dev", CONTAINER_IF, "up"])?;
     inside(&["route", "add", "default", "via", &p.gateway.to_string()])?;
+    if let Some((ip6, prefix, gw6)) = p.ip6 {
+        let addr = format!("{ip6}/{prefix}");
+        // nodad: the address is ours by allocation; DAD would only delay it.
+        inside(&["-6", "addr", "add", &addr, "dev", CONTAINER_IF, "nodad"])?;
+        inside(&["-6", "route", "add", "default", "via", &gw6.to_string()])?;
+    }
     Ok(())
+}
+
+/// Sets bridge port isolation of `veth` (a linked container's port is not
+/// isolated: the bridge table's rules keep it to its peers).
+pub fn set_isolated(veth: &str, on: bool) -> Result<()> {
+    let flag = if on { "on" } else { "off" };
+    run(
+        "ip",
+        &[
+            "link",
+            "set",
+            "dev",
+            veth,
+            "type",
+            "bridge_slave",
+            "isolated",
+            flag,
+        ],
+    )
+    .map(drop)
+}
+
+/// The ports of `bridge` with their isolation flag.
+pub fn port_isolation(bridge: &str) -> Result<Vec<(String, bool)>> {
+    let out = run("ip", &["-j", "-d", "link", "show", "master", bridge])?;
+    let links: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+    Ok(links
+        .iter()
+        .filter_map(|l| {
+            let name = l["ifname"].as_str()?.to_string();
+            let isolated = l["linkinfo"]["info_slave_data"]["isolated"]
+                .as_bool()
+                .unwrap_or(false);
+            Some((name, isolated))
+        })
+        .collect())
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{Publish, Subnet};
+use crate::addr::{Publish, Subnet, Subnet6};
 use crate::error::{NetError, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub struct Network {
     pub name: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
+    /// The IPv6 half of a dual-stack network (`--subnet` given twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Subnet6>,
     pub bridge: String,
     /// No egress: no masquerade, nothing forwarded out of the bridge.
     pub internal: bool,
@@ -36,9 +39,45 @@ pub struct Attachment {
     /// The host end of its veth, a port of the bridge.
     pub veth: String,
     pub publish: Vec<Publish>,
+    /// Containers of this network it may reach and be reached by on a
+    /// network without --allow-intra (`sandbox --link`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 impl Network {
+    /// A container's IPv6 address on a dual-stack network: the one at the
+    /// offset of its IPv4 address.
+    pub fn ip6_of(&self, ip: Ipv4Addr) -> Option<std::net::Ipv6Addr> {
+        let s6 = self.subnet6?;
+        Some(s6.at(u32::from(ip) - u32::from(self.subnet.addr)))
+    }
+
+    /// The linked pairs of containers that are both on the network, each
+    /// once.
+    pub fn linked_pairs(&self) -> Vec<(&Attachment, &Attachment)> {
+        let mut pairs = Vec::new();
+        for a in &self.attachments {
+            for l in &a.links {
+                if let Some(b) = self.attachments.iter().find(|b| &b.container == l)
+                    && !pairs.iter().any(|(x, y): &(&Attachment, &Attachment)| {
+                        x.container == b.container && y.container == a.container
+                    })
+                {
+                    pairs.push((a, b));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Whether container `c`'s port has a linked peer on the network.
+    pub fn is_linked(&self, c: &str) -> bool {
+        self.linked_pairs()
+            .iter()
+            .any(|(a, b)| a.container == c || b.container == c)
+    }
+
     /// The first address no container holds.
     pub fn free_address(&self) -> Result<Ipv4Addr> {
         self.subnet
@@ -183,6 +222,7 @@ mod tests {
         Network {
             name: name.into(),
             gateway: subnet.gateway(),
+            subnet6: None,
             subnet,
             bridge: format!("bh-{name}"),
             internal: false,
@@ -204,6 +244,7 @@ mod tests {
                 ip,
                 veth: format!("v{i}"),
                 publish: vec![],
+                links: vec![],
             });
             store.save(&lock, &n).unwrap();
             // A new process sees the same record.

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod learn;
 mod stub;
 
 use std::collections::BTreeMap;
@@ -74,6 +75,8 @@ pub enum SeccompError {
     ArgIndex { entry: String, index: usize },
     #[error("{entry}: errno value {value} is out of range (at most 65535)")]
     ErrnoRange { entry: String, value: u32 },
+    #[error("{entry}: {action} takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)")]
+    ErrnoNotSupported { entry: String, action: String },
     #[error("{entry}: empty syscall name")]
     EmptyName { entry: String },
     #[error("{entry}: unknown syscall {name:?} (not a syscall on any architecture)")]
@@ -208,6 +211,22 @@ fn action(
     errno_ret: Option<u32>,
     entry: impl FnOnce() -> String,
 ) -> Result<ScmpAction, SeccompError> {
+    // "When the action doesn't support an errno, the runtime MUST print an
+    // error and fail" (config-linux.md, seccomp).
+    if errno_ret.is_some()
+        && !matches!(
+            a,
+            LinuxSeccompAction::ScmpActErrno | LinuxSeccompAction::ScmpActTrace
+        )
+    {
+        return Err(SeccompError::ErrnoNotSupported {
+            entry: entry(),
+            action: serde_json::to_value(a)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{a:?}")),
+        });
+    }
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
             ScmpAction::KillThread

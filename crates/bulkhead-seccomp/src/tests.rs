@@ -387,6 +387,28 @@ fn malformed_profiles_rejected() {
         "syscalls[0].errnoRet: errno value 70000 is out of range (at most 65535)"
     );
 
+    // An errno on an action that has none is an error (config-linux.md:
+    // "the runtime MUST print an error and fail").
+    let e = compile(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_KILL", "errnoRet": 5}]
+    })))
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "syscalls[0].errnoRet: SCMP_ACT_KILL takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)"
+    );
+    let e = compile(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "defaultErrnoRet": 1,
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"}]
+    })))
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "defaultErrnoRet: SCMP_ACT_ALLOW takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)"
+    );
+
     let e = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["read", ""], "action": "SCMP_ACT_ERRNO"}]

@@ -223,6 +223,35 @@ pub fn query(cgroup: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
     }
 }
 
+/// Ids of every device program that runs for `cgroup`: its own and its
+/// ancestors' (`BPF_F_QUERY_EFFECTIVE`); an access is allowed only when all
+/// of them allow it.
+pub fn query_effective(cgroup: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    /// `BPF_F_QUERY_EFFECTIVE`.
+    const QUERY_EFFECTIVE: u32 = 1;
+    let mut cap = 64usize;
+    loop {
+        let mut ids = vec![0u32; cap];
+        let mut attr = Attr::new()
+            .u32(0, raw(cgroup))
+            .u32(4, ATTACH_CGROUP_DEVICE)
+            .u32(8, QUERY_EFFECTIVE)
+            .u64(16, ptr(ids.as_mut_ptr()))
+            .u32(24, cap as u32);
+        match sys_bpf(BPF_PROG_QUERY, &mut attr) {
+            Ok(_) => {
+                let n = (attr.get_u32(24) as usize).min(cap);
+                ids.truncate(n);
+                return Ok(ids);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && cap < 1 << 16 => {
+                cap = (attr.get_u32(24) as usize).max(cap * 2);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A new file descriptor for the loaded program with id `id`.
 pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = Attr::new().u32(0, id);
@@ -265,6 +294,44 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         id: word(4),
         name: String::from_utf8_lossy(&name[..end]).into_owned(),
     })
+}
+
+/// The program behind `prog` as the kernel runs it before JIT (its
+/// "translated" instructions, 8 bytes each in host byte order), read with
+/// `BPF_OBJ_GET_INFO_BY_FD` (`xlated_prog_len` @20, `xlated_prog_insns`
+/// @32 of `struct bpf_prog_info`). Needs CAP_BPF or CAP_SYS_ADMIN (else
+/// the kernel reports a length of 0, returned as EPERM).
+pub fn prog_xlated(prog: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    #[repr(C, align(8))]
+    struct Info([u8; 80]);
+    let get = |buf: Option<&mut [u64]>| -> io::Result<u32> {
+        let mut info = Info([0; 80]);
+        // The kernel writes at most xlated_prog_len bytes, the buffer's size.
+        if let Some(b) = buf {
+            info.0[20..24].copy_from_slice(&((b.len() * INSN_LEN) as u32).to_ne_bytes());
+            info.0[32..40].copy_from_slice(&ptr(b.as_mut_ptr()).to_ne_bytes());
+        }
+        let mut attr = Attr::new()
+            .u32(0, raw(prog))
+            .u32(4, std::mem::size_of::<Info>() as u32)
+            .u64(8, ptr(info.0.as_mut_ptr()));
+        sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        let mut b = [0; 4];
+        b.copy_from_slice(&info.0[20..24]);
+        Ok(u32::from_ne_bytes(b))
+    };
+    let len = get(None)? as usize;
+    if len == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    // u64s: 8-byte aligned, as the kernel writes whole instructions.
+    let mut words = vec![0u64; len.div_ceil(INSN_LEN)];
+    let got = (get(Some(&mut words))? as usize).min(words.len() * INSN_LEN);
+    Ok(words
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .take(got)
+        .collect())
 }
 
 #[cfg(test)]

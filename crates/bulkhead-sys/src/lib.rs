@@ -672,6 +672,30 @@ pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// Close every fd >= `first` that lacks close-on-exec: those came with the
+/// process across execve from whoever started it (every fd this program
+/// opens itself is close-on-exec and owned by some value, so they are left
+/// alone). For a daemon that must not keep its caller's pipes open.
+pub fn close_inherited_fds(first: RawFd) -> io::Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    for fd in fds {
+        if fd < first {
+            continue;
+        }
+        // SAFETY: F_GETFD reads flags only; a closed number gives EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            // SAFETY: no value of this program owns an fd without
+            // close-on-exec (see above), so nothing closes it again.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
 /// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: a new, named session keyring.
 pub fn join_session_keyring(name: &str) -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;

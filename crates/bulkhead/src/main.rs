@@ -72,6 +72,11 @@ struct CreateArgs {
     /// Pass this many extra fds (from 3 on) to the container.
     #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
+    /// Record the syscalls the container makes and write, when it exits, the
+    /// seccomp profile that allows exactly those (bulkhead extension; the
+    /// annotation io.bulkhead.seccomp.learn does the same). See docs/audit.md.
+    #[arg(long, value_name = "FILE")]
+    learn_seccomp: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +173,27 @@ enum Cmd {
     /// Bridge networks for sandboxes (create, ls, inspect, rm). See docs/network.md.
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
+    /// Attach to the terminal of a sandbox started with -d -t (detach:
+    /// ctrl-p ctrl-q).
+    Attach {
+        /// Do not send this terminal's input.
+        #[arg(long)]
+        no_stdin: bool,
+        name: String,
+    },
+    /// Wait for sandboxes to stop; print their exit codes.
+    Wait {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print what is known of sandboxes (status, exit code, log) as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// The recorder of a learning run (started by create; not for users).
+    #[command(name = "learn-recorder", hide = true)]
+    LearnRecorder(commands::learn::RecorderArgs),
     /// Remove sandboxes (their container and directory).
     Rm {
         /// Also remove running sandboxes (killed first).

@@ -352,22 +352,8 @@ fn podman_container_by_pid_matches_the_probe() {
         eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
         return;
     };
-    let p = Podman {
-        dir: common::open_tempdir(),
-        io: common::open_tempdir(),
-    };
-    let mut tar = Command::new("tar")
-        .arg("-C")
-        .arg(rootfs())
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("tar");
     let image = "localhost/bulkhead-audit-test:latest";
-    let mut import = p.cmd(&["import", "-", image]);
-    import.stdin(tar.stdout.take().unwrap());
-    run_cmd(import, p.io.path(), common::cmd_timeout()).ok();
-    tar.wait().unwrap();
+    let p = podman_with_image(image);
 
     let name = unique_id();
     p.run(&[
@@ -402,41 +388,14 @@ fn podman_container_by_pid_matches_the_probe() {
 
     // bulkhead audits whatever runtime podman ran (runc too, with
     // BULKHEAD_TEST_RUNTIME=/usr/bin/runc).
-    let mut audit = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-    audit.args(["audit", "--pid", &pid, "--format", "json"]);
-    let out = run_cmd(audit, p.io.path(), common::cmd_timeout());
-    out.ok();
-    let r = json_of(&out);
+    let (_, r) = common::audit::audit_pid(&pid, p.io.path());
+    common::audit::assert_live_matches_probe(&r, &inside);
     let live = &r["observed"][0];
-    let hex = inside["status"]["CapEff"].as_str().unwrap();
-    let bits = u64::from_str_radix(hex, 16).unwrap();
-    let mut names: Vec<&str> = Vec::new();
-    if bits & (1 << 0) != 0 {
-        names.push("CAP_CHOWN");
-    }
-    if bits & (1 << 12) != 0 {
-        names.push("CAP_NET_ADMIN");
-    }
     assert_eq!(
-        bits.count_ones() as usize,
-        names.len(),
-        "probe CapEff {hex}"
-    );
-    assert_eq!(live["caps"]["effective"], json!(names), "{live}");
-    let mode = match inside["status"]["Seccomp"].as_str().unwrap() {
-        "0" => "disabled",
-        "1" => "strict",
-        _ => "filter",
-    };
-    assert_eq!(live["seccomp"]["mode"], mode, "{live}");
-    assert_eq!(
-        live["seccomp"]["filters"].to_string(),
-        inside["status"]["Seccomp_filters"].as_str().unwrap(),
+        live["caps"]["effective"],
+        json!(["CAP_CHOWN", "CAP_NET_ADMIN"]),
         "{live}"
     );
-    assert_eq!(live["no_new_privs"], inside["no_new_privs"], "{live}");
-    let net = inside["ns"]["net"].as_u64().unwrap();
-    assert_ne!(Some(net), common::ns_inode("self", "net"));
     assert_eq!(live["namespaces"]["net"]["state"], "private", "{live}");
     let got = findings(&r);
     assert!(
@@ -454,6 +413,93 @@ fn podman_container_by_pid_matches_the_probe() {
         !got.iter().any(|(i, _, _)| i == "host-path-writable"),
         "{got:?}"
     );
+}
+
+/// Private podman storage with the test rootfs imported as `image`.
+fn podman_with_image(image: &str) -> Podman {
+    let p = Podman {
+        dir: common::open_tempdir(),
+        io: common::open_tempdir(),
+    };
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs())
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let mut import = p.cmd(&["import", "-", image]);
+    import.stdin(tar.stdout.take().unwrap());
+    run_cmd(import, p.io.path(), common::cmd_timeout()).ok();
+    tar.wait().unwrap();
+    p
+}
+
+/// podman passes `--annotation` into the config: the learning annotation
+/// works through it, within podman's own default profile, and podman then
+/// runs the workload under the learned profile (`--security-opt seccomp=`).
+#[test]
+fn podman_annotation_learns_a_profile_podman_can_use() {
+    require_root!();
+    skip_if!(is_runc(), "the annotation is a bulkhead extension");
+    let Some(_) = podman_bin() else {
+        eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
+        return;
+    };
+    let image = "localhost/bulkhead-learn-test:latest";
+    let p = podman_with_image(image);
+    let dir = common::open_tempdir();
+    let profile = dir.path().join("podman.json");
+    let ann = format!("io.bulkhead.seccomp.learn={}", profile.display());
+    let run = |extra: &[&str], args: &[&str]| {
+        // (Root here lacks CAP_SYS_RESOURCE: podman's default limits are
+        // above the hard ones.)
+        let mut a = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        a.extend_from_slice(extra);
+        a.push(image);
+        a.push("/bin/bulkhead-probe");
+        a.extend_from_slice(args);
+        p.run(&a)
+    };
+    let out = run(&["--annotation", &ann], &["syscall", "getpid"]);
+    out.ok();
+    common::wait_for(
+        "the learned profile",
+        std::time::Duration::from_secs(20),
+        || profile.exists().then_some(()),
+    );
+    let learned: Value = serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(learned["x-bulkhead-learned"]["complete"], true, "{learned}");
+    let seen = learned["x-bulkhead-learned"]["syscalls"].to_string();
+    assert!(seen.contains("\"getpid\""), "{seen}");
+    assert!(!seen.contains("\"uname\""), "{seen}");
+    // Learned within podman's profile: its default refuses, as before.
+    assert_eq!(learned["defaultAction"], "SCMP_ACT_ERRNO", "{learned}");
+
+    let sec = format!("seccomp={}", profile.display());
+    let out = run(&["--security-opt", &sec], &["syscall", "getpid"]);
+    out.ok();
+    assert_eq!(out.json()["ok"], true, "{out}");
+    let out = run(&["--security-opt", &sec], &["syscall", "uname"]);
+    out.ok();
+    // Refused with the base profile's default errno (podman's is ENOSYS).
+    let errno = learned["defaultErrnoRet"]
+        .as_i64()
+        .unwrap_or(libc::EPERM.into());
+    assert_eq!(out.json()["errno"], errno, "never learned: {out}");
+    // Without it, uname reaches the kernel (EFAULT: a NULL buffer).
+    let out = run(&[], &["syscall", "uname"]);
+    out.ok();
+    assert_eq!(out.json()["errno"], libc::EFAULT, "{out}");
 }
 
 #[test]
@@ -571,4 +617,315 @@ fn learned_profile_runs_the_workload_and_blocks_the_rest() {
     out.fails_with(&["--learn", "/nonexistent-dir"]);
     s.rt(&["sandbox", "-d", "--learn", p, "--", "true"])
         .fails_with(&["--learn"]);
+}
+
+/// Where the host mounts cgroup2 (on this hybrid host: /sys/fs/cgroup/unified).
+fn cgroup2_mount() -> Option<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()?
+        .lines()
+        .find(|l| {
+            l.split_once(" - ")
+                .is_some_and(|(_, t)| t.starts_with("cgroup2 "))
+        })
+        .and_then(|l| l.split(' ').nth(4).map(PathBuf::from))
+}
+
+/// A cgroup2 directory with bulkhead's device program for `rules`
+/// attached and a shell in it that says whether it can open the paths it
+/// is given; the shell is killed and the directory (and with it the
+/// program) removed on drop.
+struct DeviceCgroup {
+    dir: PathBuf,
+    shell: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl DeviceCgroup {
+    fn new(mount: &Path, rules: Value) -> DeviceCgroup {
+        use std::os::fd::AsFd;
+        let dir = mount.join(format!("bh-audit-dev-{}", unique_id()));
+        std::fs::create_dir(&dir).unwrap();
+        let mut shell = Command::new("sh")
+            .args([
+                "-c",
+                "while read p; do if (: < \"$p\") 2>/dev/null; then echo ok; else echo denied; fi; done",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let c = DeviceCgroup {
+            dir,
+            stdin: shell.stdin.take().unwrap(),
+            out: std::io::BufReader::new(shell.stdout.take().unwrap()),
+            shell,
+        };
+        let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+            serde_json::from_value(rules).unwrap();
+        let prog = bulkhead_cgroups::devfilter::program(&rules).unwrap();
+        let prog =
+            bulkhead_sys::bpf::load_cgroup_device_prog(&bulkhead_cgroups::devfilter::encode(&prog))
+                .unwrap();
+        let dirfd = std::fs::File::open(&c.dir).unwrap();
+        bulkhead_sys::bpf::attach(prog.as_fd(), dirfd.as_fd(), None).unwrap();
+        std::fs::write(c.dir.join("cgroup.procs"), c.shell.id().to_string()).unwrap();
+        c
+    }
+
+    fn pid(&self) -> String {
+        self.shell.id().to_string()
+    }
+
+    /// Whether the shell in the cgroup can open `path` for reading.
+    fn opens(&mut self, path: &str) -> bool {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{path}").unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        match line.trim() {
+            "ok" => true,
+            "denied" => false,
+            other => panic!("shell said {other:?}"),
+        }
+    }
+}
+
+impl Drop for DeviceCgroup {
+    fn drop(&mut self) {
+        let _ = self.shell.kill();
+        let _ = self.shell.wait();
+        // Removing the directory detaches and frees the program.
+        if let Err(e) = std::fs::remove_dir(&self.dir)
+            && !std::thread::panicking()
+        {
+            panic!("remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// On cgroup v2 the device "controller" is a BPF program: the audit queries
+/// the programs that run for the process's cgroup2 directory, reads their
+/// instructions back from the kernel and evaluates them on probe devices;
+/// what it says matches what the kernel does when the process opens them.
+#[test]
+fn cgroup2_device_programs_are_evaluated() {
+    require_root!();
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 mount on this host");
+        return;
+    };
+    let io = common::open_tempdir();
+    // Device nodes to open from inside the cgroup.
+    let nodes = common::open_tempdir();
+    for (name, minor) in [("null", "3"), ("zero", "5"), ("kmsg", "11")] {
+        let mut mk = Command::new("mknod");
+        mk.arg(nodes.path().join(name)).args(["c", "1", minor]);
+        run_cmd(mk, io.path(), common::cmd_timeout()).ok();
+    }
+    let node = |n: &str| nodes.path().join(n).to_str().unwrap().to_string();
+    let audit = |c: &DeviceCgroup| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+        cmd.args(["audit", "--pid", &c.pid(), "--format", "json"]);
+        let out = run_cmd(cmd, io.path(), common::cmd_timeout());
+        out.ok();
+        json_of(&out)
+    };
+    let titles = |r: &Value, id: &str| -> Vec<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == id)
+            .map(|f| f["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let deny_all = json!({"allow": false, "access": "rwm"});
+    let dev_null = json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"});
+
+    // Weak: /dev/mem, /dev/kmsg, every sd disk, mknod of char devices.
+    let mut weak = DeviceCgroup::new(
+        &mount,
+        json!([deny_all, dev_null,
+            {"allow": true, "type": "c", "major": 1, "minor": 1, "access": "rw"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"},
+            {"allow": true, "type": "b", "major": 8, "access": "rw"},
+            {"allow": true, "type": "c", "access": "m"}]),
+    );
+    let r = audit(&weak);
+    let allowed = titles(&r, "device-allowed");
+    assert_eq!(allowed.len(), 3, "{allowed:?}");
+    assert!(
+        allowed[0].contains("cgroup v2 device program"),
+        "{allowed:?}"
+    );
+    assert!(
+        allowed
+            .iter()
+            .any(|t| t.contains("allows /dev/mem (c 1:1 rw)")),
+        "{allowed:?}"
+    );
+    for want in ["allows /dev/sda (b 8:0 rw)", "allows /dev/kmsg (c 1:11 rw)"] {
+        assert!(allowed.iter().any(|t| t.contains(want)), "{allowed:?}");
+    }
+    assert_eq!(titles(&r, "devices-mknod-any").len(), 1, "{r}");
+    assert!(titles(&r, "devices-all-allowed").is_empty(), "{r}");
+    let live = &r["observed"][0]["device_access"];
+    assert!(
+        live["by"]
+            .as_str()
+            .unwrap()
+            .contains("cgroup v2 device program"),
+        "{live}"
+    );
+    // The kernel agrees (this VM's kernel has no /dev/mem driver to open).
+    assert!(weak.opens(&node("kmsg")));
+    assert!(weak.opens(&node("null")));
+    assert!(!weak.opens(&node("zero")));
+    drop(weak);
+
+    // Strict: runc's default list: nothing but the mknod wildcard (info).
+    let mut strict = DeviceCgroup::new(
+        &mount,
+        json!([deny_all, dev_null,
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "b", "access": "m"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"}]),
+    );
+    let r = audit(&strict);
+    assert!(titles(&r, "device-allowed").is_empty(), "{r}");
+    assert!(titles(&r, "devices-all-allowed").is_empty(), "{r}");
+    assert_eq!(titles(&r, "devices-mknod-any").len(), 2, "{r}");
+    assert!(!strict.opens(&node("kmsg")));
+    assert!(strict.opens(&node("zero")));
+    drop(strict);
+
+    // Everything allowed.
+    let all = DeviceCgroup::new(&mount, json!([{"allow": true, "access": "rwm"}]));
+    let r = audit(&all);
+    let t = titles(&r, "devices-all-allowed");
+    assert_eq!(t.len(), 1, "{r}");
+    assert!(t[0].contains("cgroup v2 device program"), "{t:?}");
+}
+
+/// runc, started in a mount namespace where /sys/fs/cgroup is the host's
+/// cgroup2 mount (so it runs in cgroup v2 mode on this hybrid host),
+/// attaches a device program of its own making (cilium/ebpf); deleted on
+/// drop the same way.
+struct RuncV2 {
+    runc: PathBuf,
+    mount: PathBuf,
+    state: tempfile::TempDir,
+    bundle: tempfile::TempDir,
+    io: tempfile::TempDir,
+    id: String,
+    cgroup: PathBuf,
+}
+
+impl RuncV2 {
+    /// `runc ARGS` with /sys/fs/cgroup replaced by the cgroup2 mount.
+    fn cmd(&self, args: &[&str]) -> RtOutput {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /sys/fs/cgroup && exec \"$@\"")
+            .arg(&self.mount)
+            .arg(&self.runc)
+            .arg("--root")
+            .arg(self.state.path())
+            .args(args)
+            .stdin(Stdio::null());
+        run_cmd(c, self.io.path(), common::cmd_timeout())
+    }
+}
+
+impl Drop for RuncV2 {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete", "--force", &self.id]);
+        let _ = std::fs::remove_dir(&self.cgroup);
+    }
+}
+
+#[test]
+fn runc_cgroup2_device_program_is_evaluated() {
+    require_root!();
+    skip_if!(
+        is_runc(),
+        "runs runc itself, whatever the runtime under test"
+    );
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 mount on this host");
+        return;
+    };
+    let Some(runc) = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        eprintln!("skipped: runc is not installed");
+        return;
+    };
+    let id = unique_id();
+    let r = RuncV2 {
+        runc,
+        cgroup: mount.join(&id),
+        mount,
+        state: common::open_tempdir(),
+        bundle: common::open_tempdir(),
+        io: common::open_tempdir(),
+        id,
+    };
+    let mut cfg = common::base_config(rootfs());
+    cfg["process"]["args"] = json!(["/bin/bulkhead-probe", "sleep", "300"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{}", r.id));
+    cfg["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}
+    ]);
+    std::fs::write(r.bundle.path().join("config.json"), cfg.to_string()).unwrap();
+    let bundle = r.bundle.path().to_str().unwrap().to_string();
+    r.cmd(&["run", "-d", "--bundle", &bundle, &r.id]).ok();
+    let state = r.cmd(&["state", &r.id]);
+    state.ok();
+    let pid = json_of(&state)["pid"].to_string();
+    // Its init really is in the cgroup2 directory runc made.
+    let procs = std::fs::read_to_string(r.cgroup.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid), "{procs}");
+
+    let (_, report) = common::audit::audit_pid(&pid, r.io.path());
+    let access = &report["observed"][0]["device_access"];
+    assert!(
+        access["by"]
+            .as_str()
+            .unwrap()
+            .contains("cgroup v2 device program"),
+        "{access}"
+    );
+    let titles: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("device"))
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    // runc's own defaults (mknod of anything, /dev/null...) plus the rule.
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("allows /dev/kmsg (c 1:11 rw)")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| t.contains("allows mknod of any"))
+            .count(),
+        2,
+        "{titles:?}"
+    );
 }

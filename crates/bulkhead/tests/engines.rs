@@ -468,6 +468,67 @@ fn containerd_detached_task_kill_and_delete() {
     assert!(!ls.stdout.contains("bh-task"), "{ls}");
 }
 
+/// `bulkhead audit --pid` of containers containerd started (through its
+/// runc v2 shim) with the runtime under test and with runc, one with the
+/// default seccomp profile and an added capability, one with neither and the
+/// host's network: the audit's live view matches what the probe sees inside.
+#[test]
+fn containerd_container_audited_by_pid_matches_the_probe() {
+    require_root!();
+    let Some(p) = Podman::new() else { return };
+    let Some(c) = Containerd::new() else { return };
+    c.import_image(&p);
+    let mut runtimes = vec![runtime()];
+    match find_bin("runc") {
+        Some(runc) if !runtimes.contains(&runc) => runtimes.push(runc),
+        Some(_) => {}
+        None => eprintln!("runc is not installed: audited under the runtime under test only"),
+    }
+    let variants: [&[&str]; 2] = [
+        &["--seccomp", "--cap-add", "CAP_NET_ADMIN"],
+        &["--net-host"],
+    ];
+    for (i, rt) in runtimes.iter().enumerate() {
+        for (j, extra) in variants.iter().enumerate() {
+            let id = format!("bh-audit-{i}-{j}");
+            let mut args = c.run_args(rt.to_str().unwrap());
+            args.push("-d");
+            args.extend_from_slice(extra);
+            args.extend([IMAGE, &id, "/bin/bulkhead-probe", "sleep", "300"]);
+            c.run(&args).ok();
+            let pid = common::wait_for("task running", Duration::from_secs(10), || {
+                let ls = c.run(&["task", "ls"]);
+                ls.stdout
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{id} ")) && l.contains("RUNNING"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            });
+            let inside = c.run(&[
+                "task",
+                "exec",
+                "--exec-id",
+                "report",
+                &id,
+                "/bin/bulkhead-probe",
+                "report",
+            ]);
+            inside.ok();
+            let (_, report) = common::audit::audit_pid(&pid, c.io.path());
+            let what = format!("{} {extra:?}", rt.display());
+            eprintln!("audited {what}: verdict {}", report["verdict"]);
+            common::audit::assert_live_matches_probe(&report, &inside.json());
+            c.run(&["task", "kill", "--signal", "SIGKILL", &id]).ok();
+            common::wait_for("task stopped", Duration::from_secs(10), || {
+                let ls = c.run(&["task", "ls"]);
+                (!ls.stdout.contains(&format!("{id} ")) || ls.stdout.contains("STOPPED"))
+                    .then_some(())
+            });
+            c.run(&["task", "delete", &id]).ok();
+            c.run(&["container", "delete", &id]).ok();
+        }
+    }
+}
+
 /// The host directory of `pid`'s cgroup for a v1 `controller` (from
 /// `/proc/<pid>/cgroup` and the mount table), or the cgroup2 one.
 fn cgroup_dir_of(pid: &str, controller: &str) -> PathBuf {

@@ -28,6 +28,8 @@ printf '%s\n' "$@" > "$out.args"
 env > "$out.env"
 readlink /proc/self/ns/net > "$out.netns"
 readlink /proc/self/ns/mnt > "$out.mntns"
+pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$out.tmp")
+[ -n "$pid" ] && readlink "/proc/$pid/exe" > "$out.exe"
 mv "$out.tmp" "$out.json"
 exit "${HOOK_EXIT:-0}"
 "#;
@@ -170,6 +172,10 @@ fn all_hooks_run_in_order_with_state() {
     );
     if !common::is_runc() {
         assert_eq!(h.state("poststart")["status"], "running");
+        // runc says "creating" to prestart; crun and runtime-tools'
+        // hooks_stdin say "created".
+        assert_eq!(h.state("prestart")["status"], "created");
+        assert_eq!(h.state("createRuntime")["status"], "creating");
     }
     assert_eq!(h.state("poststop")["status"], "stopped");
     // Order: by modification time of the outputs.
@@ -507,4 +513,74 @@ fn hook_state_on_stdin_is_single_json_document() {
     let first = de.next().expect("one document").expect("valid JSON");
     assert!(de.next().is_none(), "more than one JSON document: {raw:?}");
     assert_eq!(first["status"], "creating", "{first}");
+}
+
+/// "If any poststart (poststop) hook fails, the runtime MUST log a warning,
+/// but the remaining hooks and lifecycle continue as if the hook had
+/// succeeded" (runtime-tools poststart_fail, poststop_fail).
+#[test]
+fn failing_poststart_and_poststop_hooks_do_not_skip_the_rest() {
+    require_root!();
+    skip_if!(
+        common::is_runc(),
+        "runc 1.1.5 runs poststart on create and stops at a failing one"
+    );
+    let h = HookDir::new();
+    let mut b = Bundle::new().probe(&["sleep", "600"]);
+    b = h.add(b, "poststart", "start-fails", &["HOOK_EXIT=1"]);
+    b = h.add(b, "poststart", "start-next", &[]);
+    b = h.add(b, "poststop", "stop-fails", &["HOOK_EXIT=1"]);
+    b = h.add(b, "poststop", "stop-next", &[]);
+    b.create().ok();
+    b.start().ok();
+    assert!(h.ran("start-fails"));
+    assert!(
+        h.ran("start-next"),
+        "the poststart hook after a failing one did not run"
+    );
+    assert_eq!(b.status(), "running");
+    b.kill("KILL").ok();
+    b.wait_status("stopped");
+    b.delete().ok();
+    assert!(h.ran("stop-fails"));
+    assert!(
+        h.ran("stop-next"),
+        "the poststop hook after a failing one did not run"
+    );
+    b.rt(&["state", &b.id]).fails_with(&["does not exist"]);
+}
+
+/// Poststart hooks run "after the user-specified process is executed": the
+/// pid in their state is already the program, not the runtime's init.
+#[test]
+fn poststart_runs_after_the_program_is_executed() {
+    require_root!();
+    skip_if!(
+        common::is_runc(),
+        "runc 1.1.5 runs poststart hooks at the end of create"
+    );
+    let h = HookDir::new();
+    // A slow startContainer hook (it runs in the init, before the exec)
+    // holds the init back: a runtime that does not wait for the exec runs
+    // poststart while the init is still itself.
+    let b = h.add(
+        Bundle::new().probe(&["sleep", "600"]).hook(
+            "startContainer",
+            "/bin/sh",
+            &["sh", "-c", "sleep 1"],
+            &[],
+        ),
+        "poststart",
+        "post",
+        &[],
+    );
+    b.create().ok();
+    b.start().ok();
+    let exe = h.read("post", "exe");
+    assert!(
+        exe.trim_end().ends_with(common::PROBE),
+        "poststart saw the init as {exe:?}, not the program"
+    );
+    b.kill("KILL").ok();
+    b.wait_status("stopped");
 }

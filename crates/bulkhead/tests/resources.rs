@@ -703,3 +703,68 @@ fn kill9(pid: i32) -> i32 {
         .map(|s| s.code().unwrap_or(1))
         .unwrap_or(1)
 }
+
+/// memory.kernelTCP is not deprecated by the runtime-spec (only `kernel` is)
+/// and cgroup v1 still has the file: create and update set it
+/// (runtime-tools linux_cgroups_memory).
+#[test]
+fn kernel_tcp_limit_is_applied_on_v1() {
+    require_root!();
+    skip_if!(
+        !v1("memory"),
+        "memory is not on cgroup v1 here (kernelTCP has no cgroup2 file)"
+    );
+    let b = with_resources(
+        Bundle::new().probe(&["sleep", "600"]),
+        json!({"memory": {"limit": 64i64 << 20, "kernelTCP": 32i64 << 20}}),
+    );
+    let pid = start(&b);
+    let file = cgroup_dir(pid, "memory").join("memory.kmem.tcp.limit_in_bytes");
+    if is_runc() {
+        // runc 1.1.5 leaves it unlimited (its runtime-tools run fails too).
+        eprintln!("note: runc set kmem.tcp to {}", read(file));
+        return;
+    }
+    assert_eq!(read(file.clone()), (32i64 << 20).to_string());
+    b.rt(&["update", "--kernel-memory-tcp", "48m", &b.id]).ok();
+    assert_eq!(read(file.clone()), (48i64 << 20).to_string());
+    // Other updates leave it alone.
+    b.rt(&["update", "--pids-limit", "30", &b.id]).ok();
+    assert_eq!(read(file), (48i64 << 20).to_string());
+}
+
+/// network.classID goes to net_cls.classid; where net_cls is not mounted
+/// (cgroup2, or a v1 host without it) create fails naming the field: "if the
+/// runtime cannot apply a property ... it MUST generate an error"
+/// (runtime.md, create; runtime-tools linux_cgroups_network).
+#[test]
+fn network_class_id_is_applied_or_refused() {
+    require_root!();
+    let b = with_resources(
+        Bundle::new().probe(&["sleep", "600"]),
+        json!({"network": {"classID": 1048577}}),
+    );
+    let has_net_cls = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|p| p.starts_with("cgroup ") && p.contains("net_cls"))
+        });
+    if has_net_cls {
+        let pid = start(&b);
+        assert_eq!(
+            read(cgroup_dir(pid, "net_cls").join("net_cls.classid")),
+            "1048577"
+        );
+    } else {
+        let out = b.create();
+        if is_runc() {
+            out.fails();
+        } else {
+            out.fails_with(&["linux.resources.network.classID", "net_cls"]);
+        }
+        b.rt(&["state", &b.id]).fails();
+    }
+}

@@ -16,12 +16,11 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::user::{TestUser, host_ids, tool};
+use common::user::{TestUser, TunOpen, host_ids, tool};
 use common::{RtOutput, cmd_timeout, is_runc, run_cmd, runtime, wait_for};
 use serde_json::{Value, json};
 
@@ -532,36 +531,6 @@ fn rootless_flag_overrides_detection() {
     // Forced rootful ignores it.
     rt(None, &["--rootless", "false", "state", "nosuch"]).fails_with(&["does not exist"]);
     rt(None, &["--rootless", "maybe", "state", "x"]).fails_with(&["--rootless"]);
-}
-
-/// `/dev/net/tun` opened up (0666, what udev does on Debian) while the guard
-/// lives, under an exclusive lock so that two tests never interleave their
-/// chmods; the original mode is put back on drop.
-struct TunOpen {
-    path: &'static Path,
-    mode: u32,
-    _lock: fs::File,
-}
-
-impl TunOpen {
-    fn new() -> TunOpen {
-        let path = Path::new("/dev/net/tun");
-        let lock = fs::File::create("/run/lock/bulkhead-test-devtun.lock").unwrap();
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-        let mode = fs::metadata(path).unwrap().permissions().mode() & 0o7777;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o666)).unwrap();
-        TunOpen {
-            path,
-            mode,
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for TunOpen {
-    fn drop(&mut self) {
-        let _ = fs::set_permissions(self.path, fs::Permissions::from_mode(self.mode));
-    }
 }
 
 #[test]

@@ -277,7 +277,34 @@ fn writes_land_in_the_upper_layer_owned_by_mapped_ids_and_rm_leaves_nothing() {
     ])
     .ok();
     assert_gone(&e, &name);
-    // Neither container changed the image.
+    // Detached with --rm: its monitor unmounts and removes the root once
+    // the command exits.
+    let name = unique_id();
+    let _rm2 = Removed {
+        env: &e,
+        name: name.clone(),
+    };
+    e.sandbox(&[
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "--read-only=false",
+        "--image",
+        &archive,
+        "--",
+        "sh",
+        "-c",
+        "echo x > /f",
+    ])
+    .ok();
+    common::wait_for(
+        "the sandbox to remove itself",
+        common::cmd_timeout(),
+        || (!Path::new(SANDBOXES).join(&name).exists()).then_some(()),
+    );
+    assert_gone(&e, &name);
+    // None of the containers changed the image.
     assert_eq!(store_fingerprint(&e.store()), before);
     assert_store_consistent(&e.store());
 }
@@ -532,4 +559,57 @@ fn host_passwd() -> String {
         .filter(|l| !l.contains("bulkhead rootless test"))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+#[test]
+fn print_spec_with_an_image_has_its_config_and_creates_nothing() {
+    skip_if!(is_runc(), "`sandbox` is a bulkhead command");
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let e = Env::new();
+    let archive = e.demo("demo.tar");
+    let archive = archive.to_str().unwrap();
+    let spec = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--print-spec"];
+        all.extend_from_slice(args);
+        let out = e.sandbox(&all);
+        out.ok();
+        serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("{err}: {out}"))
+    };
+    // Not imported: read from the archive; the store is not even created.
+    let v = spec(&["--image", archive]);
+    assert_eq!(v["process"]["args"], serde_json::json!(["/demo"]), "{v:#}");
+    let env: Vec<&str> = v["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"HOME=/root"), "{env:?}");
+    assert_eq!(v["process"]["cwd"], "/");
+    assert!(!e.store().exists(), "--print-spec created the store");
+    // -e, -w and a command still win over the image's.
+    let v = spec(&[
+        "--image", archive, "-e", "HOME=/x", "-w", "/tmp", "--", "id",
+    ]);
+    assert_eq!(v["process"]["args"], serde_json::json!(["id"]));
+    assert!(
+        v["process"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "HOME=/x")
+    );
+    assert_eq!(v["process"]["cwd"], "/tmp");
+    // By name once imported, accounts from its layers.
+    e.sandbox(&["--image", archive, "--", "true"]).ok();
+    let v = spec(&["--image", "bulkhead-demo:latest", "-u", "nobody"]);
+    assert_eq!(v["process"]["args"], serde_json::json!(["/demo"]));
+    assert_eq!(v["process"]["user"]["uid"], 65534, "{v:#}");
+    // An unknown name: an error naming --image, nothing printed.
+    let out = e.sandbox(&["--print-spec", "--image", "no-such-image"]);
+    out.fails_with(&["--image \"no-such-image\"", "no such file"]);
+    assert!(out.stdout.is_empty(), "{out}");
 }

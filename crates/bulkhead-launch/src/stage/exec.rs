@@ -42,9 +42,23 @@ impl Exec {
 }
 
 /// Enter the working directory while still privileged in the container.
+/// Enter the cwd and verify it. Runs before the security stage: without
+/// no_new_privs the seccomp filter is loaded there, and a profile may deny
+/// getcwd (runtime-tools' linux_seccomp test does exactly that).
 pub fn enter_cwd(p: &ProcessPlan) -> Result<(), StageError> {
-    rustix::process::chdir(&p.cwd)
-        .map_err(|e| StageError::msg("process.cwd", format!("chdir to {}: {e}", p.cwd.display())))
+    rustix::process::chdir(&p.cwd).map_err(|e| {
+        StageError::msg("process.cwd", format!("chdir to {}: {e}", p.cwd.display()))
+    })?;
+    // The cwd must be a path inside the container's root: an fd leaked from
+    // the host (CVE-2024-21626) would show up as "(unreachable)/…" here.
+    let cwd = bulkhead_sys::getcwd_bytes().map_err(StageError::sys("process.cwd: getcwd"))?;
+    if !cwd.starts_with(b"/") {
+        return Err(StageError::msg(
+            "process.cwd",
+            "working directory is outside the container root",
+        ));
+    }
+    Ok(())
 }
 
 fn cstr(field: &str, s: &[u8]) -> Result<CString, StageError> {
@@ -121,15 +135,6 @@ fn home_of(uid: u32) -> String {
 }
 
 pub fn prepare(p: &ProcessPlan, preserve_fds: u32) -> Result<Exec, StageError> {
-    // The cwd must be a path inside the container's root: an fd leaked from
-    // the host (CVE-2024-21626) would show up as "(unreachable)/…" here.
-    let cwd = bulkhead_sys::getcwd_bytes().map_err(StageError::sys("process.cwd: getcwd"))?;
-    if !cwd.starts_with(b"/") {
-        return Err(StageError::msg(
-            "process.cwd",
-            "working directory is outside the container root",
-        ));
-    }
     let mut env = p.env.clone();
     if env_value(&env, "HOME").is_none() {
         env.push(format!("HOME={}", home_of(p.uid)));

@@ -13,11 +13,14 @@ fn procfs() -> Result<ProcfsHandle, StageError> {
     ProcfsHandle::new().map_err(StageError::sys("open procfs"))
 }
 
+/// `hand_over` receives the notify listener of an early filter at once:
+/// the credential steps after it may notify, and must find a listener.
 pub fn apply(
     plan: &Plan,
     p: &ProcessPlan,
     early_seccomp: Option<&bulkhead_seccomp::Compiled>,
-) -> Result<Option<OwnedFd>, StageError> {
+    hand_over: &mut dyn FnMut(OwnedFd) -> Result<(), StageError>,
+) -> Result<(), StageError> {
     for r in &p.rlimits {
         bulkhead_sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| {
             StageError::msg(
@@ -67,13 +70,12 @@ pub fn apply(
     // Probed before an early filter is loaded: profiles written for runc
     // (allow-lists with an EPERM default) may refuse prctl's bounding-set read.
     let last_cap = bulkhead_sys::caps::last_cap();
-    let listener = match early_seccomp {
-        Some(s) => load_seccomp(s)?,
-        None => None,
-    };
+    if let Some(fd) = early_seccomp.map(load_seccomp).transpose()?.flatten() {
+        hand_over(fd)?;
+    }
     credentials(p, last_cap)?;
     bulkhead_sys::umask(p.umask.unwrap_or(0o022));
-    Ok(listener)
+    Ok(())
 }
 
 /// Load the compiled filter; returns the notify listener fd when the profile
@@ -81,6 +83,31 @@ pub fn apply(
 pub fn load_seccomp(s: &bulkhead_seccomp::Compiled) -> Result<Option<OwnedFd>, StageError> {
     bulkhead_sys::seccomp::load_filter(&s.bpf, s.flags)
         .map_err(StageError::sys("linux.seccomp: load filter"))
+}
+
+/// Names the requested capabilities the runtime itself does not hold (a
+/// host whose root lacks some, like CAP_SYS_RESOURCE under some sandboxes):
+/// nobody can grant those, and the bare EPERM does not say which.
+fn caps_we_lack(wanted: u64) -> String {
+    let held = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapPrm:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    let Some(held) = held else {
+        return String::new();
+    };
+    let missing: Vec<String> = (0..64)
+        .filter(|&c| wanted & !held & (1u64 << c) != 0)
+        .map(|c| bulkhead_spec::caps::name(c).map_or_else(|| format!("cap {c}"), str::to_string))
+        .collect();
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} not held by the runtime itself)", missing.join(", "))
+    }
 }
 
 /// Bounding set first (needs CAP_SETPCAP), then ids with the permitted set
@@ -114,7 +141,10 @@ fn credentials(p: &ProcessPlan, last_cap: u32) -> Result<(), StageError> {
     if let Some(c) = &p.caps {
         bulkhead_sys::caps::set_keepcaps(false).map_err(StageError::sys("keep capabilities"))?;
         bulkhead_sys::caps::set(c.effective.0, c.permitted.0, c.inheritable.0).map_err(|e| {
-            StageError::msg("process.capabilities", format!("unable to apply caps: {e}"))
+            StageError::msg(
+                "process.capabilities",
+                format!("unable to apply caps: {e}{}", caps_we_lack(c.permitted.0)),
+            )
         })?;
         bulkhead_sys::caps::ambient_clear()
             .map_err(StageError::sys("process.capabilities.ambient"))?;

@@ -99,12 +99,29 @@ impl Rootless {
         1 + self.sub_ids.map_or(0, |(_, _, n)| n.min(ID_RANGE))
     }
 
-    fn map(&self, own: u32, sub: Option<u32>) -> Value {
-        let mut m = vec![json!({"containerID": 0, "hostID": own, "size": 1})];
-        if let (Some(start), Some((_, _, n))) = (sub, self.sub_ids) {
-            m.push(json!({"containerID": 1, "hostID": start, "size": n.min(ID_RANGE)}));
-        }
-        json!(m)
+    /// The uid and gid maps, as (container id, host id, size) triples:
+    /// what the sandbox's user namespace gets, and what a rootless image is
+    /// unpacked under, so the layers' owners are the ones it sees.
+    pub fn id_maps(&self) -> [Vec<(u32, u32, u32)>; 2] {
+        let one = |own: u32, sub: Option<u32>| {
+            let mut m = vec![(0, own, 1)];
+            if let (Some(start), Some((_, _, n))) = (sub, self.sub_ids) {
+                m.push((1, start, n.min(ID_RANGE)));
+            }
+            m
+        };
+        [
+            one(self.uid, self.sub_ids.map(|s| s.0)),
+            one(self.gid, self.sub_ids.map(|s| s.1)),
+        ]
+    }
+
+    fn map(maps: &[(u32, u32, u32)]) -> Value {
+        json!(
+            maps.iter()
+                .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
+                .collect::<Vec<_>>()
+        )
     }
 }
 
@@ -120,6 +137,11 @@ pub struct SandboxOptions {
     /// the same path.
     pub root_binds: Vec<PathBuf>,
     pub image: Option<ImageConfig>,
+    /// Rootless `--image`: the overlayfs options (`lowerdir=…`,
+    /// `upperdir=…`, `workdir=…`) of the root, mounted by the container at
+    /// `/` inside its own user namespace (root prepares image roots itself,
+    /// idmapped).
+    pub root_overlay: Option<Vec<String>>,
     /// `--entrypoint`: `Some("")` clears the image's.
     pub entrypoint: Option<String>,
     pub command: Vec<String>,
@@ -369,10 +391,10 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
     // itself cannot hold them.
     let map = json!([{"containerID": 0, "hostID": o.id_map_base, "size": ID_RANGE}]);
     let (uid_map, gid_map) = match &o.rootless {
-        Some(r) => (
-            r.map(r.uid, r.sub_ids.map(|s| s.0)),
-            r.map(r.gid, r.sub_ids.map(|s| s.1)),
-        ),
+        Some(r) => {
+            let [u, g] = r.id_maps();
+            (Rootless::map(&u), Rootless::map(&g))
+        }
         None => (map.clone(), map.clone()),
     };
     // gid 5 (tty) exists only with sub-ids.
@@ -400,6 +422,12 @@ pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
     ];
+    if let Some(opts) = &o.root_overlay {
+        mounts.insert(
+            0,
+            json!({"destination": "/", "type": "overlay", "source": "overlay", "options": opts}),
+        );
+    }
     let sys_ro = if d.sysfs_writable { "rw" } else { "ro" };
     if e.userns && o.network == NetworkMode::Host {
         // sysfs can only be mounted by the owner of the network namespace.

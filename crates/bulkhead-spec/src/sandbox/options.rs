@@ -194,6 +194,34 @@ pub fn memory(s: &str) -> Result<Option<u64>, SandboxError> {
     if s == "-1" || s == "0" {
         return Ok(None);
     }
+    let bytes = size(F, s)?;
+    // The kernel rounds to pages, and below a few MiB nothing starts.
+    if bytes < 6 << 20 {
+        return Err(SandboxError::flag(F, format!("{s:?}: the minimum is 6m")));
+    }
+    Ok(Some(bytes))
+}
+
+/// `--log-max-size 10m`: the size at which a detached sandbox's log is
+/// rotated; `-1`: never (the log then grows without bound).
+pub fn log_max_size(s: &str) -> Result<Option<u64>, SandboxError> {
+    const F: &str = "--log-max-size";
+    if s == "-1" {
+        return Ok(None);
+    }
+    let bytes = size(F, s)?;
+    if bytes < 1 << 10 {
+        return Err(SandboxError::flag(
+            F,
+            format!("{s:?}: the minimum is 1k (-1: no limit)"),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// A byte count with an optional k, m or g suffix (powers of 1024, an
+/// optional trailing b), as docker reads sizes.
+fn size(flag: &str, s: &str) -> Result<u64, SandboxError> {
     let lower = s.to_ascii_lowercase();
     let (num, mult) = match lower.trim_end_matches('b').char_indices().last() {
         Some((i, 'k')) => (&lower[..i], 1u64 << 10),
@@ -203,18 +231,12 @@ pub fn memory(s: &str) -> Result<Option<u64>, SandboxError> {
     };
     let n: u64 = num.parse().map_err(|_| {
         SandboxError::flag(
-            F,
+            flag,
             format!("{s:?}: expected a size such as 64m, 1g or 1048576"),
         )
     })?;
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| SandboxError::flag(F, format!("{s:?}: too large")))?;
-    // The kernel rounds to pages, and below a few MiB nothing starts.
-    if bytes < 6 << 20 {
-        return Err(SandboxError::flag(F, format!("{s:?}: the minimum is 6m")));
-    }
-    Ok(Some(bytes))
+    n.checked_mul(mult)
+        .ok_or_else(|| SandboxError::flag(flag, format!("{s:?}: too large")))
 }
 
 /// `--cpus 0.5`: CFS quota per 100ms period; 0 means no limit.

@@ -326,6 +326,17 @@ fn value_parsers() {
 }
 
 #[test]
+fn log_max_size() {
+    assert_eq!(options::log_max_size("10m").unwrap(), Some(10 << 20));
+    assert_eq!(options::log_max_size("4k").unwrap(), Some(4096));
+    assert_eq!(options::log_max_size("-1").unwrap(), None);
+    for bad in ["0", "100", "ten", "", "5x", "-2"] {
+        let e = options::log_max_size(bad).unwrap_err().to_string();
+        assert!(e.starts_with("--log-max-size:"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn security_opts() {
     let ok = |s: &str| options::security_opt(s).unwrap().unwrap();
     assert_eq!(ok("no-new-privileges"), SecurityOpt::NoNewPrivileges(true));
@@ -534,4 +545,30 @@ fn rootless_forces_a_user_namespace_and_limits_need_a_cgroup() {
     assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
     // Device cgroup rules need host privileges.
     assert!(v["linux"]["resources"].get("devices").is_none());
+}
+
+#[test]
+fn rootless_image_root_is_an_overlay_mounted_first_at_root() {
+    let mut o = rootless(Some((600_000_000, 700_000_000, 65_536)));
+    o.root = RootSource::Image("demo.tar".into());
+    o.root_overlay = Some(vec![
+        "lowerdir=/home/u/.local/share/bulkhead/images/layers/ab/diff".into(),
+        "upperdir=/run/user/1001/bulkhead-sandboxes/t/overlay/upper".into(),
+        "workdir=/run/user/1001/bulkhead-sandboxes/t/overlay/work".into(),
+    ]);
+    let v = built(&o);
+    let first = &v["mounts"][0];
+    assert_eq!(first["destination"], "/", "{v:#}");
+    assert_eq!(first["type"], "overlay");
+    assert_eq!(first["options"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        o.rootless.unwrap().id_maps(),
+        [
+            vec![(0, 1001, 1), (1, 600_000_000, 65_536)],
+            vec![(0, 1002, 1), (1, 700_000_000, 65_536)]
+        ]
+    );
+    // Without an overlay, nothing is mounted at /.
+    o.root_overlay = None;
+    assert!(mount(&built(&o), "/").is_none());
 }

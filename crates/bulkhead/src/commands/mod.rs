@@ -12,6 +12,7 @@ use crate::{Cmd, CreateArgs};
 pub mod audit;
 pub mod events;
 pub mod exec;
+pub mod learn;
 pub mod network;
 pub mod sandbox;
 mod tty;
@@ -42,6 +43,7 @@ fn create_opts(ctx: &Ctx, a: &CreateArgs) -> CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         systemd_cgroup: ctx.systemd_cgroup,
+        learn_seccomp: a.learn_seccomp.clone(),
     }
 }
 
@@ -57,6 +59,10 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             return Ok(0);
         }
         Cmd::Audit(args) => return audit::run(ctx, &args),
+        Cmd::LearnRecorder(args) => {
+            learn::recorder(&args)?;
+            return Ok(0);
+        }
         _ => {}
     }
     let store = ctx.store()?;
@@ -92,7 +98,9 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         } => ps(&store, &id, &format, &ps_args)?,
         Cmd::Pause { id } => store.pause(&id)?,
         Cmd::Resume { id } => store.resume(&id)?,
-        Cmd::Spec { .. } | Cmd::Features | Cmd::Audit(_) => unreachable!("handled above"),
+        Cmd::Spec { .. } | Cmd::Features | Cmd::Audit(_) | Cmd::LearnRecorder(_) => {
+            unreachable!("handled above")
+        }
         Cmd::Sandbox(args) => return Ok(sandbox::main(&store, &args)),
         Cmd::Logs { follow, name } => sandbox::verbs::logs(&store, &name, follow)?,
         Cmd::Stop { time, name } => sandbox::verbs::stop(&store, &name, time)?,
@@ -101,6 +109,11 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                 sandbox::verbs::rm(&store, n, force)?;
             }
         }
+        Cmd::Attach { no_stdin, name } => {
+            return sandbox::attach::attach(&store, &name, no_stdin);
+        }
+        Cmd::Wait { names } => sandbox::verbs::wait(&store, &names)?,
+        Cmd::Inspect { names } => sandbox::verbs::inspect(&store, &names)?,
         Cmd::Exec(args) => return exec::run(&store, &args),
         Cmd::Update(args) => update::run(&store, &args)?,
         Cmd::Events(args) => events::run(&store, &args)?,
@@ -197,6 +210,8 @@ pub(crate) fn run_with(
         return Ok(0);
     }
     let code = wait_foreground(pid, master.as_ref())?;
+    // A learning run's profile is on disk when `run` returns.
+    store.wait_learning(id);
     if !keep {
         delete(store, id, true)?;
     }
@@ -277,7 +292,7 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<()> {
                     [
                         v.id.clone(),
                         v.pid.to_string(),
-                        v.status.to_string(),
+                        sandbox::verbs::status_text(v.status, v.exit.as_ref()),
                         v.bundle.display().to_string(),
                         v.created.clone(),
                         if v.owner.is_empty() {

@@ -66,10 +66,10 @@ impl Drop for Console {
 }
 
 /// Puts the caller's terminal in raw mode while relaying, and back after.
-struct RawMode(Option<Termios>);
+pub(crate) struct RawMode(Option<Termios>);
 
 impl RawMode {
-    fn enter() -> RawMode {
+    pub(crate) fn enter() -> RawMode {
         let stdin = rustix::stdio::stdin();
         let Ok(saved) = rustix::termios::tcgetattr(stdin) else {
             return RawMode(None);

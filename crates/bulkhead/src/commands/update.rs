@@ -128,6 +128,12 @@ fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
             .map(|v| parse_size("memory-swap", v))
             .transpose()?,
     );
+    memory.set_kernel_tcp(
+        a.kernel_memory_tcp
+            .as_deref()
+            .map(|v| parse_size("kernel-memory-tcp", v))
+            .transpose()?,
+    );
     let mut cpu = LinuxCpu::default();
     cpu.set_shares(a.cpu_share);
     cpu.set_quota(a.cpu_quota);
@@ -179,21 +185,16 @@ pub fn run(store: &Store, a: &UpdateArgs) -> Result<()> {
                 bytes = std::fs::read(src).with_context(|| format!("--resources {src}"))?;
             }
             let r = parse_resources(src, &bytes)?;
-            if r.memory().is_some_and(|m| {
-                m.kernel().is_some_and(|k| k != 0) || m.kernel_tcp().is_some_and(|k| k != 0)
-            }) {
-                tracing::warn!("memory.kernel and memory.kernelTCP are obsolete and ignored");
+            if r.memory()
+                .is_some_and(|m| m.kernel().is_some_and(|k| k != 0))
+            {
+                tracing::warn!("memory.kernel is obsolete and ignored");
             }
             r
         }
         None => {
-            for (flag, v) in [
-                ("kernel-memory", &a.kernel_memory),
-                ("kernel-memory-tcp", &a.kernel_memory_tcp),
-            ] {
-                if v.is_some() {
-                    tracing::warn!("--{flag} is obsolete and ignored");
-                }
+            if a.kernel_memory.is_some() {
+                tracing::warn!("--kernel-memory is obsolete and ignored");
             }
             from_flags(a)?
         }

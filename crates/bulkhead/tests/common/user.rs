@@ -320,3 +320,33 @@ pub fn host_ids(pid: i32, field: &str) -> Vec<u32> {
         .map(|x| x.parse().unwrap())
         .collect()
 }
+
+/// `/dev/net/tun` opened up (0666, what udev does on Debian) while the guard
+/// lives, under an exclusive lock so that two tests never interleave their
+/// chmods; the original mode is put back on drop.
+pub struct TunOpen {
+    path: &'static Path,
+    mode: u32,
+    _lock: fs::File,
+}
+
+impl TunOpen {
+    pub fn new() -> TunOpen {
+        let path = Path::new("/dev/net/tun");
+        let lock = fs::File::create("/run/lock/bulkhead-test-devtun.lock").unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let mode = fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o666)).unwrap();
+        TunOpen {
+            path,
+            mode,
+            _lock: lock,
+        }
+    }
+}
+
+impl Drop for TunOpen {
+    fn drop(&mut self) {
+        let _ = fs::set_permissions(self.path, fs::Permissions::from_mode(self.mode));
+    }
+}

@@ -149,9 +149,13 @@ pub fn prepare(
     // is chrooted instead of pivoted.
     if plan.ns(NsKind::Mount).is_some() {
         // Nothing mounted from here on may propagate back to the host.
-        let prop = plan
-            .rootfs_propagation
-            .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+        // "unbindable" waits for `finish`: an unbindable rootfs could not be
+        // bound onto itself below; private propagates nothing either.
+        let prop = match plan.rootfs_propagation {
+            Some(p) if p & libc::MS_UNBINDABLE != 0 => libc::MS_PRIVATE | libc::MS_REC,
+            Some(p) => p,
+            None => libc::MS_SLAVE | libc::MS_REC,
+        };
         bulkhead_sys::mount(None, Path::new("/"), None, prop, None)
             .map_err(StageError::sys("make / private to the container"))?;
         // A recursive slave or private leaves no shared mount under / (a
@@ -177,17 +181,29 @@ pub fn prepare(
         "root.path {}",
         plan.rootfs.display()
     )))?;
-    let root = Root::open(&plan.rootfs).map_err(StageError::sys(format!(
-        "root.path {}",
-        plan.rootfs.display()
-    )))?;
-    let rootfs = Rootfs {
-        root,
+    let open_root = || {
+        Root::open(&plan.rootfs).map_err(StageError::sys(format!(
+            "root.path {}",
+            plan.rootfs.display()
+        )))
+    };
+    let mut rootfs = Rootfs {
+        root: open_root()?,
         path: plan.rootfs.clone(),
         in_userns: plan.ns(NsKind::User).is_some() || rootless,
         rootless,
     };
-    for (i, m) in plan.mounts.iter().enumerate() {
+    // A mount at `/` becomes the root itself (a rootless image sandbox's
+    // overlay, which only the container's user namespace may mount): it
+    // goes first, whatever its place in the list, and the root is opened
+    // again so every later mount and pivot_root land on it.
+    let at_root = |m: &bulkhead_spec::plan::MountPlan| m.destination == Path::new("/");
+    for (i, m) in plan.mounts.iter().enumerate().filter(|(_, m)| at_root(m)) {
+        mounts::mount_one(&rootfs, plan, m, cgroups, trees.get(i))
+            .map_err(|e| StageError::msg(format!("mounts[{i}] /"), e.reason))?;
+        rootfs.root = open_root()?;
+    }
+    for (i, m) in plan.mounts.iter().enumerate().filter(|(_, m)| !at_root(m)) {
         mounts::mount_one(&rootfs, plan, m, cgroups, trees.get(i)).map_err(|e| {
             StageError::msg(format!("mounts[{i}] {}", m.destination.display()), e.reason)
         })?;

@@ -24,8 +24,10 @@ use bulkhead_spec::sandbox::{
     self as spec, ID_RANGE, NetworkMode, Profile, RootSource, SandboxOptions, options,
 };
 
+pub mod attach;
 pub mod image;
 pub mod learn;
+pub mod monitor;
 pub mod verbs;
 
 /// Host directories that make up the embedded default root.
@@ -155,14 +157,20 @@ pub struct SandboxArgs {
     /// Host name inside (default: sandbox).
     #[arg(long)]
     hostname: Option<String>,
-    /// none (own namespace, loopback only), host, or the name of a bridge
-    /// network (`bulkhead network create`).
-    #[arg(long, default_value = "none")]
-    network: String,
+    /// none (own namespace, loopback only; the default), host, the name of
+    /// a bridge network (`bulkhead network create`), or, rootless, pasta
+    /// (the default with -p) or slirp4netns.
+    #[arg(long)]
+    network: Option<String>,
     /// Publish a port of a bridge-networked sandbox:
     /// [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp].
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOSTPORT:PORT")]
     publish: Vec<String>,
+    /// Let this sandbox and container NAME, on the same bridge network,
+    /// reach each other (on a network without --allow-intra); NAME (and
+    /// ALIAS) resolve through /etc/hosts.
+    #[arg(long = "link", value_name = "NAME[:ALIAS]")]
+    link: Vec<String>,
     /// Give the command a terminal.
     #[arg(short = 't', long)]
     tty: bool,
@@ -172,9 +180,13 @@ pub struct SandboxArgs {
     /// Remove the sandbox when it exits (the default in the foreground).
     #[arg(long)]
     rm: bool,
-    /// Run in the background; see `bulkhead logs/stop/rm`.
+    /// Run in the background; see `bulkhead logs/stop/rm/wait`.
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Rotate a detached sandbox's log at this size (one previous part is
+    /// kept); -1: never [default: 10m].
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    log_max_size: Option<String>,
     /// Record the syscalls the command makes and write the smallest
     /// seccomp profile that runs it to FILE (use it with
     /// --security-opt seccomp=FILE). See docs/audit.md.
@@ -191,6 +203,18 @@ pub struct SandboxArgs {
     /// The command and its arguments (after `--` when it starts with `-`).
     #[arg(trailing_var_arg = true, num_args = 1.., value_name = "CMD")]
     command: Vec<String>,
+}
+
+impl SandboxArgs {
+    /// `--network`, or its default: none, except that a rootless sandbox
+    /// that publishes ports gets pasta.
+    fn network(&self) -> &str {
+        match &self.network {
+            Some(n) => n,
+            None if !self.publish.is_empty() && !rustix::process::geteuid().is_root() => "pasta",
+            None => "none",
+        }
+    }
 }
 
 /// A failure with the exit code it maps to.
@@ -263,6 +287,18 @@ pub fn sandbox_base(store: &Store) -> Result<PathBuf> {
 /// Removes a sandbox's directory after releasing whatever its root holds.
 pub fn remove_dir(dir: &Path) -> Result<()> {
     image::release(dir)?;
+    if image::has_rootless_root(dir) && !rustix::process::geteuid().is_root() {
+        // Sub-id-owned files need the user namespace; without it (a
+        // process that cannot fork, e.g. with --learn's threads) a plain
+        // removal still works when the container wrote nothing as a sub-id.
+        match image::remove_rootless(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::debug!("{e:#}");
+                image::open_own_dirs(dir);
+            }
+        }
+    }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("remove sandbox dir {}", dir.display()))
@@ -340,17 +376,11 @@ fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
     if o.userns == Some(false) {
         bail!("--userns host: a rootless sandbox always has its own user namespace");
     }
-    if !matches!(a.network.as_str(), "none" | "host") {
+    if !matches!(a.network(), "none" | "host" | "pasta" | "slirp4netns") {
         bail!(
             "--network {}: bridge networks need root; a rootless sandbox has --network none \
-             (its own namespace with loopback) or host",
-            a.network
-        );
-    }
-    if a.image.is_some() {
-        bail!(
-            "--image: not supported rootless yet (the image store is root's); \
-             use --rootfs DIR with an unpacked root, or the default host root"
+             (its own namespace with loopback), host, pasta or slirp4netns",
+            a.network()
         );
     }
     let limits = [
@@ -367,11 +397,7 @@ fn rootless_options(a: &SandboxArgs, o: &mut SandboxOptions) -> Result<()> {
             asked.join(", ")
         );
     }
-    o.rootless = Some(spec::Rootless {
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-        sub_ids: bulkhead_launch::subid::own_subids(),
-    });
+    o.rootless = Some(image::own_rootless());
     Ok(())
 }
 
@@ -389,8 +415,8 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
         user: a.user.clone(),
         hostname: a.hostname.clone(),
         // A bridge network is a private namespace, set up by the CLI.
-        network: match a.network.as_str() {
-            "none" | "host" => a.network.parse::<NetworkMode>()?,
+        network: match a.network() {
+            "none" | "host" => a.network().parse::<NetworkMode>()?,
             _ => NetworkMode::None,
         },
         read_only: a.read_only,
@@ -455,15 +481,17 @@ fn options_from(a: &SandboxArgs) -> Result<SandboxOptions> {
 }
 
 fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
-    if a.detach && a.rm {
+    if a.log_max_size.is_some() && !a.detach {
         return Err(anyhow!(
-            "--rm cannot be combined with -d yet: remove a detached sandbox with `bulkhead rm -f NAME`"
+            "--log-max-size: only a detached sandbox (-d) keeps a log; in the foreground its \
+             output is yours"
         )
         .into());
     }
-    if a.detach && a.tty {
-        return Err(anyhow!("-t cannot be combined with -d: there is no attach yet").into());
-    }
+    let log_max = match &a.log_max_size {
+        Some(s) => options::log_max_size(s)?,
+        None => Some(monitor::DEFAULT_LOG_MAX),
+    };
     let mut o = options_from(a)?;
     if store.rootless {
         rootless_options(a, &mut o)?;
@@ -473,7 +501,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
     if store.load(&name).is_ok() {
         return Err(anyhow!("--name: a container named {name:?} already exists").into());
     }
-    let net = super::network::for_sandbox(store, &a.network, &name, &a.publish)?;
+    let net = super::network::for_sandbox(store, a.network(), &name, &a.publish, &a.link)?;
     let base = sandbox_base(store)?;
     let dir = base.join(&name);
     o.cgroups_path = a
@@ -497,8 +525,36 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
             _ => dir.join("rootfs"),
         };
         if o.root == RootSource::HostDirs {
-            o.root_binds = host_binds(&a.network);
-            host_etc(&mut o, &dir, &a.network, false)?;
+            o.root_binds = host_binds(a.network());
+            host_etc(&mut o, &dir, a.network(), false)?;
+        }
+        if let Some(reference) = &a.image {
+            let store_dir = if store.rootless {
+                a.image_opts.rootless_store_dir()?
+            } else {
+                a.image_opts.store_dir()
+            };
+            let (config, in_store) = image::inspect(reference, &store_dir)?;
+            o.image = Some(config);
+            if let Some(img) = &in_store {
+                let read = |p: &str| {
+                    img.read_file(p, 1 << 20)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                };
+                o.passwd = read("etc/passwd");
+                o.group = read("etc/group");
+                if o.rootless.is_some() {
+                    let ov = dir.join("overlay");
+                    let data = bulkhead_image::overlay_options(
+                        img,
+                        &ov.join("upper"),
+                        &ov.join("work"),
+                        &o.rootfs,
+                    )
+                    .with_context(|| format!("--image {reference:?}"))?;
+                    o.root_overlay = Some(data.split(',').map(String::from).collect());
+                }
+            }
         }
         let cfg = spec::build(&o)?;
         println!(
@@ -530,7 +586,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
                 .into());
         }
     }
-    let result = in_dir(store, a, o, &name, &dir, userns, net);
+    let result = in_dir(store, a, o, &name, &dir, userns, net, log_max);
     let keep = a.detach && matches!(result, Ok(0));
     if !keep && let Err(e) = remove_dir(&dir) {
         tracing::warn!("{e:#}");
@@ -540,6 +596,7 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
 
 /// Everything after the sandbox directory exists; the caller removes it
 /// unless a detached sandbox started.
+#[allow(clippy::too_many_arguments)]
 fn in_dir(
     store: &Store,
     a: &SandboxArgs,
@@ -547,11 +604,20 @@ fn in_dir(
     name: &str,
     dir: &Path,
     userns: bool,
-    net: Option<(String, Vec<bulkhead_net::Publish>)>,
+    net: Option<super::network::Plan>,
+    log_max: Option<u64>,
 ) -> Result<i32, Failure> {
     // Rootless, container root is the caller, who owns the directory.
     let idmap = (userns && o.rootless.is_none()).then_some(o.id_map_base);
-    if let Some(reference) = &a.image {
+    let mut rootless_image = None;
+    if let (Some(reference), Some(r)) = (&a.image, &o.rootless) {
+        let prepared = image::prepare_rootless(reference, dir, r, &a.image_opts)?;
+        o.root = RootSource::Image(reference.clone());
+        o.rootfs = prepared.rootfs;
+        o.root_overlay = Some(prepared.overlay);
+        o.image = Some(prepared.config);
+        rootless_image = Some(prepared.image);
+    } else if let Some(reference) = &a.image {
         let prepared = image::prepare(reference, dir, idmap, &a.image_opts)?;
         o.root = RootSource::Image(reference.clone());
         o.rootfs = prepared.rootfs;
@@ -566,8 +632,8 @@ fn in_dir(
     } else {
         o.root = RootSource::HostDirs;
         o.rootfs = host_root(dir, idmap)?;
-        o.root_binds = host_binds(&a.network);
-        host_etc(&mut o, dir, &a.network, true)?;
+        o.root_binds = host_binds(a.network());
+        host_etc(&mut o, dir, a.network(), true)?;
     }
     let wants_names = |s: &Option<String>| {
         s.as_deref()
@@ -577,20 +643,32 @@ fn in_dir(
         if o.root == RootSource::HostDirs {
             o.passwd = Some(SANDBOX_PASSWD.to_string());
             o.group = Some(SANDBOX_GROUP.to_string());
+        } else if let Some(img) = &rootless_image {
+            // Not mounted yet (the container mounts it): read the layers.
+            let read = |p: &str| {
+                img.read_file(p, 1 << 20)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            };
+            o.passwd = read("etc/passwd");
+            o.group = read("etc/group");
         } else {
             o.passwd = read_in_root(&o.rootfs, "etc/passwd");
             o.group = read_in_root(&o.rootfs, "etc/group");
         }
     }
-    let net = match net {
-        Some((network, publish)) => {
-            let (n, volumes) = super::network::SandboxNet::prepare(store, &network, publish, dir)?;
-            o.volumes.extend(volumes);
-            Some(n)
-        }
-        None => None,
-    };
     let hostname = o.hostname.clone().unwrap_or_else(|| "sandbox".into());
+    let (bridge, usernet) = match net {
+        Some(super::network::Plan::Bridge(plan)) => {
+            let (n, volumes) = super::network::SandboxNet::prepare(store, plan, dir)?;
+            o.volumes.extend(volumes);
+            (Some(n), None)
+        }
+        Some(super::network::Plan::User(u)) => {
+            o.volumes.extend(u.prepare(dir, &hostname)?);
+            (None, Some(u))
+        }
+        None => (None, None),
+    };
 
     let mut cfg = spec::build(&o)?;
     let learner = match &a.learn {
@@ -601,7 +679,10 @@ fn in_dir(
         if let Some((l, _)) = &learner {
             l.start();
         }
-        match &net {
+        if let Some(u) = &usernet {
+            u.attach(store, name, pid)?;
+        }
+        match &bridge {
             Some(n) => n.attach(store, name, &hostname, pid),
             None => Ok(()),
         }
@@ -623,12 +704,20 @@ fn in_dir(
     serde_json::to_writer_pretty(&mut f, &cfg)
         .map_err(anyhow::Error::from)
         .context("write config.json")?;
+    // Closed here: a detached sandbox's monitor is forked below and would
+    // keep it open for the sandbox's life.
+    drop(f);
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         ..Default::default()
     };
     if a.detach {
-        detached(store, name, dir, &opts, &before_start)?;
+        let mopts = monitor::MonitorOptions {
+            rm: a.rm,
+            tty: a.tty,
+            log_max,
+        };
+        monitor::start(store, name, dir, &opts, &before_start, mopts)?;
         println!("{name}");
         return Ok(0);
     }
@@ -714,29 +803,6 @@ fn host_root(dir: &Path, idmap: Option<u32>) -> Result<PathBuf> {
             .with_context(|| format!("chown {}", rootfs.display()))?;
     }
     Ok(rootfs)
-}
-
-/// Starts the sandbox in the background with its stdout and stderr going
-/// to its log file and stdin reading /dev/null. The init inherits our
-/// fds 0-2, so they are pointed there for the time of create.
-fn detached(
-    store: &Store,
-    name: &str,
-    dir: &Path,
-    opts: &CreateOptions,
-    before_start: &dyn Fn(i32) -> Result<()>,
-) -> Result<()> {
-    let log = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .mode(0o640)
-        .open(dir.join(LOG_FILE))
-        .with_context(|| format!("create {}", dir.join(LOG_FILE).display()))?;
-    let _in = Redirect::stdin_null()?;
-    let _out = Redirect::new(1, log.try_clone()?.into())?;
-    let _err = Redirect::new(2, log.into())?;
-    super::run_with(store, name, opts, true, false, before_start)?;
-    Ok(())
 }
 
 /// Points one of fds 0-2 elsewhere until dropped.

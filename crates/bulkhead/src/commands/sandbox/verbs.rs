@@ -1,18 +1,20 @@
-//! `bulkhead logs`, `stop` and `rm`: the docker verbs for sandboxes (runc
-//! has none of them; `ps` keeps runc's meaning).
+//! `bulkhead logs`, `stop`, `rm`, `wait` and `inspect`: the docker verbs
+//! for sandboxes (runc has none of them; `ps` keeps runc's meaning).
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bulkhead_lifecycle::{LifecycleError, Record, Status, Store};
 use bulkhead_spec::sandbox::{ANNOTATION, STOP_SIGNAL_ANNOTATION};
 
+use super::monitor::{self, ROTATED_LOG};
 use super::{LOG_FILE, STATE_ROOT_FILE, sandbox_base};
 
 /// The record of sandbox `name`, and its directory.
-fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
+pub(crate) fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
     let rec = store.load(name)?;
     if !rec.annotations.contains_key(ANNOTATION) {
         bail!(
@@ -23,8 +25,9 @@ fn sandbox(store: &Store, name: &str, verb: &str) -> Result<(Record, PathBuf)> {
     Ok((rec, dir))
 }
 
-/// `logs [-f] NAME`: what a detached sandbox wrote to stdout and stderr;
-/// with -f, keeps printing until it stops.
+/// `logs [-f] NAME`: what a detached sandbox wrote to stdout and stderr
+/// (the rotated part first); with -f, keeps printing until it has stopped
+/// and its monitor has written the last of its output.
 pub fn logs(store: &Store, name: &str, follow: bool) -> Result<()> {
     let (rec, dir) = sandbox(store, name, "logs")?;
     let path = dir.join(LOG_FILE);
@@ -36,28 +39,45 @@ pub fn logs(store: &Store, name: &str, follow: bool) -> Result<()> {
     })?;
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
+    if let Ok(mut old) = std::fs::File::open(dir.join(ROTATED_LOG)) {
+        copy_all(&mut old, &mut out, &mut buf)?;
+    }
     loop {
-        // Read the status first: whatever was written before it stopped is
-        // in the file by then.
-        let stopped = !follow || store.status(&rec) == Status::Stopped;
-        loop {
-            let n = f.read(&mut buf).context("read the log")?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n])?;
-        }
+        // Read the state first: whatever was written before it stopped (and
+        // before the monitor, which writes the output, exited) is in the
+        // file by then.
+        let done = !follow || finished(store, &rec, &dir);
+        copy_all(&mut f, &mut out, &mut buf)?;
         out.flush()?;
-        if stopped {
+        if done {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
-        // A log truncated by hand: start over.
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if f.stream_position()? > len {
-            f.seek(SeekFrom::Start(0))?;
+        // Rotated: the rest is in the new file.
+        let same =
+            |a: &std::fs::Metadata, b: &std::fs::Metadata| (a.dev(), a.ino()) == (b.dev(), b.ino());
+        if let (Ok(now), Ok(held)) = (std::fs::metadata(&path), f.metadata())
+            && !same(&now, &held)
+        {
+            copy_all(&mut f, &mut out, &mut buf)?;
+            f = std::fs::File::open(&path).context("reopen the rotated log")?;
         }
     }
+}
+
+fn copy_all(f: &mut std::fs::File, out: &mut impl Write, buf: &mut [u8]) -> Result<()> {
+    loop {
+        let n = f.read(buf).context("read the log")?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n])?;
+    }
+}
+
+/// Stopped, and no monitor is left to write output or record the exit.
+fn finished(store: &Store, rec: &Record, dir: &Path) -> bool {
+    store.status(rec) == Status::Stopped && !monitor::running(dir)
 }
 
 /// Polls until the sandbox is stopped or `timeout` has passed.
@@ -114,6 +134,7 @@ pub fn rm(store: &Store, name: &str, force: bool) -> Result<()> {
         && ours()
     {
         // Its container was deleted with `delete`: only the directory is left.
+        monitor::wait_gone(&dir, Duration::from_secs(10))?;
         return super::remove_dir(&dir);
     }
     let (rec, dir) = sandbox(store, name, "rm")?;
@@ -122,5 +143,93 @@ pub fn rm(store: &Store, name: &str, force: bool) -> Result<()> {
         bail!("rm: sandbox {name:?} is {status}: stop it first, or use rm -f");
     }
     crate::commands::delete(store, name, force)?;
+    // Its container is gone, so its monitor ends at once (with --rm it
+    // removes the directory itself); never remove a directory it writes in.
+    monitor::wait_gone(&dir, Duration::from_secs(10))?;
     super::remove_dir(&dir)
+}
+
+/// `wait NAME…`: blocks until each sandbox has stopped and prints its exit
+/// code (the status, or 128 + the signal), as `docker wait`.
+pub fn wait(store: &Store, names: &[String]) -> Result<()> {
+    for name in names {
+        let (_, dir) = sandbox(store, name, "wait")?;
+        let code = loop {
+            let rec = match store.load(name) {
+                Ok(r) => r,
+                Err(LifecycleError::NotExist(_)) => bail!(
+                    "wait: sandbox {name:?} was removed (--rm or rm) before its exit status \
+                     could be read"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(exit) = &rec.exit {
+                break exit.code();
+            }
+            if finished(store, &rec, &dir) {
+                bail!(
+                    "wait: sandbox {name:?} has stopped but its exit status was not recorded \
+                     (its monitor was killed, or it was started before monitors existed)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        println!("{code}");
+    }
+    Ok(())
+}
+
+/// What `inspect` prints: docker's essentials, in the state's spelling.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inspect {
+    id: String,
+    status: String,
+    pid: i32,
+    created: String,
+    bundle: PathBuf,
+    profile: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+    log_path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monitor_pid: Option<i32>,
+}
+
+/// `inspect NAME…`: a JSON array, one object per sandbox.
+pub fn inspect(store: &Store, names: &[String]) -> Result<()> {
+    let mut all = Vec::new();
+    for name in names {
+        let (rec, dir) = sandbox(store, name, "inspect")?;
+        let view = store.view(&rec);
+        let exit = view.exit.as_ref();
+        all.push(Inspect {
+            id: view.id.clone(),
+            status: status_text(view.status, exit),
+            pid: view.pid,
+            created: view.created.clone(),
+            bundle: view.bundle.clone(),
+            profile: rec.annotations.get(ANNOTATION).cloned().unwrap_or_default(),
+            exit_code: exit.map(|e| e.code()),
+            signal: exit.and_then(|e| e.signal),
+            finished_at: exit.map(|e| e.finished_at.clone()),
+            log_path: dir.join(LOG_FILE),
+            monitor_pid: monitor::pid(&dir),
+        });
+    }
+    println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(())
+}
+
+/// "exited (N)" for a stopped container whose exit was recorded, else the
+/// status.
+pub fn status_text(status: Status, exit: Option<&bulkhead_lifecycle::Exit>) -> String {
+    match exit {
+        Some(e) if status == Status::Stopped => format!("exited ({})", e.code()),
+        _ => status.to_string(),
+    }
 }
