@@ -60,13 +60,16 @@ RUNC=$(command -v runc)
 CRUN=$(command -v crun)
 
 # ---------------------------------------------------------------- bulkhead
+# The release build as shipped: static, non-PIE (scripts/build-release.sh).
+host=$(rustc -vV | sed -n 's/^host: //p')
 if [ "$build" = 1 ]; then
-    log "building bulkhead (release)"
-    (cd "$repo" && cargo build --release -p bulkhead >&2)
+    log "building bulkhead (release: scripts/build-release.sh)"
+    BH=$("$repo/scripts/build-release.sh")
+else
+    target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' || echo "$repo/target")
+    BH="$target/$host/release/bulkhead"
 fi
-target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' || echo "$repo/target")
-BH="$target/release/bulkhead"
 [ -x "$BH" ] || { echo "no $BH (build it or drop --no-build)" >&2; exit 1; }
 
 # ---------------------------------------------------------------- youki
@@ -169,6 +172,13 @@ bundles=()
 for k in true sleep tp; do
     bundles+=(--bundle "*:$k=$work/b-runc-$k" --bundle "bulkhead-hardened:$k=$work/b-bulkhead-$k")
 done
+
+# Every runtime's --root lives on one tmpfs, as /run does on most hosts. This
+# host's root fs is ext4 without a journal: there each new inode scans past
+# the inodes deleted in the last minutes (ext4 find_inode_bit/recently_deleted),
+# a cost that follows the disk's recent churn, not the runtime.
+mkdir -p "$work/roots"
+mount -t tmpfs -o mode=0755 bulkhead-bench-roots "$work/roots"
 
 # ---------------------------------------------------------------- run
 runtimes=(--runtime "bulkhead=$BH" --runtime "bulkhead-hardened=$BH"
