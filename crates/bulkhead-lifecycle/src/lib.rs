@@ -402,8 +402,16 @@ impl Store {
             })
         })?;
         let mut spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
-        let learn = learn::prepare(&mut spec, opts.learn_seccomp.as_deref(), &self.dir(id))?;
+        let learn = learn::prepare(
+            &mut spec,
+            opts.learn_seccomp.as_deref(),
+            &bundle,
+            &self.dir(id),
+        )?;
         let plan = Plan::from_spec(&spec, &bundle)?;
+        if let Some(l) = &learn {
+            learn::check_not_in_container(l, &plan)?;
+        }
         refuse_unimplemented(&spec)?;
         let process = plan.process.clone().ok_or_else(|| {
             LifecycleError::Invalid("process: is required to create a container".into())

@@ -145,12 +145,18 @@ fn the_configs_own_profile_still_applies_while_learning() {
 fn annotation_learns_a_detached_container_and_a_failure_is_partial() {
     require_root!();
     skip_if!(is_runc(), "the annotation is a bulkhead extension");
-    let dir = common::open_tempdir();
-    let profile = dir.path().join("by-annotation.json");
-    let p = profile.to_str().unwrap().to_string();
-    let b = Bundle::new()
-        .probe(&["exit", "3"])
-        .json_patch(|c| c["annotations"] = json!({ANNOTATION: p}));
+    // The annotation may only name a file in the bundle directory (or
+    // beneath /var/lib/bulkhead/learned).
+    let annotated = |probe: &[&str]| {
+        let b = Bundle::new().probe(probe);
+        let profile = b.dir().join("by-annotation.json");
+        let p = profile.to_str().unwrap().to_string();
+        (
+            b.json_patch(|c| c["annotations"] = json!({ANNOTATION: p})),
+            profile,
+        )
+    };
+    let (b, profile) = annotated(&["exit", "3"]);
     b.create().ok();
     assert_eq!(recorders_for(&profile).len(), 1, "one recorder");
     b.start().ok();
@@ -169,10 +175,7 @@ fn annotation_learns_a_detached_container_and_a_failure_is_partial() {
     assert!(recorders_for(&profile).is_empty(), "recorder left running");
 
     // Killed before it ever ran: delete writes what setup recorded, partial.
-    std::fs::remove_file(&profile).unwrap();
-    let b = Bundle::new()
-        .probe(&["sleep", "100"])
-        .json_patch(|c| c["annotations"] = json!({ANNOTATION: p}));
+    let (b, profile) = annotated(&["sleep", "100"]);
     b.create().ok();
     b.delete_force().ok();
     let learned = read_profile(&profile);
