@@ -9,7 +9,7 @@
 #[macro_use]
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Bundle, is_runc};
@@ -222,4 +222,31 @@ fn bad_learning_requests_are_refused_and_leave_nothing() {
         assert!(recorders_for(&ok_path).is_empty(), "recorder left");
         assert!(!ok_path.exists());
     }
+}
+
+/// The recorder outlives `create` as root: it must hold none of the fds the
+/// engine gave `create` (pipes an engine waits on, --preserve-fds files).
+#[test]
+fn the_recorder_holds_none_of_the_callers_fds() {
+    require_root!();
+    skip_if!(is_runc(), "--learn-seccomp is a bulkhead extension");
+    let dir = common::open_tempdir();
+    let marker = dir.path().join("callers-file");
+    let f = std::fs::File::create(&marker).unwrap();
+    // Inheritable, as an engine's extra fds are.
+    rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::empty()).unwrap();
+    let out = dir.path().join("p.json");
+    let b = Bundle::new().probe(&["sleep", "100"]);
+    b.create_with(&["--learn-seccomp", out.to_str().unwrap()])
+        .ok();
+    drop(f);
+    let recs = recorders_for(&out);
+    assert_eq!(recs.len(), 1, "one recorder");
+    let held: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{}/fd", recs[0]))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect();
+    assert!(!held.contains(&marker), "the recorder holds {held:?}");
+    b.delete_force().ok();
 }

@@ -36,6 +36,9 @@ impl RecorderArgs {
 fn setup(a: &RecorderArgs) -> Result<(UnixListener, Option<serde_json::Value>)> {
     // Not in the caller's session: a ^C for `run` goes to the container.
     let _ = rustix::process::setsid();
+    // It outlives `create`: none of the fds the engine gave `create` (its
+    // pipes, --preserve-fds files) may stay open in it.
+    bulkhead_sys::close_inherited_fds(3).context("close inherited fds")?;
     let base = match &a.base {
         Some(f) => Some(
             serde_json::from_slice(&std::fs::read(f).with_context(|| format!("{}", f.display()))?)
