@@ -31,7 +31,7 @@ else
     work=$(mktemp -d /tmp/bulkhead-counts.XXXXXX)
     chmod 755 "$work"
     cleanup() {
-        for r in "$work"/root-*; do
+        for r in "$work"/st/root-*; do
             [ -d "$r" ] || continue
             for c in "$r"/ct*; do
                 [ -e "$c" ] || continue
@@ -42,9 +42,13 @@ else
                 fi >/dev/null 2>&1 || true
             done
         done
+        umount -l "$work/st" 2>/dev/null || true
         rm -rf "$work"
     }
     trap cleanup EXIT
+    # state roots on a tmpfs, as in bench/run.sh (see docs/benchmark.md)
+    mkdir -p "$work/st"
+    mount -t tmpfs -o mode=0755 bulkhead-counts "$work/st"
 
     rootfs=$work/rootfs
     mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
@@ -115,7 +119,7 @@ fi
 
 if [ "${COUNTS_INNER_CRUN:-}" = 1 ]; then
     # inside the private mount namespace: crun, then done
-    both crun crun --root "$work/root-crun"
+    both crun crun --root "$work/st/root-crun"
     exit 0
 fi
 
@@ -126,7 +130,7 @@ else
     printf '%-34s %-4s %11s %11s %6s %7s %8s\n' runtime verb "cpu µs" "" faults "RSS KiB" syscalls
 fi
 for b in "$@"; do
-    r=$work/root-$(echo "$b" | md5sum | cut -c1-8)
+    r=$work/st/root-$(echo "$b" | md5sum | cut -c1-8)
     echo "$b" >"$r.bin"
     both "${b#"$repo"/}" "$b" --root "$r"
 done
