@@ -7,7 +7,7 @@
 # figures to compare while changing the start path; wall and CPU time ratios
 # come from bench/run.sh.
 #
-#   sudo bench/counts.sh [-n N] [BULKHEAD_BINARY...]   (default: target/release/bulkhead)
+#   sudo bench/counts.sh [-n N] [BULKHEAD_BINARY...]   (default: the scripts/build-release.sh binary)
 #
 # Each figure is the median of N runs (default 5). crun runs in a private mount
 # namespace that hides the unified hierarchy's controllers (as
@@ -18,7 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 n=5
 [ "${1:-}" = -n ] && { n=$2; shift 2; }
-[ $# -gt 0 ] || set -- "$repo/target/release/bulkhead"
+# default: the release build (scripts/build-release.sh), else a plain release build
+rel=$repo/target/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/release/bulkhead
+[ -x "$rel" ] || rel=$repo/target/release/bulkhead
+[ $# -gt 0 ] || set -- "$rel"
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 for b in "$@"; do [ -x "$b" ] || { echo "no $b" >&2; exit 1; }; done
 for t in perf strace busybox crun; do
