@@ -627,10 +627,14 @@ impl Store {
         bulkhead_sys::fault::point("start.fifo-opened");
         (&f).write_all(&[0]).map_err(io("write exec fifo"))?;
         bulkhead_sys::fault::point("start.fifo-written");
-        wait_for_exec(&f);
+        let plan_hooks = hooks_of(&rec)?;
+        // Only poststart hooks need the program to have replaced the init;
+        // without them, start returns as soon as the init is released.
+        if !plan_hooks.poststart.is_empty() {
+            wait_for_exec(&f);
+        }
         drop(f);
         let _ = fs::remove_file(&fifo);
-        let plan_hooks = hooks_of(&rec)?;
         for e in hooks::run_all_warn(
             "poststart",
             &plan_hooks.poststart,

@@ -11,8 +11,9 @@
 //!
 //! The helper outlives the `bulkhead sandbox` that started it when the
 //! sandbox is detached, and it does not notice the namespace's end (this
-//! pasta keeps it alive): its pid is kept in `<state root>/.usernet/<id>.pid` (a dot name: never a container id)
-//! and [`stop`] ends it when the container is deleted.
+//! pasta holds the namespace itself): its pid is kept in
+//! `<state root>/.usernet/<id>.pid` (a dot name: never a container id) and
+//! [`stop`] ends it when the container is deleted.
 
 use std::fmt;
 use std::io::Read;

@@ -217,7 +217,9 @@ pub fn features(support: &Support) -> Value {
         },
         "annotations": {
             "io.bulkhead.version": env!("CARGO_PKG_VERSION"),
-            "io.bulkhead.landlock": landlock(support)
+            "io.bulkhead.landlock": landlock(support),
+            // Seccomp profile learning (docs/audit.md): the value names a file.
+            "io.bulkhead.seccomp.learn": "supported"
         }
     })
 }

@@ -388,6 +388,7 @@ fn podman_container_by_pid_matches_the_probe() {
 
     // bulkhead audits whatever runtime podman ran (runc too, with
     // BULKHEAD_TEST_RUNTIME=/usr/bin/runc).
+    common::audit::wait_for_probe(&pid);
     let (_, r) = common::audit::audit_pid(&pid, p.io.path());
     common::audit::assert_live_matches_probe(&r, &inside);
     let live = &r["observed"][0];

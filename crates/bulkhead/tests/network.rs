@@ -1162,6 +1162,11 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
         &lab.net_name("dual"),
     ]);
     assert_eq!(lab.inspect(&net)["subnet6"], "fd00:201:14::/64");
+    let ls = lab.bh(&["network", "ls"]);
+    assert!(
+        ls.ok().stdout.contains("10.201.14.0/24,fd00:201:14::/64"),
+        "{ls}"
+    );
     let a = lab.web(&net, &[]);
     let b = lab.web(&net, &[]);
     let ip6 = |name: &str| {

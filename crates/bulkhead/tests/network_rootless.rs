@@ -465,3 +465,62 @@ fn rootless_helper_of_a_killed_sandbox_goes_with_delete_force() {
     let _ = std::fs::remove_dir_all(lab.user.runtime_dir().join("bulkhead-sandboxes/crash"));
     lab.nothing_left();
 }
+
+#[test]
+fn rootless_pasta_ipv6_reaches_the_wan_not_the_host_loopback() {
+    let lab = lab!();
+    // IPv6 on the wan link and a default IPv6 route: pasta then gives the
+    // sandbox IPv6 too (RFC 3849 documentation range).
+    let (h, w) = (lab.host.clone(), lab.wan.clone());
+    sh(&[
+        "ip",
+        "-n",
+        &h,
+        "addr",
+        "add",
+        "2001:db8:ff::1/64",
+        "dev",
+        "wan0",
+        "nodad",
+    ])
+    .ok();
+    sh(&[
+        "ip",
+        "-n",
+        &w,
+        "addr",
+        "add",
+        "2001:db8:ff::2/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .ok();
+    sh(&[
+        "ip",
+        "-n",
+        &h,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8:ff::2",
+    ])
+    .ok();
+    // On every address of the host, ::1 included.
+    lab.serve(&lab.host, "7003", "host-any");
+    let script = [
+        fetch("http://[2001:db8:ff::2]/id"),
+        fetch("http://[::1]:7003/id"),
+        fetch("http://[2001:db8:ff::2]:7003/id"),
+    ]
+    .join(";");
+    let out = lab.sandbox_sh(&["--network", "pasta"], &script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["wan", "FAIL", "FAIL"], "{out}");
+    // Control: from the host's namespace ::1 answers.
+    let out = lab.sandbox_sh(&["--network", "host"], &fetch("http://[::1]:7003/id"));
+    assert_eq!(out.trim(), "host-any");
+    lab.nothing_left();
+}

@@ -274,6 +274,28 @@ fn detached_rm_leaves_nothing() {
         },
     );
     assert_gone(env.root.path(), &name);
+    // `wait` gets the exit code before the removal.
+    let name = unique_id();
+    env.names.borrow_mut().push(name.clone());
+    env.rt(&[
+        "sandbox",
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 5",
+    ])
+    .ok();
+    assert_eq!(env.wait(&name), "5");
+    wait_for(
+        "the sandbox to remove itself",
+        Duration::from_secs(20),
+        || (!Path::new(SANDBOXES).join(&name).exists()).then_some(()),
+    );
+    assert_gone(env.root.path(), &name);
     // A failing command: the CLI reports the monitor's error and exit code,
     // and nothing is left either.
     let name = unique_id();

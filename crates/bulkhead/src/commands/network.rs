@@ -109,11 +109,16 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
                     "NAME", "SUBNET", "BRIDGE", "INTERNAL", "INTRA"
                 )?;
                 for n in &nets {
+                    // A dual-stack network shows both, IPv4 first.
+                    let subnet = match n.subnet6 {
+                        Some(s6) => format!("{},{s6}", n.subnet),
+                        None => n.subnet.to_string(),
+                    };
                     writeln!(
                         out,
                         "{:<12}  {:<18}  {:<15}  {:<8}  {:<5}  {}",
                         n.name,
-                        n.subnet.to_string(),
+                        subnet,
                         n.bridge,
                         n.internal,
                         n.allow_intra,

@@ -19,6 +19,21 @@ pub fn audit_pid(pid: &str, io: &Path) -> (RtOutput, Value) {
     (out, v)
 }
 
+/// Waits until process `pid` runs the probe: an engine reports a task
+/// running once the runtime's `start` returned, which may be a moment before
+/// the init's execve (its capabilities and filters are then not final).
+pub fn wait_for_probe(pid: &str) {
+    super::wait_for(
+        &format!("process {pid} to exec the probe"),
+        std::time::Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "bulkhead-probe")
+                .then_some(())
+        },
+    );
+}
+
 /// The capability names of a /proc/PID/status mask, by number.
 fn names(hex: &str) -> Value {
     let bits = cap_mask(hex);

@@ -37,6 +37,9 @@ use super::{Failure, LOG_FILE, attach};
 
 /// The monitor's pid, in the sandbox directory; locked while it lives.
 pub const MONITOR_FILE: &str = "monitor.pid";
+/// `wait` holds a shared lock on it while it waits: with `--rm` the monitor
+/// removes the sandbox only once the waiters have read the exit code.
+pub const WAIT_LOCK: &str = "wait.lock";
 /// The log's previous part, once it reached its size cap.
 pub const ROTATED_LOG: &str = "sandbox.log.1";
 /// `--log-max-size` default: docker's `local` driver and podman's k8s-file
@@ -182,6 +185,7 @@ fn monitor(
     }
     if mopts.rm {
         drop(log);
+        let _readers_done = waiters_done(dir, Duration::from_secs(10));
         // The same removal as `rm -f`; a failure leaves it for `rm -f`.
         let res = crate::commands::delete(store, name, true).and_then(|()| super::remove_dir(dir));
         if let Err(e) = res {
@@ -223,6 +227,7 @@ fn setup(
         .context("write the monitor file")?;
     // Held until the process is gone; the kernel drops the lock then.
     std::mem::forget(lock);
+    File::create(dir.join(WAIT_LOCK)).context("create the wait lock")?;
 
     // The init inherits our fds 0-2: /dev/null in, our pipe out. Diagnostics
     // of create (warnings) land in the log, as they did before.
@@ -491,6 +496,31 @@ impl Log {
             let _ = f.write_all(line.as_bytes());
         }
     }
+}
+
+/// Waits (up to `timeout`) until no `wait` holds the wait lock; the lock
+/// is then held by the returned file, so a `wait` that comes later finds
+/// the removal under way.
+fn waiters_done(dir: &Path, timeout: Duration) -> Option<File> {
+    let f = File::open(dir.join(WAIT_LOCK)).ok()?;
+    let start = Instant::now();
+    let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    while rustix::fs::flock(&f, op).is_err() {
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(f)
+}
+
+/// A `wait` on the sandbox in `dir`: holds off a `--rm` removal (up to 10
+/// s) until dropped. None when the removal is already under way.
+pub fn waiting(dir: &Path) -> Option<File> {
+    let f = File::open(dir.join(WAIT_LOCK)).ok()?;
+    let op = rustix::fs::FlockOperation::NonBlockingLockShared;
+    rustix::fs::flock(&f, op).ok()?;
+    Some(f)
 }
 
 /// Whether sandbox directory `dir` has a live monitor (it holds the lock).

@@ -154,6 +154,9 @@ pub fn rm(store: &Store, name: &str, force: bool) -> Result<()> {
 pub fn wait(store: &Store, names: &[String]) -> Result<()> {
     for name in names {
         let (_, dir) = sandbox(store, name, "wait")?;
+        // With --rm, the monitor removes the sandbox only once we have read
+        // its exit code.
+        let _waiting = monitor::waiting(&dir);
         let code = loop {
             let rec = match store.load(name) {
                 Ok(r) => r,
