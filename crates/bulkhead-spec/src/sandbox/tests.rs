@@ -585,8 +585,10 @@ fn hostnames_that_would_add_hosts_entries_are_refused() {
         "a/b",
         &"x".repeat(65),
     ] {
-        let mut o = SandboxOptions::default();
-        o.hostname = Some(bad.to_string());
+        let o = SandboxOptions {
+            hostname: Some(bad.to_string()),
+            ..Default::default()
+        };
         let e = build(&o).unwrap_err().to_string();
         assert!(e.starts_with("--hostname"), "{bad:?}: {e}");
     }
