@@ -9,6 +9,7 @@
 #[macro_use]
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -232,4 +233,34 @@ fn rootless_net_devices_are_refused() {
         .fails_with(&["linux.netDevices", "rootless"]);
     let left = u.rt(&["list", "-q"]);
     assert!(left.stdout.trim().is_empty(), "{left}");
+}
+
+/// The runtime SIGKILLed right after the move (`BULKHEAD_FAULT`, debug
+/// builds): the init dies with it, `delete --force` clears the state, and
+/// the device goes with the namespace.
+#[test]
+fn runtime_killed_after_the_move_leaves_nothing() {
+    require_root!();
+    skip_if!(is_runc(), "{RUNC_SKIP}");
+    skip_if!(
+        !cfg!(debug_assertions),
+        "BULKHEAD_FAULT is compiled out of release builds"
+    );
+    let v = Veth::new("nf");
+    let b = with_devices(json!({ &v.a: {"name": "eth3"} })).args(&["sleep", "60"]);
+    b.write_config();
+    let mut cmd = b.rt_command();
+    cmd.args(["create", "--bundle", b.dir().to_str().unwrap(), &b.id])
+        .env("BULKHEAD_FAULT", "create.netdevices");
+    let out = b.exec(cmd);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "the fault point was not reached: {out}"
+    );
+    assert!(!link_exists(&v.a), "the device was not moved: {out}");
+    b.delete_force().ok();
+    wait_for("the veth pair to go", Duration::from_secs(30), || {
+        (!link_exists(&v.a) && !link_exists(&v.b)).then_some(())
+    });
 }
