@@ -155,6 +155,26 @@ fn a_name_template_is_numbered_by_the_kernel() {
     });
 }
 
+/// With a user namespace the container's network namespace belongs to it;
+/// the runtime (root on the host) still moves the device in, and the
+/// container's root sees it configured.
+#[test]
+fn a_device_moves_into_a_container_with_its_own_user_namespace() {
+    require_root!();
+    skip_if!(is_runc(), "{RUNC_SKIP}");
+    let v = Veth::new("nu");
+    ip(&["addr", "add", "10.251.8.9/24", "dev", &v.a]);
+    let out = with_devices(json!({ &v.a: {"name": "uns0"} }))
+        .userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)])
+        .sh("ip -o addr show dev uns0")
+        .run();
+    out.ok();
+    assert!(out.stdout.contains("inet 10.251.8.9/24"), "{out}");
+    wait_for("the veth pair to go", Duration::from_secs(30), || {
+        (!link_exists(&v.a) && !link_exists(&v.b)).then_some(())
+    });
+}
+
 /// Each refusal names the field, exits non-zero, leaves no container and
 /// leaves the device where it was.
 #[test]
