@@ -446,6 +446,14 @@ impl Store {
                 rustix::process::geteuid().as_raw()
             )));
         }
+        if !plan.net_devices.is_empty() && (self.rootless || !rustix::process::geteuid().is_root())
+        {
+            return Err(LifecycleError::Invalid(
+                "linux.netDevices: moving host network devices needs root on the host \
+                 (CAP_NET_ADMIN in its network namespace); not supported rootless"
+                    .into(),
+            ));
+        }
         if self.rootless && opts.systemd_cgroup {
             return Err(LifecycleError::Invalid(
                 "--systemd-cgroup: not supported rootless (there is no driver for a user's \
@@ -1076,12 +1084,6 @@ fn refuse_unimplemented(spec: &oci_spec::runtime::Spec) -> Result<(), LifecycleE
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(LifecycleError::Invalid(
-            "linux.netDevices: moving host network devices into the container is not supported"
-                .into(),
-        ));
-    }
     if linux.intel_rdt().is_some() {
         return Err(LifecycleError::Invalid(
             "linux.intelRdt: Intel RDT (resctrl) is not supported".into(),
