@@ -611,6 +611,65 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A streaming `Exec` through the CRI's streaming server, as kubectl does:
+/// the URL from the `Exec` call, a WebSocket with the `v4.channel.k8s.io`
+/// protocol (each message: a channel byte, then data; 1 stdout, 2 stderr,
+/// 3 the final status). Returns (stdout, stderr, status JSON).
+fn stream_exec(c: &Cri, id: &str, cmd: &[&str], tty: bool) -> (String, String, Value) {
+    use tungstenite::client::IntoClientRequest;
+    let r = c.call(c.client().exec(cri::ExecRequest {
+        container_id: id.into(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        tty,
+        stdin: false,
+        stdout: true,
+        stderr: !tty,
+    }));
+    let url = r.url.replacen("http://", "ws://", 1);
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, _) = tungstenite::connect(req).unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(common::cmd_timeout())).unwrap();
+    }
+    let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) if !b.is_empty() => match b[0] {
+                1 => out.extend_from_slice(&b[1..]),
+                2 => err.extend_from_slice(&b[1..]),
+                3 => status.extend_from_slice(&b[1..]),
+                _ => {}
+            },
+            Ok(tungstenite::Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
+            Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => break,
+            Err(e) => panic!("exec stream {url}: {e}"),
+        }
+    }
+    let status = serde_json::from_slice(&status).unwrap_or(Value::Null);
+    (text(&out), text(&err), status)
+}
+
+/// The exit code in a channel.k8s.io status (0 for "Success").
+fn exit_code(status: &Value) -> i64 {
+    if status["status"] == "Success" {
+        return 0;
+    }
+    status["details"]["causes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["reason"] == "ExitCode"))
+        .and_then(|c| c["message"].as_str())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no exit code in {status}"))
+}
+
 /// Run a pod and a container in it, exec into it, check that it shares the
 /// pod's namespaces and /dev/shm, update its resources, then stop and
 /// remove both, leaving nothing behind.
@@ -660,6 +719,11 @@ fn cri_pod_lifecycle_exec_and_shared_namespaces() {
         (text(&r.stdout), text(&r.stderr), r.exit_code),
         ("out\n".into(), "err\n".into(), 3)
     );
+    // Streaming Exec (kubectl exec) without a terminal: stdout and stderr
+    // on their channels, the exit code in the final status.
+    let (out, err, status) = stream_exec(&c, &id, &["/bin/sh", "-c", "echo e >&2; tty"], false);
+    assert_eq!((out.as_str(), err.as_str()), ("not a tty\n", "e\n"));
+    assert_eq!(exit_code(&status), 1, "{status}");
     let r = c.exec_sync(&id, &["/bin/hostname"]);
     assert_eq!(text(&r.stdout), "web-host\n");
 
