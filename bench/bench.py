@@ -619,9 +619,14 @@ class Bench:
             except OSError:
                 pass
         try:
+            # run.sh mounts the tmpfs holding every runtime's state root
+            roots = os.path.join(self.args.workdir, "roots")
             for line in Path("/proc/self/mountinfo").read_text().splitlines():
+                point = line.split()[4]
+                if point == roots:
+                    continue
                 if prefix in line or self.args.workdir in line:
-                    out["mounts"].append(line.split()[4])
+                    out["mounts"].append(point)
         except OSError:
             pass
         for pid in self.descendants():

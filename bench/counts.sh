@@ -7,7 +7,7 @@
 # figures to compare while changing the start path; wall and CPU time ratios
 # come from bench/run.sh.
 #
-#   sudo bench/counts.sh [-n N] [BULKHEAD_BINARY...]   (default: target/release/bulkhead)
+#   sudo bench/counts.sh [-n N] [BULKHEAD_BINARY...]   (default: the scripts/build-release.sh binary)
 #
 # Each figure is the median of N runs (default 5). crun runs in a private mount
 # namespace that hides the unified hierarchy's controllers (as
@@ -18,7 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 n=5
 [ "${1:-}" = -n ] && { n=$2; shift 2; }
-[ $# -gt 0 ] || set -- "$repo/target/release/bulkhead"
+# default: the release build (scripts/build-release.sh), else a plain release build
+rel=$repo/target/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/release/bulkhead
+[ -x "$rel" ] || rel=$repo/target/release/bulkhead
+[ $# -gt 0 ] || set -- "$rel"
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 for b in "$@"; do [ -x "$b" ] || { echo "no $b" >&2; exit 1; }; done
 for t in perf strace busybox crun; do
@@ -31,7 +34,7 @@ else
     work=$(mktemp -d /tmp/bulkhead-counts.XXXXXX)
     chmod 755 "$work"
     cleanup() {
-        for r in "$work"/root-*; do
+        for r in "$work"/st/root-*; do
             [ -d "$r" ] || continue
             for c in "$r"/ct*; do
                 [ -e "$c" ] || continue
@@ -42,9 +45,13 @@ else
                 fi >/dev/null 2>&1 || true
             done
         done
+        umount -l "$work/st" 2>/dev/null || true
         rm -rf "$work"
     }
     trap cleanup EXIT
+    # state roots on a tmpfs, as in bench/run.sh (see docs/benchmark.md)
+    mkdir -p "$work/st"
+    mount -t tmpfs -o mode=0755 bulkhead-counts "$work/st"
 
     rootfs=$work/rootfs
     mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
@@ -115,7 +122,7 @@ fi
 
 if [ "${COUNTS_INNER_CRUN:-}" = 1 ]; then
     # inside the private mount namespace: crun, then done
-    both crun crun --root "$work/root-crun"
+    both crun crun --root "$work/st/root-crun"
     exit 0
 fi
 
@@ -126,7 +133,7 @@ else
     printf '%-34s %-4s %11s %11s %6s %7s %8s\n' runtime verb "cpu µs" "" faults "RSS KiB" syscalls
 fi
 for b in "$@"; do
-    r=$work/root-$(echo "$b" | md5sum | cut -c1-8)
+    r=$work/st/root-$(echo "$b" | md5sum | cut -c1-8)
     echo "$b" >"$r.bin"
     both "${b#"$repo"/}" "$b" --root "$r"
 done

@@ -60,7 +60,7 @@ RUNC=$(command -v runc)
 CRUN=$(command -v crun)
 
 # ---------------------------------------------------------------- bulkhead
-# The release build as shipped: static, non-PIE (scripts/build-release.sh).
+# The release build as shipped: static PIE (scripts/build-release.sh).
 host=$(rustc -vV | sed -n 's/^host: //p')
 if [ "$build" = 1 ]; then
     log "building bulkhead (release: scripts/build-release.sh)"

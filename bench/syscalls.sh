@@ -5,14 +5,17 @@
 # this is the figure to compare while changing the start path (see
 # docs/benchmark.md, "What the start path does").
 #
-#   sudo bench/syscalls.sh [BULKHEAD_BINARY]    (default: target/release/bulkhead)
+#   sudo bench/syscalls.sh [BULKHEAD_BINARY]    (default: the scripts/build-release.sh binary)
 #
 # crun runs through bench/crun-hybrid-wrap.sh on hybrid-cgroup hosts; only the
 # calls from crun's own execve on are counted.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-BH=${1:-$repo/target/release/bulkhead}
+# default: the release build (scripts/build-release.sh), else a plain release build
+rel=$repo/target/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/release/bulkhead
+[ -x "$rel" ] || rel=$repo/target/release/bulkhead
+BH=${1:-$rel}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 [ -x "$BH" ] || { echo "no $BH (cargo build --release -p bulkhead)" >&2; exit 1; }
 for t in strace busybox; do
