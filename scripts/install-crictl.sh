@@ -43,6 +43,7 @@ if ! GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3} GOPATH=$work/gopath GOCACHE=$work/cach
     GOBIN=$dir CGO_ENABLED=0 timeout "$limit" "$GO" install "sigs.k8s.io/cri-tools/cmd/crictl@$version" \
     >"$dir/build.log" 2>&1; then
     tail -5 "$dir/build.log" >&2
+    rm -rf "$work"
     skip "go install sigs.k8s.io/cri-tools/cmd/crictl@$version failed or timed out after ${limit}s (log: $dir/build.log)"
 fi
 rm -rf "$work"

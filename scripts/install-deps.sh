@@ -26,6 +26,8 @@ PACKAGES=(
     docker.io
     skopeo
     umoci
+    # protoc: the k8s-cri dev-dependency (tests/cri.rs) compiles the CRI protobufs.
+    protobuf-compiler
 )
 
 if [ "$(id -u)" -ne 0 ]; then
