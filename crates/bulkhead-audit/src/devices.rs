@@ -218,7 +218,7 @@ pub fn run(id: u32, prog: &[Insn], ctx: &[u8; 12]) -> Result<u64, DevProgError> 
                     0x10 => 1,
                     _ => 8,
                 };
-                let at = base + i64::from(i.off);
+                let at = base.saturating_add(i64::from(i.off));
                 if at < 0 || at as usize + size > ctx.len() {
                     return Err(invalid(pc, "context access out of range"));
                 }
@@ -248,8 +248,15 @@ pub fn run(id: u32, prog: &[Insn], ctx: &[u8; 12]) -> Result<u64, DevProgError> 
                         continue;
                     }
                     (0x00 | 0x10, Val::Ctx(o), Val::Scalar(v)) if wide => {
+                        // The program is the kernel's, but whoever attached it
+                        // chose the offsets: no overflow panics here.
                         let v = v as i64;
-                        reg[d] = Val::Ctx(if op == 0 { o + v } else { o - v });
+                        let o = if op == 0 {
+                            o.checked_add(v)
+                        } else {
+                            o.checked_sub(v)
+                        };
+                        reg[d] = Val::Ctx(o.ok_or_else(|| invalid(pc, "pointer out of range"))?);
                         pc = next;
                         continue;
                     }
@@ -553,5 +560,22 @@ mod tests {
         assert!(run(4, &stack, &context('c', 1, 1, RW)).is_err());
         let lp = vec![ins(0x05, 0, 0, -1, 0)];
         assert!(run(5, &lp, &context('c', 1, 1, RW)).is_err());
+        // Crafted pointer arithmetic: errors, never an overflow panic.
+        let big = |op| {
+            vec![
+                ins(0x18, 2, 0, 0, -1), // r2 = i64::MAX (ld_imm64)
+                ins(0x00, 0, 0, 0, i32::MAX),
+                ins(op, 1, 2, 0, 0), // r1 op= r2 (twice)
+                ins(op, 1, 2, 0, 0),
+                ins(0x07, 1, 0, 0, 4), // r1 += 4
+                ins(0x61, 0, 1, i16::MAX, 0),
+                ins(0x95, 0, 0, 0, 0),
+            ]
+        };
+        for op in [0x0f, 0x1f] {
+            assert!(run(6, &big(op), &context('c', 1, 1, RW)).is_err());
+        }
+        let far = vec![ins(0x61, 0, 1, i16::MIN, 0), ins(0x95, 0, 0, 0, 0)];
+        assert!(run(7, &far, &context('c', 1, 1, RW)).is_err());
     }
 }

@@ -298,7 +298,10 @@ fn unescape(s: &str) -> String {
         if b[i] == b'\\'
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && b[i + 1] <= b'3'
         {
+            // At most \377: a larger escape (never the kernel's) stays as
+            // text rather than overflowing.
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;

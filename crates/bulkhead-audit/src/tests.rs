@@ -522,3 +522,17 @@ fn device_cgroup_verdicts_become_findings() {
     o.devices_unknown = Some("program 3: unsupported opcode 0x85".into());
     assert!(ids(&o).contains(&"devices-unknown".to_string()));
 }
+
+#[test]
+fn mountinfo_odd_escapes_do_not_panic() {
+    let m = parse_mountinfo(
+        "36 35 0:40 /\\777\\ /a\\040b\\012c\\7 rw,relatime shared:1 - tmpfs none rw\n\
+         37 35 0:41 / /x rw - \n38 35 0:42 / /y\\ ro - ext4 /dev/sda ro\n",
+    );
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[0].root, "/\\777\\");
+    assert_eq!(m[0].mount_point, "/a b\nc\\7");
+    assert!(m[0].writable);
+    assert_eq!(m[1].mount_point, "/y\\");
+    assert!(!m[1].writable);
+}

@@ -192,6 +192,12 @@ fn stage0(
     s1.disarm();
     let _ = bulkhead_sys::wait_exit(stage1_pid);
     bulkhead_sys::fault::point("create.init-forked");
+    // Its network namespace exists and nothing runs in it yet: devices
+    // arrive before any hook or the container's own setup sees it. On a
+    // later failure the init dies with its namespace, which gives physical
+    // devices back to the host and destroys virtual ones (as in runc).
+    move_net_devices(req.plan, init_pid)?;
+    bulkhead_sys::fault::point("create.netdevices");
     // The init shares stage 1's end of the socket: it may only speak once
     // stage 1's InitPid has been read, or the two would interleave.
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
@@ -218,6 +224,24 @@ fn stage0(
     }
     init.disarm();
     Ok(init_pid)
+}
+
+fn move_net_devices(plan: &bulkhead_spec::plan::Plan, init_pid: i32) -> Result<(), LaunchError> {
+    if plan.net_devices.is_empty() {
+        return Ok(());
+    }
+    let path = format!("/proc/{init_pid}/ns/net");
+    let netns = File::open(&path).map_err(io_err(format!("linux.netDevices: open {path}")))?;
+    let moves: Vec<_> = plan
+        .net_devices
+        .iter()
+        .map(|d| bulkhead_net::netdev::Move {
+            host: d.host.clone(),
+            name: d.name.clone(),
+        })
+        .collect();
+    bulkhead_net::netdev::move_into(netns.as_fd(), &moves)?;
+    Ok(())
 }
 
 /// The init went away without a word. With a seccomp profile loaded before

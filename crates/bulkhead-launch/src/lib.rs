@@ -82,6 +82,8 @@ pub enum LaunchError {
     Seccomp(#[from] bulkhead_seccomp::SeccompError),
     #[error(transparent)]
     Subid(#[from] Box<subid::SubidError>),
+    #[error(transparent)]
+    NetDev(#[from] bulkhead_net::netdev::NetDevError),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {

@@ -21,9 +21,13 @@ pub const RECORDER_COMMAND: &str = "learn-recorder";
 #[derive(Debug)]
 pub(crate) struct Request {
     pub out: PathBuf,
+    /// Where `out` may be: the annotation is confined to the bundle.
+    pub confine: learn::Confine,
     /// The config's own profile (None: it has none).
     pub base: Option<serde_json::Value>,
     pub socket: PathBuf,
+    /// The flag or the annotation, for messages.
+    pub what: String,
 }
 
 fn invalid(e: impl std::fmt::Display) -> LifecycleError {
@@ -35,6 +39,7 @@ fn invalid(e: impl std::fmt::Display) -> LifecycleError {
 pub(crate) fn prepare(
     spec: &mut Spec,
     flag: Option<&Path>,
+    bundle: &Path,
     state_dir: &Path,
 ) -> Result<Option<Request>, LifecycleError> {
     let annotation = spec
@@ -42,8 +47,12 @@ pub(crate) fn prepare(
         .as_ref()
         .and_then(|a| a.get(ANNOTATION))
         .cloned();
-    let (out, what) = match (flag, annotation) {
-        (Some(f), _) => (f.to_path_buf(), "--learn-seccomp".to_string()),
+    let (out, what, confine) = match (flag, annotation) {
+        (Some(f), _) => (
+            f.to_path_buf(),
+            "--learn-seccomp".to_string(),
+            learn::Confine::Caller,
+        ),
         (None, Some(a)) => {
             let what = format!("annotations[\"{ANNOTATION}\"]");
             if !Path::new(&a).is_absolute() {
@@ -51,11 +60,17 @@ pub(crate) fn prepare(
                     "{what}: {a:?} is not an absolute path (the runtime's working directory is the engine's, not yours)"
                 )));
             }
-            (PathBuf::from(a), what)
+            // The config's author is not the runtime's caller: the file
+            // goes only where root put nothing it needs.
+            (
+                PathBuf::from(a),
+                what,
+                learn::Confine::Bundle(bundle.to_path_buf()),
+            )
         }
         (None, None) => return Ok(None),
     };
-    let out = learn::output_path(&out, &what).map_err(invalid)?;
+    let out = learn::check_output(&out, &confine, &what).map_err(invalid)?;
     let socket = state_dir.join("learn.sock");
     let base = spec
         .linux()
@@ -71,7 +86,68 @@ pub(crate) fn prepare(
             invalid(format!("{what}: the learning profile: {e}"))
         })?));
     spec.set_linux(Some(linux));
-    Ok(Some(Request { out, base, socket }))
+    Ok(Some(Request {
+        out,
+        confine,
+        base,
+        socket,
+        what,
+    }))
+}
+
+/// Refuses an output directory the container could write (its root or a
+/// bind mount's source, or anything beneath them): the container could
+/// swap names in it while root writes there.
+pub(crate) fn check_not_in_container(
+    req: &Request,
+    plan: &bulkhead_spec::plan::Plan,
+) -> Result<(), LifecycleError> {
+    use rustix::fs::{Mode, OFlags};
+    let id = |st: &rustix::fs::Stat| (st.st_dev, st.st_ino);
+    let mut writable = vec![(plan.rootfs.clone(), "root.path".to_string())];
+    for (i, m) in plan.mounts.iter().enumerate() {
+        if m.is_bind()
+            && let Some(src) = &m.source
+        {
+            writable.push((PathBuf::from(src), format!("mounts[{i}].source")));
+        }
+    }
+    let ids: Vec<_> = writable
+        .iter()
+        .filter_map(|(p, what)| Some((id(&rustix::fs::stat(p).ok()?), p, what)))
+        .collect();
+    let Some(parent) = req.out.parent() else {
+        return Ok(());
+    };
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(parent, flags, Mode::empty()).map_err(|e| {
+        invalid(format!(
+            "{}: {}: {}",
+            req.what,
+            parent.display(),
+            std::io::Error::from(e)
+        ))
+    })?;
+    // Walk up by "..", as the kernel sees it (not as the path spells it).
+    for _ in 0..4096 {
+        let st = rustix::fs::fstat(&dir).map_err(|e| invalid(std::io::Error::from(e)))?;
+        if let Some((_, p, what)) = ids.iter().find(|(i, _, _)| *i == id(&st)) {
+            return Err(invalid(format!(
+                "{}: {}: is inside the container's {what} ({}), which the container can write",
+                req.what,
+                req.out.display(),
+                p.display()
+            )));
+        }
+        let up = rustix::fs::openat(&dir, "..", flags, Mode::empty())
+            .map_err(|e| invalid(std::io::Error::from(e)))?;
+        let up_st = rustix::fs::fstat(&up).map_err(|e| invalid(std::io::Error::from(e)))?;
+        if id(&up_st) == id(&st) {
+            break;
+        }
+        dir = up;
+    }
+    Ok(())
 }
 
 /// The running recorder; killed if the create fails.
@@ -94,6 +170,9 @@ impl Recorder {
             .arg(&req.socket)
             .arg("--out")
             .arg(&req.out);
+        if let learn::Confine::Bundle(b) = &req.confine {
+            cmd.arg("--confine-to-bundle").arg(b);
+        }
         if let Some(b) = &req.base {
             let f = state_dir.join("learn-base.json");
             std::fs::write(&f, b.to_string()).map_err(io("save the base profile"))?;

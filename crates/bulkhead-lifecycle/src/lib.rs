@@ -402,8 +402,16 @@ impl Store {
             })
         })?;
         let mut spec = bulkhead_spec::plan::parse_spec(&cfg_path, &bytes)?;
-        let learn = learn::prepare(&mut spec, opts.learn_seccomp.as_deref(), &self.dir(id))?;
+        let learn = learn::prepare(
+            &mut spec,
+            opts.learn_seccomp.as_deref(),
+            &bundle,
+            &self.dir(id),
+        )?;
         let plan = Plan::from_spec(&spec, &bundle)?;
+        if let Some(l) = &learn {
+            learn::check_not_in_container(l, &plan)?;
+        }
         refuse_unimplemented(&spec)?;
         let process = plan.process.clone().ok_or_else(|| {
             LifecycleError::Invalid("process: is required to create a container".into())
@@ -437,6 +445,14 @@ impl Store {
                  `bulkhead spec --rootless` writes such a config",
                 rustix::process::geteuid().as_raw()
             )));
+        }
+        if !plan.net_devices.is_empty() && (self.rootless || !rustix::process::geteuid().is_root())
+        {
+            return Err(LifecycleError::Invalid(
+                "linux.netDevices: moving host network devices needs root on the host \
+                 (CAP_NET_ADMIN in its network namespace); not supported rootless"
+                    .into(),
+            ));
         }
         if self.rootless && opts.systemd_cgroup {
             return Err(LifecycleError::Invalid(
@@ -1068,12 +1084,6 @@ fn refuse_unimplemented(spec: &oci_spec::runtime::Spec) -> Result<(), LifecycleE
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(LifecycleError::Invalid(
-            "linux.netDevices: moving host network devices into the container is not supported"
-                .into(),
-        ));
-    }
     if linux.intel_rdt().is_some() {
         return Err(LifecycleError::Invalid(
             "linux.intelRdt: Intel RDT (resctrl) is not supported".into(),

@@ -15,6 +15,7 @@ pub mod addr;
 pub mod error;
 pub mod firewall;
 pub mod link;
+pub mod netdev;
 pub mod ports;
 pub mod state;
 pub mod usernet;

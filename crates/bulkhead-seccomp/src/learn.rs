@@ -226,44 +226,203 @@ pub fn learned_profile(
     p
 }
 
-/// Writes `profile` to `out` by rename (a reader never sees half of it, and
-/// a symlink at `out` is replaced, not followed).
-pub fn write_profile(out: &Path, profile: &Value) -> Result<(), LearnError> {
-    let what = || format!("write {}", out.display());
-    let name = out.file_name().ok_or_else(|| LearnError::Path {
-        what: what(),
+/// The root-owned directory an annotation may name files beneath (besides
+/// the bundle directory). Only root creates it: `mkdir -m 0700`.
+pub const LEARNED_DIR: &str = "/var/lib/bulkhead/learned";
+
+/// The most of an existing file read to tell whether a learning run wrote
+/// it (a learned profile is a few KiB).
+const MAX_EXISTING: u64 = 4 << 20;
+
+/// Where a learning run may write its profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confine {
+    /// `--learn-seccomp FILE` / `sandbox --learn FILE`: the runtime's own
+    /// caller chose FILE; its directory is found as the caller spelled it.
+    Caller,
+    /// The annotation, written by whoever wrote the config (a pod author):
+    /// a file directly in this bundle directory, or beneath [`LEARNED_DIR`]
+    /// reached without any symlink.
+    Bundle(PathBuf),
+}
+
+/// The directory of `out` (opened as `confine` allows) and its file name.
+fn open_output_dir(
+    out: &Path,
+    confine: &Confine,
+    what: &str,
+) -> Result<(OwnedFd, std::ffi::OsString), LearnError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let bad = |reason: String| LearnError::Path {
+        what: what.into(),
         path: out.into(),
-        reason: "not a file name".into(),
-    })?;
-    let tmp = out.with_file_name(format!(
-        ".{}.{}.tmp",
+        reason,
+    };
+    if !out.is_absolute() {
+        return Err(bad("is not an absolute path".into()));
+    }
+    // `..` would make a lexical check below say nothing about the file.
+    if out
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(bad("has a `..` component".into()));
+    }
+    let (Some(name), Some(parent)) = (out.file_name(), out.parent()) else {
+        return Err(bad("does not name a file".into()));
+    };
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let missing = |e: rustix::io::Errno| {
+        bad(format!(
+            "its directory does not exist or cannot be opened ({})",
+            std::io::Error::from(e)
+        ))
+    };
+    let dir = match confine {
+        Confine::Caller => rustix::fs::open(parent, dir_flags, Mode::empty()).map_err(missing)?,
+        Confine::Bundle(bundle) => {
+            if parent == bundle.as_path() {
+                rustix::fs::open(parent, dir_flags, Mode::empty()).map_err(missing)?
+            } else if let Ok(rest) = parent.strip_prefix(LEARNED_DIR) {
+                let root =
+                    rustix::fs::open(LEARNED_DIR, dir_flags | OFlags::NOFOLLOW, Mode::empty())
+                        .map_err(missing)?;
+                if rest.as_os_str().is_empty() {
+                    root
+                } else {
+                    rustix::fs::openat2(
+                        &root,
+                        rest,
+                        dir_flags,
+                        Mode::empty(),
+                        ResolveFlags::BENEATH
+                            | ResolveFlags::NO_SYMLINKS
+                            | ResolveFlags::NO_MAGICLINKS
+                            | ResolveFlags::NO_XDEV,
+                    )
+                    .map_err(|e| {
+                        bad(format!(
+                            "cannot be reached beneath {LEARNED_DIR} without symlinks ({})",
+                            std::io::Error::from(e)
+                        ))
+                    })?
+                }
+            } else {
+                return Err(bad(format!(
+                    "must name a file directly in the bundle directory ({}) or beneath {LEARNED_DIR}",
+                    bundle.display()
+                )));
+            }
+        }
+    };
+    Ok((dir, name.to_os_string()))
+}
+
+/// Whether `name` in `dir` may be replaced: absent, or a regular file a
+/// learning run wrote (a JSON object with "x-bulkhead-learned"). Never
+/// followed: a symlink there is refused.
+fn may_replace(dir: &OwnedFd, name: &std::ffi::OsStr) -> Result<(), String> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(rustix::io::Errno::LOOP) => return Err("is a symlink".into()),
+        Err(e) => {
+            return Err(format!(
+                "exists and cannot be read ({})",
+                std::io::Error::from(e)
+            ));
+        }
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    let not_ours = || "exists and was not written by a learning run: remove it first".to_string();
+    if !regular || st.st_size as u64 > MAX_EXISTING {
+        return Err(not_ours());
+    }
+    let mut text = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_EXISTING)
+        .read_to_end(&mut text)
+        .map_err(|e| e.to_string())?;
+    match serde_json::from_slice::<Value>(&text) {
+        Ok(v) if v.get("x-bulkhead-learned").is_some() => Ok(()),
+        _ => Err(not_ours()),
+    }
+}
+
+/// A new file next to the output, created (never opened through a
+/// symlink or over an existing file) in `dir`.
+fn create_temp(
+    dir: &OwnedFd,
+    name: &std::ffi::OsStr,
+    kind: &str,
+) -> std::io::Result<(OwnedFd, String)> {
+    use rustix::fs::{Mode, OFlags};
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let tmp = format!(
+        ".{}.{}.{}.{kind}",
         name.to_string_lossy(),
-        std::process::id()
-    ));
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let fd = rustix::fs::openat(
+        dir,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    Ok((fd, tmp))
+}
+
+/// Checks, before anything runs, that `out` may be written as `confine`
+/// allows: its directory opens, the file is absent or a learned profile,
+/// and a file can be created next to it. Returns `out` made absolute.
+pub fn check_output(out: &Path, confine: &Confine, what: &str) -> Result<PathBuf, LearnError> {
+    let out = std::path::absolute(out).map_err(io_err(what))?;
+    let (dir, name) = open_output_dir(&out, confine, what)?;
+    let bad = |reason: String| LearnError::Path {
+        what: what.into(),
+        path: out.clone(),
+        reason,
+    };
+    may_replace(&dir, &name).map_err(bad)?;
+    let (_, tmp) = create_temp(&dir, &name, "probe")
+        .map_err(|e| bad(format!("cannot create a file in its directory ({e})")))?;
+    let _ = rustix::fs::unlinkat(&dir, &tmp, rustix::fs::AtFlags::empty());
+    Ok(out)
+}
+
+/// Writes `profile` to `out` by rename in its directory, opened as
+/// `confine` allows (a reader never sees half of it; what is at `out` is
+/// replaced only if a learning run wrote it, and never followed).
+pub fn write_profile(out: &Path, confine: &Confine, profile: &Value) -> Result<(), LearnError> {
+    let what = format!("write {}", out.display());
+    let (dir, name) = open_output_dir(out, confine, &what)?;
+    may_replace(&dir, &name).map_err(|reason| LearnError::Path {
+        what: what.clone(),
+        path: out.into(),
+        reason,
+    })?;
     let text = serde_json::to_string_pretty(profile).unwrap_or_default() + "\n";
-    std::fs::write(&tmp, text).map_err(io_err(what()))?;
-    std::fs::rename(&tmp, out).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err(what())(e)
+    let (fd, tmp) = create_temp(&dir, &name, "tmp").map_err(io_err(what.as_str()))?;
+    let written = std::io::Write::write_all(&mut std::fs::File::from(fd), text.as_bytes())
+        .and_then(|()| rustix::fs::renameat(&dir, &tmp, &dir, &name).map_err(Into::into));
+    written.map_err(|e| {
+        let _ = rustix::fs::unlinkat(&dir, &tmp, rustix::fs::AtFlags::empty());
+        io_err(what.as_str())(e)
     })
 }
 
-/// The output file of a learning run: absolute, in a directory that exists.
+/// The output file of a learning run chosen by the runtime's caller.
 pub fn output_path(p: &Path, what: &str) -> Result<PathBuf, LearnError> {
-    let bad = |reason: &str| LearnError::Path {
-        what: what.into(),
-        path: p.into(),
-        reason: reason.into(),
-    };
-    let p = std::path::absolute(p).map_err(io_err(what))?;
-    match p.parent() {
-        Some(d) if d.is_dir() && p.file_name().is_some() => {}
-        _ => return Err(bad("its directory does not exist")),
-    }
-    if p.is_dir() {
-        return Err(bad("is a directory"));
-    }
-    Ok(p)
+    check_output(p, &Confine::Caller, what)
 }
 
 /// One connection from the runtime: the process state JSON and the
@@ -349,6 +508,7 @@ pub fn serve(
     control: &mut impl ReadFd,
     base: Option<&Value>,
     out: &Path,
+    confine: &Confine,
 ) -> Result<(), LearnError> {
     let mut seen = BTreeSet::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -361,7 +521,7 @@ pub fn serve(
         // process uses a recorded filter any more.
         if init.as_ref().is_some_and(|(_, p)| p.is_none()) && fds.is_empty() {
             if written != Some(seen.len()) {
-                write_profile(out, &learned_profile(base, &seen, exit))?;
+                write_profile(out, confine, &learned_profile(base, &seen, exit))?;
             }
             return Ok(());
         }
@@ -420,7 +580,7 @@ pub fn serve(
                 if exit.is_none() {
                     exit = zombie_status(*pid);
                 }
-                write_profile(out, &learned_profile(base, &seen, exit))?;
+                write_profile(out, confine, &learned_profile(base, &seen, exit))?;
                 written = Some(seen.len());
             }
             i += 1;

@@ -213,6 +213,8 @@ pub fn features(support: &Support) -> Value {
             "apparmor": { "enabled": support.apparmor },
             "selinux": { "enabled": support.selinux },
             "intelRdt": { "enabled": false },
+            // linux.netDevices (runtime-spec 1.2), as runc 1.3 lists it.
+            "netDevices": { "enabled": true },
             "mountExtensions": { "idmap": { "enabled": support.idmap } }
         },
         "annotations": {
@@ -382,6 +384,7 @@ mod tests {
                 linux.seccomp().as_ref().unwrap().enabled(),
                 &Some(support.seccomp)
             );
+            assert_eq!(linux.net_devices().as_ref().unwrap().enabled(), &Some(true));
         }
     }
 }

@@ -280,6 +280,19 @@ pub struct Plan {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// The `io.bulkhead.landlock` annotation's policy (a bulkhead extension).
     pub landlock: Option<crate::landlock::LandlockPlan>,
+    /// `linux.netDevices`: host interfaces to move into the container's
+    /// network namespace, sorted by host name.
+    pub net_devices: Vec<NetDevicePlan>,
+}
+
+/// One entry of `linux.netDevices`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetDevicePlan {
+    /// The interface's name on the host (the map key).
+    pub host: String,
+    /// Its name inside the container: `name`, or the host name. May end in
+    /// `%d`, a template the kernel fills with a free number.
+    pub name: String,
 }
 
 impl Plan {
@@ -470,6 +483,7 @@ impl Plan {
         };
 
         let landlock = crate::landlock::from_annotations(spec.annotations().as_ref())?;
+        let net_devices = net_devices(&linux, &namespaces)?;
 
         Ok(Plan {
             oci_version: spec.version().clone(),
@@ -506,8 +520,97 @@ impl Plan {
             mount_label: linux.mount_label().clone().filter(|l| !l.is_empty()),
             seccomp: linux.seccomp().clone(),
             landlock,
+            net_devices,
         })
     }
+}
+
+/// `linux.netDevices`: names the kernel would refuse, and moves that have
+/// no network namespace of the container's own to go to, fail here.
+fn net_devices(
+    linux: &oci_spec::runtime::Linux,
+    namespaces: &[NsPlan],
+) -> Result<Vec<NetDevicePlan>, PlanError> {
+    let Some(map) = linux.net_devices().as_ref().filter(|m| !m.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    if !namespaces.iter().any(|n| n.kind == NsKind::Network) {
+        return Err(invalid(
+            "linux.netDevices",
+            "moving network devices needs a network namespace of the container's own \
+             (an entry of type \"network\" in linux.namespaces); without one they would \
+             stay in the host's",
+        ));
+    }
+    let mut out: Vec<NetDevicePlan> = Vec::new();
+    let mut hosts: Vec<&String> = map.keys().collect();
+    hosts.sort();
+    for host in hosts {
+        let field = format!("linux.netDevices.{host}");
+        if let Err(why) = check_ifname(host, false) {
+            return Err(invalid(
+                &field,
+                format!("host interface name {host:?}: {why}"),
+            ));
+        }
+        let name = match map[host].name().as_deref() {
+            None | Some("") => host.clone(),
+            Some(n) => {
+                check_ifname(n, true)
+                    .map_err(|why| invalid(format!("{field}.name"), format!("{n:?}: {why}")))?;
+                n.to_string()
+            }
+        };
+        if let Some(other) = out.iter().find(|d| d.name == name && !name.contains('%')) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!(
+                    "{name:?} is also the name given to {:?} in the container",
+                    other.host
+                ),
+            ));
+        }
+        out.push(NetDevicePlan {
+            host: host.clone(),
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// An interface name the kernel accepts (`dev_valid_name`): 1-15 bytes
+/// (IFNAMSIZ with its NUL), not `.` or `..`, no `/`, `:` or whitespace.
+/// `template` allows one `%d` for the kernel to number.
+fn check_ifname(name: &str, template: bool) -> Result<(), String> {
+    const IFNAMSIZ: usize = 16;
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() >= IFNAMSIZ {
+        return Err(format!(
+            "is {} bytes long; interface names have at most {}",
+            name.len(),
+            IFNAMSIZ - 1
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err("is not a valid interface name".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+    {
+        return Err(format!("contains {c:?}, which interface names cannot hold"));
+    }
+    let percents = name.matches('%').count();
+    if percents > 0 && !(template && percents == 1 && name.contains("%d")) {
+        return Err(if template {
+            "may hold '%' only as one \"%d\" template".into()
+        } else {
+            "contains '%', which a host interface name cannot hold".into()
+        });
+    }
+    Ok(())
 }
 
 fn namespaces(list: &[oci_spec::runtime::LinuxNamespace]) -> Result<Vec<NsPlan>, PlanError> {
@@ -1054,6 +1157,83 @@ mod tests {
         assert_eq!(p.rootfs, PathBuf::from("/b/rootfs"));
         assert!(p.creates(NsKind::Pid));
         assert!(!p.creates(NsKind::User));
+    }
+
+    fn with_netdevs(namespaces: &str, devs: &str) -> Result<Plan, PlanError> {
+        plan(&BASE.replace(
+            r#""namespaces":[{"type":"pid"},{"type":"mount"}]"#,
+            &format!(r#""namespaces":{namespaces},"netDevices":{devs}"#),
+        ))
+    }
+
+    const NET: &str = r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#;
+
+    #[test]
+    fn net_devices_are_planned_with_their_inside_names() {
+        let p = with_netdevs(NET, r#"{"dummy1":{"name":"eth7"},"dummy0":{}}"#).unwrap();
+        let got: Vec<_> = p
+            .net_devices
+            .iter()
+            .map(|d| (d.host.as_str(), d.name.as_str()))
+            .collect();
+        assert_eq!(got, [("dummy0", "dummy0"), ("dummy1", "eth7")]);
+        let p = with_netdevs(
+            NET,
+            r#"{"dummy1":{"name":"net%d"},"dummy0":{"name":"net%d"}}"#,
+        );
+        assert_eq!(p.unwrap().net_devices.len(), 2, "templates never clash");
+    }
+
+    #[test]
+    fn net_devices_need_a_network_namespace() {
+        let e = with_netdevs(r#"[{"type":"pid"}]"#, r#"{"dummy0":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("linux.netDevices:") && e.contains("network namespace"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_net_device_names_name_the_field() {
+        let long = "a".repeat(16);
+        for (devs, field) in [
+            (
+                format!(r#"{{"{long}":{{}}}}"#),
+                format!("linux.netDevices.{long}:"),
+            ),
+            (r#"{"a b":{}}"#.into(), "linux.netDevices.a b:".into()),
+            (r#"{"..":{}}"#.into(), "linux.netDevices...:".into()),
+            (r#"{"d%d":{}}"#.into(), "linux.netDevices.d%d:".into()),
+            (
+                r#"{"d0":{"name":"a/b"}}"#.into(),
+                "linux.netDevices.d0.name:".into(),
+            ),
+            (
+                r#"{"d0":{"name":"x:1"}}"#.into(),
+                "linux.netDevices.d0.name:".into(),
+            ),
+            (
+                format!(r#"{{"d0":{{"name":"{long}"}}}}"#),
+                "linux.netDevices.d0.name:".into(),
+            ),
+            (
+                r#"{"d0":{"name":"e%s"}}"#.into(),
+                "linux.netDevices.d0.name:".into(),
+            ),
+            (
+                r#"{"d0":{"name":"eth0"},"d1":{"name":"eth0"}}"#.into(),
+                "linux.netDevices.d1.name:".into(),
+            ),
+            (
+                r#"{"d0":{},"d1":{"name":"d0"}}"#.into(),
+                "linux.netDevices.d1.name:".into(),
+            ),
+        ] {
+            let e = with_netdevs(NET, &devs).unwrap_err().to_string();
+            assert!(e.starts_with(&field), "{devs}: {e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -449,8 +450,27 @@ fn podman_annotation_learns_a_profile_podman_can_use() {
     };
     let image = "localhost/bulkhead-learn-test:latest";
     let p = podman_with_image(image);
-    let dir = common::open_tempdir();
-    let profile = dir.path().join("podman.json");
+    // The annotation may only name the bundle directory (podman's, which
+    // the test does not know) or a file beneath /var/lib/bulkhead/learned.
+    struct Removed(std::path::PathBuf, bool);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            if self.1 {
+                // Ours: removed when empty (another test may be using it).
+                let _ = self.0.parent().map(std::fs::remove_dir);
+            }
+        }
+    }
+    let learned_dir = std::path::Path::new("/var/lib/bulkhead/learned");
+    let created = !learned_dir.exists();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(learned_dir)
+        .unwrap();
+    let profile = learned_dir.join(format!("{}.json", unique_id()));
+    let _removed = Removed(profile.clone(), created);
     let ann = format!("io.bulkhead.seccomp.learn={}", profile.display());
     let run = |extra: &[&str], args: &[&str]| {
         // (Root here lacks CAP_SYS_RESOURCE: podman's default limits are

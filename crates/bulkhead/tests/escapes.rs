@@ -657,3 +657,112 @@ fn exec_user_strings_are_parsed_exactly() {
         );
     }
 }
+
+// ------------------------------------------------------ seccomp learning --
+
+const LEARN_ANNOTATION: &str = "io.bulkhead.seccomp.learn";
+
+/// A file root must not lose: "victim" content outside the bundle.
+fn victim(dir: &Path) -> PathBuf {
+    let v = dir.join("victim");
+    fs::write(&v, "root:secret\n").unwrap();
+    v
+}
+
+/// The config's author (a pod author, through containerd's annotations)
+/// names where root writes the learned profile: only a new file (or a
+/// learned one) directly in the bundle directory, never a host file, never
+/// through a symlink or `..`, never the bundle's own files.
+#[test]
+fn learn_annotation_cannot_write_outside_the_bundle() {
+    require_root!();
+    skip_if!(is_runc(), "the annotation is a bulkhead extension");
+    let outside = common::open_tempdir();
+    let v = victim(outside.path());
+    let v_str = v.to_str().unwrap().to_string();
+    // Each case: the path (given its bundle directory) and the reason.
+    type Case = (fn(&str, &str) -> String, &'static str);
+    let cases: [Case; 5] = [
+        // A host file (as /etc/shadow or /etc/ld.so.preload would be).
+        (|_, v| v.to_string(), "bundle directory"),
+        // Through a symlinked directory component.
+        (|b, _| format!("{b}/link/victim"), "bundle directory"),
+        (|b, _| format!("{b}/../victim"), ".."),
+        // A symlink as the last component.
+        (|b, _| format!("{b}/learned.json"), "symlink"),
+        // The bundle's own files.
+        (
+            |b, _| format!("{b}/config.json"),
+            "not written by a learning run",
+        ),
+    ];
+    for (path, needle) in cases {
+        let b = Bundle::new().probe(&["exit", "0"]);
+        symlink(outside.path(), b.dir().join("link")).unwrap();
+        symlink(&v, b.dir().join("learned.json")).unwrap();
+        let path = path(b.dir().to_str().unwrap(), &v_str);
+        let p = path.clone();
+        let b = b.json_patch(|c| c["annotations"] = json!({LEARN_ANNOTATION: p}));
+        b.create()
+            .fails_with(&[needle])
+            .fails_with(&[LEARN_ANNOTATION]);
+        assert!(!b.state_root().join(&b.id).exists(), "state left");
+        assert_eq!(fs::read_to_string(&v).unwrap(), "root:secret\n", "{path}");
+        assert!(
+            fs::read_to_string(b.dir().join("config.json"))
+                .unwrap()
+                .contains("ociVersion"),
+            "{path}: config.json replaced"
+        );
+    }
+}
+
+/// `--learn-seccomp FILE` (the runtime's caller chose FILE) is still
+/// refused in a directory the container can write (its root or a bind
+/// mount's source), where the container could put a symlink where root
+/// creates its file, and a symlink at FILE is refused, not replaced.
+#[test]
+fn learn_flag_refuses_container_writable_dirs_and_symlinks() {
+    require_root!();
+    skip_if!(is_runc(), "--learn-seccomp is a bulkhead extension");
+    let shared = common::open_tempdir();
+    let v = victim(shared.path());
+    let b = Bundle::new().probe(&["exit", "0"]).json_patch(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/shared", "type": "bind",
+            "source": shared.path(), "options": ["rbind", "rw"]}));
+    });
+    let sub = shared.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    for out in [shared.path().join("p.json"), sub.join("p.json")] {
+        b.create_with(&["--learn-seccomp", out.to_str().unwrap()])
+            .fails_with(&["can write"]);
+        assert!(!out.exists());
+        assert!(!b.state_root().join(&b.id).exists(), "state left");
+    }
+    let rootfs: PathBuf = b.config["root"]["path"].as_str().unwrap().into();
+    let rootfs = if rootfs.is_absolute() {
+        rootfs
+    } else {
+        b.dir().join(rootfs)
+    };
+    b.create_with(&[
+        "--learn-seccomp",
+        rootfs.join("tmp/p.json").to_str().unwrap(),
+    ])
+    .fails_with(&["root.path"]);
+
+    let elsewhere = common::open_tempdir();
+    let link = elsewhere.path().join("p.json");
+    symlink(&v, &link).unwrap();
+    let b = Bundle::new().probe(&["exit", "0"]);
+    b.create_with(&["--learn-seccomp", link.to_str().unwrap()])
+        .fails_with(&["symlink"]);
+    assert_eq!(fs::read_to_string(&v).unwrap(), "root:secret\n");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

@@ -9,7 +9,7 @@
 #[macro_use]
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Bundle, is_runc};
@@ -145,12 +145,18 @@ fn the_configs_own_profile_still_applies_while_learning() {
 fn annotation_learns_a_detached_container_and_a_failure_is_partial() {
     require_root!();
     skip_if!(is_runc(), "the annotation is a bulkhead extension");
-    let dir = common::open_tempdir();
-    let profile = dir.path().join("by-annotation.json");
-    let p = profile.to_str().unwrap().to_string();
-    let b = Bundle::new()
-        .probe(&["exit", "3"])
-        .json_patch(|c| c["annotations"] = json!({ANNOTATION: p}));
+    // The annotation may only name a file in the bundle directory (or
+    // beneath /var/lib/bulkhead/learned).
+    let annotated = |probe: &[&str]| {
+        let b = Bundle::new().probe(probe);
+        let profile = b.dir().join("by-annotation.json");
+        let p = profile.to_str().unwrap().to_string();
+        (
+            b.json_patch(|c| c["annotations"] = json!({ANNOTATION: p})),
+            profile,
+        )
+    };
+    let (b, profile) = annotated(&["exit", "3"]);
     b.create().ok();
     assert_eq!(recorders_for(&profile).len(), 1, "one recorder");
     b.start().ok();
@@ -169,10 +175,7 @@ fn annotation_learns_a_detached_container_and_a_failure_is_partial() {
     assert!(recorders_for(&profile).is_empty(), "recorder left running");
 
     // Killed before it ever ran: delete writes what setup recorded, partial.
-    std::fs::remove_file(&profile).unwrap();
-    let b = Bundle::new()
-        .probe(&["sleep", "100"])
-        .json_patch(|c| c["annotations"] = json!({ANNOTATION: p}));
+    let (b, profile) = annotated(&["sleep", "100"]);
     b.create().ok();
     b.delete_force().ok();
     let learned = read_profile(&profile);
@@ -219,4 +222,31 @@ fn bad_learning_requests_are_refused_and_leave_nothing() {
         assert!(recorders_for(&ok_path).is_empty(), "recorder left");
         assert!(!ok_path.exists());
     }
+}
+
+/// The recorder outlives `create` as root: it must hold none of the fds the
+/// engine gave `create` (pipes an engine waits on, --preserve-fds files).
+#[test]
+fn the_recorder_holds_none_of_the_callers_fds() {
+    require_root!();
+    skip_if!(is_runc(), "--learn-seccomp is a bulkhead extension");
+    let dir = common::open_tempdir();
+    let marker = dir.path().join("callers-file");
+    let f = std::fs::File::create(&marker).unwrap();
+    // Inheritable, as an engine's extra fds are.
+    rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::empty()).unwrap();
+    let out = dir.path().join("p.json");
+    let b = Bundle::new().probe(&["sleep", "100"]);
+    b.create_with(&["--learn-seccomp", out.to_str().unwrap()])
+        .ok();
+    drop(f);
+    let recs = recorders_for(&out);
+    assert_eq!(recs.len(), 1, "one recorder");
+    let held: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{}/fd", recs[0]))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect();
+    assert!(!held.contains(&marker), "the recorder holds {held:?}");
+    b.delete_force().ok();
 }

@@ -613,3 +613,49 @@ fn print_spec_with_an_image_has_its_config_and_creates_nothing() {
     out.fails_with(&["--image \"no-such-image\"", "no such file"]);
     assert!(out.stdout.is_empty(), "{out}");
 }
+
+/// Root never runs what another user could change: a store (or a directory
+/// above it) owned by another user, or writable by group/others, is refused
+/// before anything is read from it or created in it.
+#[test]
+fn root_refuses_a_store_another_user_can_change() {
+    require_root!();
+    skip_if!(is_runc(), "sandbox is a bulkhead command");
+    let e = Env::new();
+    let owned = e.path("users-store");
+    std::fs::create_dir(&owned).unwrap();
+    std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+    let under = e.path("users-dir");
+    std::fs::create_dir(&under).unwrap();
+    std::os::unix::fs::chown(&under, Some(65534), Some(65534)).unwrap();
+    let open = e.path("open-store");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let cases = [
+        (owned.clone(), "owned by uid 65534"),
+        (under.join("images"), "owned by uid 65534"),
+        (open.clone(), "writable by group or others"),
+    ];
+    for (store, needle) in cases {
+        let out = rt(
+            &e.state(),
+            &[
+                "sandbox",
+                "--image-store",
+                store.to_str().unwrap(),
+                "--image",
+                "some-image",
+                "--",
+                "true",
+            ],
+        );
+        out.fails_with(&[needle]).fails_with(&["--image-store"]);
+        assert_eq!(out.code(), Some(125), "{out}");
+        assert!(
+            !store.join("layers").exists(),
+            "{}: store used",
+            store.display()
+        );
+    }
+    assert!(!under.join("images").exists());
+}

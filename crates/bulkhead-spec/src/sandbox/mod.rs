@@ -343,7 +343,30 @@ fn path_str(p: &Path) -> String {
 }
 
 /// Builds the OCI config for `o`.
+/// A host name (RFC 1123 labels): it goes into the sandbox's /etc/hosts,
+/// where a newline or blank would add entries of the caller's choosing.
+pub fn check_hostname(h: &str) -> Result<(), SandboxError> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if h.len() > 64 || !h.split('.').all(label_ok) {
+        return Err(SandboxError::Flag {
+            flag: format!("--hostname {h:?}"),
+            reason: "not a host name (dot-separated labels of letters, digits and '-', at most 64 bytes)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 pub fn build(o: &SandboxOptions) -> Result<Value, SandboxError> {
+    if let Some(h) = &o.hostname {
+        check_hostname(h)?;
+    }
     let d = o.profile.defaults();
     let e = effective(o);
     let args = args(o)?;

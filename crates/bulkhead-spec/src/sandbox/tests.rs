@@ -572,3 +572,27 @@ fn rootless_image_root_is_an_overlay_mounted_first_at_root() {
     o.root_overlay = None;
     assert!(mount(&built(&o), "/").is_none());
 }
+
+#[test]
+fn hostnames_that_would_add_hosts_entries_are_refused() {
+    for bad in [
+        "a\n6.6.6.6 bank.example",
+        "a b",
+        "a\tb",
+        "",
+        "-a",
+        "a..b",
+        "a/b",
+        &"x".repeat(65),
+    ] {
+        let o = SandboxOptions {
+            hostname: Some(bad.to_string()),
+            ..Default::default()
+        };
+        let e = build(&o).unwrap_err().to_string();
+        assert!(e.starts_with("--hostname"), "{bad:?}: {e}");
+    }
+    for good in ["h", "web-1", "a.example.org"] {
+        assert!(check_hostname(good).is_ok(), "{good}");
+    }
+}

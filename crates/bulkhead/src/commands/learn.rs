@@ -18,11 +18,27 @@ pub struct RecorderArgs {
     out: PathBuf,
     #[arg(long)]
     base: Option<PathBuf>,
+    /// The annotation asked: `out` is confined to this bundle (see
+    /// bulkhead_seccomp::learn::Confine).
+    #[arg(long)]
+    confine_to_bundle: Option<PathBuf>,
+}
+
+impl RecorderArgs {
+    fn confine(&self) -> learn::Confine {
+        match &self.confine_to_bundle {
+            Some(b) => learn::Confine::Bundle(b.clone()),
+            None => learn::Confine::Caller,
+        }
+    }
 }
 
 fn setup(a: &RecorderArgs) -> Result<(UnixListener, Option<serde_json::Value>)> {
     // Not in the caller's session: a ^C for `run` goes to the container.
     let _ = rustix::process::setsid();
+    // It outlives `create`: none of the fds the engine gave `create` (its
+    // pipes, --preserve-fds files) may stay open in it.
+    bulkhead_sys::close_inherited_fds(3).context("close inherited fds")?;
     let base = match &a.base {
         Some(f) => Some(
             serde_json::from_slice(&std::fs::read(f).with_context(|| format!("{}", f.display()))?)
@@ -31,14 +47,7 @@ fn setup(a: &RecorderArgs) -> Result<(UnixListener, Option<serde_json::Value>)> 
         None => None,
     };
     // Fail now, not when the container exits, if FILE cannot be written.
-    // (A file next to it: an older profile at FILE stays until replaced.)
-    let name = a.out.file_name().unwrap_or_default().to_string_lossy();
-    let probe = a
-        .out
-        .with_file_name(format!(".{name}.{}.probe", std::process::id()));
-    std::fs::File::create(&probe)
-        .with_context(|| format!("--learn-seccomp: cannot write in {}", a.out.display()))?;
-    let _ = std::fs::remove_file(&probe);
+    learn::check_output(&a.out, &a.confine(), "--learn-seccomp")?;
     let l = UnixListener::bind(&a.socket)
         .with_context(|| format!("--learn-seccomp: listen on {}", a.socket.display()))?;
     Ok((l, base))
@@ -57,7 +66,13 @@ pub fn recorder(a: &RecorderArgs) -> Result<()> {
     stdout.flush()?;
     let null = std::fs::File::options().write(true).open("/dev/null")?;
     rustix::stdio::dup2_stdout(&null)?;
-    let res = learn::serve(&listener, &mut std::io::stdin(), base.as_ref(), &a.out);
+    let res = learn::serve(
+        &listener,
+        &mut std::io::stdin(),
+        base.as_ref(),
+        &a.out,
+        &a.confine(),
+    );
     let _ = std::fs::remove_file(&a.socket);
     Ok(res?)
 }

@@ -84,6 +84,48 @@ impl ImageArgs {
     }
 }
 
+/// Root runs what its store holds: a store another user could change (it,
+/// or a directory above it, owned by them or writable by group or others
+/// without the sticky bit) would let them choose what root's sandboxes run.
+/// Checked on the path as the kernel resolves it.
+fn trusted_by_root(store_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::path::absolute(store_dir)
+        .with_context(|| format!("--image-store {}", store_dir.display()))?;
+    // The store may not exist yet: check what does (it is created root's).
+    let mut existing = abs.as_path();
+    while std::fs::symlink_metadata(existing).is_err() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return Ok(()),
+        }
+    }
+    let real = std::fs::canonicalize(existing)
+        .with_context(|| format!("--image-store {}", store_dir.display()))?;
+    for d in real.ancestors() {
+        let m = std::fs::symlink_metadata(d)
+            .with_context(|| format!("--image-store {}: {}", store_dir.display(), d.display()))?;
+        let sticky = m.mode() & 0o1000 != 0;
+        let reason = if m.uid() != 0 {
+            format!("is owned by uid {}", m.uid())
+        } else if m.mode() & 0o022 != 0 && !(sticky && d != real) {
+            format!(
+                "is writable by group or others (mode {:o})",
+                m.mode() & 0o7777
+            )
+        } else {
+            continue;
+        };
+        bail!(
+            "--image-store {}: {} {reason}: root only uses a store no other user can change \
+             (they would choose what root's sandboxes run)",
+            store_dir.display(),
+            d.display()
+        );
+    }
+    Ok(())
+}
+
 /// A prepared image root.
 pub struct PreparedRoot {
     /// Becomes `root.path`.
@@ -102,6 +144,9 @@ pub fn prepare(
 ) -> Result<PreparedRoot> {
     let flag = || format!("--image {reference:?}");
     let store_dir = args.store_dir();
+    if rustix::process::geteuid().is_root() {
+        trusted_by_root(&store_dir)?;
+    }
     // A name when there is no store yet: nothing to find, and nothing to
     // create on the host for a typo.
     if std::fs::symlink_metadata(reference).is_err() && !store_dir.is_dir() {

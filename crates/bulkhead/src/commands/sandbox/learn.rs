@@ -83,7 +83,7 @@ impl Learner {
     pub fn finish(self, exit_code: i32, out: &Path) -> Result<()> {
         let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
         let p = learn::learned_profile(Some(&self.base), &seen, Some(exit_code));
-        learn::write_profile(out, &p).context("--learn")?;
+        learn::write_profile(out, &learn::Confine::Caller, &p).context("--learn")?;
         if exit_code == 0 {
             eprintln!(
                 "bulkhead sandbox: learned {} syscalls into {}",

@@ -436,7 +436,7 @@ impl Log {
             dir: dir.to_path_buf(),
             file: OpenOptions::new()
                 .append(true)
-                .custom_flags(libc::O_CLOEXEC)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
                 .open(dir.join(LOG_FILE))
                 .ok(),
             size: 0,
@@ -479,11 +479,12 @@ impl Log {
     fn rotate(&mut self) {
         let path = self.dir.join(LOG_FILE);
         let _ = std::fs::rename(&path, self.dir.join(ROTATED_LOG));
+        // Never through a symlink put where the log was.
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o640)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&path)
             .ok();
         self.size = 0;
