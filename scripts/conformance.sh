@@ -32,38 +32,13 @@ skip() {
 [ "$(id -u)" = 0 ] || skip "the validation suite creates real containers and needs root"
 
 # runtime-tools needs Go >= 1.21 (it uses the standard "slices" package).
-go_ok() {
-    local gover gomajor gominor
-    command -v "$GO" >/dev/null 2>&1 || return 1
-    gover=$("$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
-    gomajor=${gover%%.*}
-    gominor=$(echo "$gover" | cut -d. -f2)
-    [ "${gomajor:-0}" -gt 1 ] || { [ "${gomajor:-0}" -eq 1 ] && [ "${gominor:-0}" -ge 21 ]; }
-}
-
-# Debian 12 ships Go 1.19: take golang-1.23 from bookworm-backports with apt-get download into $OUT/go,
-# through a private source list and cache, so the system's apt configuration is not changed.
-backports_go() {
-    grep -qs '^12' /etc/debian_version && command -v apt-get >/dev/null 2>&1 || return 1
-    local d=$OUT/go-backports
-    if [ ! -x "$d/root/usr/lib/go-1.23/bin/go" ]; then
-        mkdir -p "$d/parts" "$d/lists/partial" "$d/cache/archives/partial" "$d/root"
-        printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
-            'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$d/parts/bp.sources"
-        local apt=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$d/parts"
-            -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d/cache")
-        (cd "$d" && apt-get "${apt[@]}" -qq update && apt-get "${apt[@]}" -qq download golang-1.23-go golang-1.23-src) \
-            >"$d/apt.log" 2>&1 || return 1
-        for deb in "$d"/*.deb; do dpkg -x "$deb" "$d/root" || return 1; done
-    fi
-    GO=$d/root/usr/lib/go-1.23/bin/go
-    go_ok
-}
+# shellcheck source=scripts/lib/go-toolchain.sh
+. "$repo/scripts/lib/go-toolchain.sh"
 
 check_go() {
     go_ok && return 0
     echo "conformance: Go ${GO} missing or older than 1.21; trying bookworm-backports" >&2
-    backports_go || skip "no Go >= 1.21 (set GO=/path/to/go; on Debian 12: golang-1.23-go from bookworm-backports)"
+    backports_go "$OUT" || skip "no Go >= 1.21 (set GO=/path/to/go; on Debian 12: golang-1.23-go from bookworm-backports)"
 }
 export GOTOOLCHAIN=local GOFLAGS=-mod=vendor
 

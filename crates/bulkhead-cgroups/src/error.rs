@@ -28,12 +28,6 @@ pub enum CgroupError {
         reason: &'static str,
     },
 
-    /// A systemd-style `slice:prefix:name` path without `--systemd-cgroup`.
-    #[error(
-        "{field}: {value:?} is in the systemd \"slice:prefix:name\" form; --systemd-cgroup is needed to use it"
-    )]
-    SystemdPathWithoutDriver { field: &'static str, value: String },
-
     /// The systemd cgroup driver was asked for, but systemd is not running.
     #[error("systemd cgroup driver requested but systemd is not running (no {marker})")]
     SystemdNotRunning { marker: PathBuf },

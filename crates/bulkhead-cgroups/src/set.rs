@@ -75,10 +75,11 @@ fn relative_path(cgroups_path: Option<&str>, id: &str) -> Result<PathBuf, Cgroup
             return Err(invalid(p, "contains a NUL byte"));
         }
         if p.contains(':') {
-            return Err(CgroupError::SystemdPathWithoutDriver {
-                field: FIELD,
-                value: p.to_string(),
-            });
+            // containerd's CRI plugin sends `slice:prefix:name` whenever
+            // kubelet's cgroup parent is a `.slice`, also with its systemd
+            // driver off: place the container where systemd would put that
+            // unit, i.e. inside the pod's cgroup that kubelet made.
+            return Ok(PathBuf::from(systemd::parse_path(Some(p), id)?.cgroup));
         }
     }
     let owned;
@@ -158,9 +159,11 @@ fn v2_controllers(mount: &Path) -> Vec<String> {
 /// * absolute (`/a/b`): that path below the root of every hierarchy;
 /// * relative (`a/b`): also taken below the root of every hierarchy (not
 ///   below the runtime's own cgroup), i.e. the same as `/a/b`;
-/// * containing `:` (systemd's `slice:prefix:name`): needs `systemd`
-///   (`--systemd-cgroup`), refused while systemd is not running; see
-///   [`systemd::parse_path`] for the form;
+/// * containing `:` (systemd's `slice:prefix:name`, see
+///   [`systemd::parse_path`]): with `systemd` (`--systemd-cgroup`) a unit
+///   (refused while systemd is not running); without it, the directory
+///   systemd would give that unit (`a-b.slice:p:n` is `/a.slice/a-b.slice/p-n.scope`),
+///   as kubelet-style cgroup parents under containerd's cgroupfs mode need;
 /// * `..` components, NUL bytes and the root cgroup itself are rejected.
 ///
 /// On a v1 mount that shows only a sub-tree of its hierarchy, a path inside
@@ -747,6 +750,33 @@ mod tests {
     }
 
     #[test]
+    fn systemd_form_without_the_driver_is_the_units_directory() {
+        let set = resolve(
+            &hybrid(),
+            Some("kubepods-besteffort-pod12.slice:cri-containerd:abc"),
+            "abc",
+            false,
+        )
+        .unwrap();
+        assert!(set.systemd.is_none());
+        assert_eq!(
+            set.dirs[0].path,
+            Path::new(
+                "/sys/fs/cgroup/cpu,cpuacct/kubepods.slice/kubepods-besteffort.slice/\
+                 kubepods-besteffort-pod12.slice/cri-containerd-abc.scope"
+            )
+        );
+        for bad in ["only:two", "a--b.slice:p:n", "system.slice:p:n/x"] {
+            let err = resolve(&hybrid(), Some(bad), "abc", false).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("linux.cgroupsPath") && msg.contains(bad),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
     fn default_path() {
         let set = resolve(&hybrid(), None, "ctr1", false).unwrap();
         let got: Vec<(&str, &Path, bool)> = set
@@ -839,10 +869,10 @@ mod tests {
 
     #[test]
     fn systemd_form() {
-        let err = resolve(&hybrid(), Some("system.slice:bulkhead:abc"), "abc", false).unwrap_err();
+        let err = resolve(&hybrid(), Some("system:abc"), "abc", false).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("linux.cgroupsPath"), "{msg}");
-        assert!(msg.contains("--systemd-cgroup"), "{msg}");
+        assert!(msg.contains("slice:prefix:name"), "{msg}");
         let with_driver = resolve(&hybrid(), Some("system.slice:bulkhead:abc"), "abc", true);
         if Path::new(SYSTEMD_MARKER).is_dir() {
             let set = with_driver.unwrap();

@@ -5,7 +5,7 @@
 //! and cgroup parents, no network, and the shared test rootfs imported as
 //! an image; guards stop the daemons and remove containers on drop, also
 //! when a test fails. A missing engine skips its tests with a printed
-//! reason. The CRI path is not covered: crictl is not packaged in Debian 12.
+//! reason. The CRI path is in tests/cri.rs.
 
 #[macro_use]
 mod common;
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::daemon::{stop_daemon, unmount_under};
 use common::{RtOutput, rootfs, run_cmd, runtime};
 use tempfile::TempDir;
 
@@ -1655,38 +1656,4 @@ fn podman_wait_and_auto_removal() {
         let ps = p.run(&["ps", "--all", "--format", "{{.Names}}"]);
         (!ps.stdout.contains("bh-auto")).then_some(())
     });
-}
-
-/// SIGTERM a test's daemon, give it `grace` to exit, then SIGKILL it.
-fn stop_daemon(daemon: &mut std::process::Child, grace: Duration) {
-    if let Some(pid) = rustix::process::Pid::from_raw(daemon.id() as i32) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    }
-    let start = std::time::Instant::now();
-    while start.elapsed() < grace {
-        if let Ok(Some(_)) = daemon.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-}
-
-/// Lazily unmounts whatever a daemon left mounted under `dir`, innermost
-/// first; returns the mount points it found.
-fn unmount_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut left: Vec<String> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.contains(&needle))
-        .map(str::to_string)
-        .collect();
-    left.reverse();
-    for m in &left {
-        let _ = Command::new("umount").arg("-l").arg(m).status();
-    }
-    left
 }

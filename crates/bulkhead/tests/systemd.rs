@@ -582,7 +582,8 @@ fn invalid_systemd_paths_are_refused() {
     }
 }
 
-/// No systemd (this host): a clear error, nothing left behind.
+/// No systemd (this host): `--systemd-cgroup` is a clear error, nothing left
+/// behind; without it, a malformed `slice:prefix:name` is refused.
 #[test]
 fn without_systemd_a_clear_error() {
     skip_if!(
@@ -593,8 +594,10 @@ fn without_systemd_a_clear_error() {
     let b = Bundle::new().json_patch(|c| {
         c["linux"]["cgroupsPath"] = json!("system.slice:bulkhead:x");
     });
-    b.create_with(&[])
-        .fails_with(&["--systemd-cgroup is needed"]);
+    let bad = Bundle::new().json_patch(|c| c["linux"]["cgroupsPath"] = json!("only:two"));
+    bad.create_with(&[])
+        .fails_with(&["linux.cgroupsPath", "slice:prefix:name"]);
+    assert!(!bad.state_root().join(&bad.id).exists());
     let mut cmd = b.rt_command();
     b.write_config();
     cmd.arg("--systemd-cgroup")

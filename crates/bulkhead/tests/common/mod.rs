@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod daemon;
 pub mod leaks;
 pub mod rootfs;
 pub mod user;
