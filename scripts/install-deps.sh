@@ -43,15 +43,11 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
-# crictl is not packaged in Debian 12: built from source when Go and the
-# module proxy are reachable. Never fatal: tests needing it skip with a reason.
-install_crictl() {
-    "$(dirname "$0")/install-crictl.sh" || echo "install-deps.sh: install-crictl.sh failed (ignored)" >&2
-}
+# crictl is not needed: tests/cri.rs speaks CRI itself. scripts/install-crictl.sh
+# builds it for manual use where the Go module proxy is reachable.
 
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps.sh: all ${#PACKAGES[@]} packages present"
-    install_crictl
     exit 0
 fi
 
@@ -68,4 +64,3 @@ if [ ! -e "$policy" ]; then
 fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
-install_crictl
