@@ -206,5 +206,6 @@ pub fn from_plan(plan: &Plan) -> Observed {
         memory_limit,
         pids_limit,
         cgroupfs_writable,
+        net_devices: plan.net_devices.iter().map(|d| d.host.clone()).collect(),
     }
 }

@@ -179,6 +179,9 @@ pub struct Observed {
     pub memory_limit: Option<Option<u64>>,
     pub pids_limit: Option<Option<u64>>,
     pub cgroupfs_writable: Option<bool>,
+    /// Host network interfaces the config moves into the container
+    /// (`linux.netDevices`); only a config says so.
+    pub net_devices: Vec<String>,
 }
 
 impl Observed {

@@ -193,6 +193,7 @@ pub fn observe(pid: i32) -> Result<Observed, AuditError> {
         memory_limit: cg.memory,
         pids_limit: cg.pids,
         cgroupfs_writable,
+        net_devices: Vec::new(),
     })
 }
 

@@ -288,6 +288,12 @@ fn namespaces(c: &mut Ctx<'_>) {
             "/proc/self/cgroup shows host cgroup paths, which tells the container where it sits on the host",
             "add {\"type\":\"cgroup\"} to linux.namespaces");
     }
+    if !c.o.net_devices.is_empty() {
+        c.add("net-devices", Medium, None,
+            format!("moves host network interfaces into the container: {}", c.o.net_devices.join(", ")),
+            "the container owns that link: its traffic bypasses the host's bridge and firewall rules, and with CAP_NET_ADMIN or CAP_NET_RAW it reconfigures, sniffs or spoofs on the network segment behind it; a virtual interface is destroyed with the container",
+            "remove the entries from linux.netDevices, or give the container a veth on an isolated bridge (sandbox: --network NAME)");
+    }
     for (name, st) in &c.o.namespaces {
         if let NsState::Joined(path) = st {
             c.add(&format!("joined-{name}-ns"), Info, None,

@@ -67,6 +67,7 @@ fn tight() -> Observed {
         memory_limit: Some(Some(1 << 30)),
         pids_limit: Some(Some(1024)),
         cgroupfs_writable: Some(false),
+        net_devices: Vec::new(),
     }
 }
 
@@ -535,4 +536,27 @@ fn mountinfo_odd_escapes_do_not_panic() {
     assert!(m[0].writable);
     assert_eq!(m[1].mount_point, "/y\\");
     assert!(!m[1].writable);
+}
+
+#[test]
+fn net_devices_in_a_config_are_a_finding() {
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.2.0",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "linux": {"namespaces": [{"type": "mount"}, {"type": "network"}],
+            "netDevices": {"eth9": {"name": "net0"}}}
+    }))
+    .unwrap();
+    let o = config::observe(&spec, std::path::Path::new("/b")).unwrap();
+    assert_eq!(o.net_devices, vec!["eth9".to_string()]);
+    let f: Vec<_> = findings(&o)
+        .into_iter()
+        .filter(|f| f.id == "net-devices")
+        .collect();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].severity, Severity::Medium);
+    assert!(f[0].title.contains("eth9"), "{}", f[0].title);
+    // Nothing moved, no finding.
+    assert!(!ids(&tight()).contains(&"net-devices".to_string()));
 }
