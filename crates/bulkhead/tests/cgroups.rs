@@ -132,8 +132,11 @@ fn custom_cgroups_path() {
     b.delete_force().ok();
     let dir = cgroup_dir(std::process::id().into(), "pids").join(path.trim_start_matches('/'));
     assert!(!dir.exists(), "{} left behind", dir.display());
-    // The parent we implied is not ours to remove, but clean it for reruns.
-    let _ = fs::remove_dir(dir.parent().unwrap());
+    // The parent we implied is not ours to remove (runc leaves it too), but
+    // clean it in every hierarchy so tests leave the host as they found it.
+    for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = fs::remove_dir(h.path().join("bht-custom"));
+    }
 }
 
 #[test]
