@@ -174,11 +174,15 @@ enum Cmd {
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
     /// Attach to the terminal of a sandbox started with -d -t (detach:
-    /// ctrl-p ctrl-q).
+    /// ctrl-p ctrl-q, or --detach-keys).
     Attach {
         /// Do not send this terminal's input.
         #[arg(long)]
         no_stdin: bool,
+        /// Keys that detach, comma-separated: a character or ctrl-<a-z, @, [, \, ], ^, _>
+        /// (podman's syntax, e.g. ctrl-a,d); "" never detaches.
+        #[arg(long, value_name = "KEYS", default_value = commands::sandbox::attach::DEFAULT_DETACH_KEYS)]
+        detach_keys: String,
         name: String,
     },
     /// Wait for sandboxes to stop; print their exit codes.

@@ -427,13 +427,20 @@ fn detached_with_a_terminal() {
 
 /// `bulkhead attach NAME` with `input` as its stdin.
 fn attach(env: &Env, name: &str, input: &[u8]) -> RtOutput {
+    attach_with(env, &[], name, input)
+}
+
+/// `bulkhead attach FLAGS NAME` with `input` as its stdin.
+fn attach_with(env: &Env, flags: &[&str], name: &str, input: &[u8]) -> RtOutput {
     let io = common::open_tempdir();
     let path = io.path().join("in");
     fs::write(&path, input).unwrap();
     let mut cmd = std::process::Command::new(common::runtime());
     cmd.arg("--root")
         .arg(env.root.path())
-        .args(["attach", name])
+        .arg("attach")
+        .args(flags)
+        .arg(name)
         .stdin(fs::File::open(&path).unwrap());
     common::run_cmd(cmd, io.path(), common::cmd_timeout())
 }
@@ -472,6 +479,46 @@ fn attach_detach_and_reattach() {
             .join("attach.sock")
             .exists(),
         "the socket outlives the monitor"
+    );
+}
+
+/// `attach --detach-keys` (podman's syntax): the given keys detach, ctrl-p
+/// ctrl-q then is plain input, "" never detaches, and a bad key is refused
+/// before anything connects.
+#[test]
+fn attach_with_detach_keys() {
+    monitor_test!();
+    let env = Env::new();
+    let name = env.detached(
+        &["-t"],
+        &[
+            "sh",
+            "-c",
+            "read l; echo got:$l; read m; echo again:$m; exit 6",
+        ],
+    );
+    let out = attach_with(&env, &["--detach-keys", "ctrl-p,esc"], &name, b"a");
+    out.fails_with(&["--detach-keys \"ctrl-p,esc\": unknown key \"esc\""]);
+    let out = attach_with(&env, &["--detach-keys", "ctrl-1"], &name, b"a");
+    out.fails_with(&["unknown key \"ctrl-1\""]);
+    assert_eq!(env.inspect(&name)["status"], "running");
+    // ctrl-a d detaches; the sandbox runs on with "one" read.
+    let out = attach_with(&env, &["--detach-keys", "ctrl-a,d"], &name, b"one\n\x01d");
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stderr.contains("detached"), "{out}");
+    assert_eq!(env.inspect(&name)["status"], "running");
+    // With no detach keys, ctrl-p ctrl-q does not detach: attach ends with
+    // the sandbox, whose second line reached it (ctrl-p is an ordinary
+    // character there; ctrl-q is the terminal's START key and is eaten).
+    let out = attach_with(&env, &["--detach-keys", ""], &name, b"\x10\x11two\n");
+    assert_eq!(out.code(), Some(6), "{out}");
+    assert!(!out.stderr.contains("detached"), "{out}");
+    assert!(out.stdout.contains("two"), "{out}");
+    assert_eq!(env.wait(&name), "6");
+    let logs = env.rt(&["logs", &name]);
+    assert!(
+        logs.stdout.contains("got:one") && logs.stdout.contains("again:"),
+        "{logs}"
     );
 }
 

@@ -109,8 +109,12 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
                 sandbox::verbs::rm(&store, n, force)?;
             }
         }
-        Cmd::Attach { no_stdin, name } => {
-            return sandbox::attach::attach(&store, &name, no_stdin);
+        Cmd::Attach {
+            no_stdin,
+            detach_keys,
+            name,
+        } => {
+            return sandbox::attach::attach(&store, &name, no_stdin, &detach_keys);
         }
         Cmd::Wait { names } => sandbox::verbs::wait(&store, &names)?,
         Cmd::Inspect { names } => sandbox::verbs::inspect(&store, &names)?,

@@ -6,8 +6,9 @@
 //! always to the log), then the exit code once the init is reaped; clients
 //! send input bytes or a new window size. Both directions are frames: a
 //! kind byte, a big-endian u16 length, the payload. A client that does not keep up is dropped rather than stall
-//! the container. The client detaches on ctrl-p ctrl-q (docker's keys),
-//! and otherwise ends when the terminal does, with the sandbox's exit code.
+//! the container. The client detaches on ctrl-p ctrl-q (docker's keys) or
+//! the `--detach-keys` given, and otherwise ends when the terminal does,
+//! with the sandbox's exit code.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -26,8 +27,8 @@ pub const SOCKET: &str = "attach.sock";
 const DATA: u8 = 0;
 const RESIZE: u8 = 1;
 const EXIT: u8 = 2;
-/// ctrl-p ctrl-q.
-const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+/// `--detach-keys` when not given: ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
 /// `path` for bind/connect however long the sandbox directory's path is
 /// (sun_path holds 108 bytes): through an O_PATH fd of the directory.
@@ -193,30 +194,69 @@ fn send_size(sock: &mut UnixStream) {
     }
 }
 
-/// Finds the detach keys in `input`, carrying a trailing ctrl-p over to the
-/// next read in `held`: the bytes to send, and whether to detach.
-fn scan_detach(held: &mut bool, input: &[u8]) -> (Vec<u8>, bool) {
-    let mut out = Vec::with_capacity(input.len() + 1);
+/// `--detach-keys`, podman's and docker's syntax: comma-separated keys, each
+/// a single character or `ctrl-` and one of a-z, `@`, `[`, `\`, `]`, `^`,
+/// `_`; the bytes a terminal sends for them. Empty: never detach.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
+    if spec.is_empty() {
+        return Ok(Vec::new());
+    }
+    spec.split(',')
+        .map(|key| {
+            let byte = match key.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => match c.as_bytes()[0].to_ascii_lowercase() {
+                    l @ b'a'..=b'z' => Some(l - b'a' + 1),
+                    b'@' => Some(0),
+                    b'[' => Some(0x1b),
+                    b'\\' => Some(0x1c),
+                    b']' => Some(0x1d),
+                    b'^' => Some(0x1e),
+                    b'_' => Some(0x1f),
+                    _ => None,
+                },
+                Some(_) => None,
+                // One printable character stands for itself.
+                None if key.len() == 1 && key.as_bytes()[0].is_ascii_graphic() => {
+                    Some(key.as_bytes()[0])
+                }
+                None => None,
+            };
+            byte.with_context(|| {
+                format!(
+                    "--detach-keys {spec:?}: unknown key {key:?} (a character, or ctrl- and one of a-z @ [ \\ ] ^ _)"
+                )
+            })
+        })
+        .collect()
+}
+
+/// Finds the detach sequence `keys` in `input`, carrying a partial match
+/// over to the next read in `held`: the bytes to send, and whether to
+/// detach. Held bytes that turn out not to start the sequence are sent.
+fn scan_detach(keys: &[u8], held: &mut Vec<u8>, input: &[u8]) -> (Vec<u8>, bool) {
+    if keys.is_empty() {
+        return (input.to_vec(), false);
+    }
+    let mut out = Vec::with_capacity(input.len() + held.len());
     for &b in input {
-        if *held {
-            *held = false;
-            if b == DETACH_KEYS[1] {
-                return (out, true);
-            }
-            out.push(DETACH_KEYS[0]);
-        }
-        if b == DETACH_KEYS[0] {
-            *held = true;
-        } else {
-            out.push(b);
+        held.push(b);
+        // Keep the longest tail that may still become the sequence.
+        let start = (0..held.len())
+            .find(|&i| keys.starts_with(&held[i..]))
+            .unwrap_or(held.len());
+        out.extend(held.drain(..start));
+        if held.as_slice() == keys {
+            held.clear();
+            return (out, true);
         }
     }
     (out, false)
 }
 
-/// `attach [--no-stdin] NAME`: returns the exit code to leave with (the
-/// sandbox's once its terminal ends, 0 on detach).
-pub fn attach(store: &Store, name: &str, no_stdin: bool) -> Result<i32> {
+/// `attach [--no-stdin] [--detach-keys KEYS] NAME`: returns the exit code
+/// to leave with (the sandbox's once its terminal ends, 0 on detach).
+pub fn attach(store: &Store, name: &str, no_stdin: bool, detach_keys: &str) -> Result<i32> {
+    let keys = parse_detach_keys(detach_keys)?;
     let (rec, dir) = super::verbs::sandbox(store, name, "attach")?;
     if !rec
         .spec
@@ -244,7 +284,7 @@ pub fn attach(store: &Store, name: &str, no_stdin: bool) -> Result<i32> {
     let stdin = rustix::stdio::stdin();
     let mut stdout = std::io::stdout().lock();
     let mut stdin_open = !no_stdin;
-    let mut held = false;
+    let mut held = Vec::new();
     let mut buf = vec![0u8; 8192];
     let mut pending = Vec::new();
     let mut exit = None;
@@ -289,7 +329,7 @@ pub fn attach(store: &Store, name: &str, no_stdin: bool) -> Result<i32> {
             match rustix::io::read(stdin, &mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
-                    let (send, detach) = scan_detach(&mut held, &buf[..n]);
+                    let (send, detach) = scan_detach(&keys, &mut held, &buf[..n]);
                     if !send.is_empty() && sock.write_all(&frame(DATA, &send)).is_err() {
                         break;
                     }
@@ -333,16 +373,81 @@ mod tests {
 
     #[test]
     fn detach_keys() {
-        let mut held = false;
-        assert_eq!(scan_detach(&mut held, b"ab"), (b"ab".to_vec(), false));
-        assert_eq!(scan_detach(&mut held, b"x\x10\x11y"), (b"x".to_vec(), true));
+        let keys = parse_detach_keys(DEFAULT_DETACH_KEYS).unwrap();
+        assert_eq!(keys, [0x10, 0x11]);
+        let mut held = Vec::new();
+        assert_eq!(
+            scan_detach(&keys, &mut held, b"ab"),
+            (b"ab".to_vec(), false)
+        );
+        assert_eq!(
+            scan_detach(&keys, &mut held, b"x\x10\x11y"),
+            (b"x".to_vec(), true)
+        );
         // Split across reads.
-        let mut held = false;
-        assert_eq!(scan_detach(&mut held, b"a\x10"), (b"a".to_vec(), false));
-        assert_eq!(scan_detach(&mut held, b"\x11"), (vec![], true));
+        let mut held = Vec::new();
+        assert_eq!(
+            scan_detach(&keys, &mut held, b"a\x10"),
+            (b"a".to_vec(), false)
+        );
+        assert_eq!(scan_detach(&keys, &mut held, b"\x11"), (vec![], true));
         // ctrl-p then something else: both go through.
-        let mut held = false;
-        assert_eq!(scan_detach(&mut held, b"\x10z"), (b"\x10z".to_vec(), false));
+        let mut held = Vec::new();
+        assert_eq!(
+            scan_detach(&keys, &mut held, b"\x10z"),
+            (b"\x10z".to_vec(), false)
+        );
+        // No keys: nothing detaches, everything goes through.
+        let mut held = Vec::new();
+        assert_eq!(
+            scan_detach(&[], &mut held, b"\x10\x11"),
+            (b"\x10\x11".to_vec(), false)
+        );
+    }
+
+    #[test]
+    fn longer_and_overlapping_detach_keys() {
+        let keys = parse_detach_keys("ctrl-a,ctrl-a,d").unwrap();
+        assert_eq!(keys, [1, 1, b'd']);
+        // A third ctrl-a: the first one goes through, the last two may
+        // still start the sequence.
+        let mut held = Vec::new();
+        assert_eq!(
+            scan_detach(&keys, &mut held, b"\x01\x01\x01"),
+            (b"\x01".to_vec(), false)
+        );
+        assert_eq!(scan_detach(&keys, &mut held, b"d"), (vec![], true));
+        let mut held = Vec::new();
+        assert_eq!(
+            scan_detach(&keys, &mut held, b"\x01\x01x"),
+            (b"\x01\x01x".to_vec(), false)
+        );
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn detach_key_syntax() {
+        assert_eq!(parse_detach_keys("ctrl-a,d").unwrap(), [1, b'd']);
+        assert_eq!(
+            parse_detach_keys("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_,ctrl-Z").unwrap(),
+            [0, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x1a]
+        );
+        assert_eq!(parse_detach_keys("").unwrap(), Vec::<u8>::new());
+        for bad in [
+            "ctrl-1",
+            "ctrl-",
+            "ctrl-ab",
+            "esc",
+            "ctrl-p,",
+            ",",
+            " ",
+            "ctrl-p,,ctrl-q",
+        ] {
+            let e = parse_detach_keys(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--detach-keys"), "{bad:?}: {e}");
+        }
+        let e = parse_detach_keys("ctrl-p,ctrl-1").unwrap_err().to_string();
+        assert!(e.contains("\"ctrl-1\""), "{e}");
     }
 
     #[test]
