@@ -130,8 +130,6 @@ pub(crate) mod op {
     pub const MOV64_K: u8 = 0x07 | 0xb0;
     /// `BPF_JMP32 | BPF_JNE | BPF_K`: `if w_dst != imm goto +off`.
     pub const JNE32_K: u8 = 0x06 | 0x50;
-    /// `BPF_JMP32 | BPF_JSET | BPF_K`: `if w_dst & imm goto +off`.
-    pub const JSET32_K: u8 = 0x06 | 0x40;
     /// `BPF_JMP | BPF_EXIT`.
     pub const EXIT: u8 = 0x05 | 0x90;
 }
@@ -480,10 +478,6 @@ mod tests {
                     assert!(init[d]);
                     next = jump(reg[d] as u32 != i.imm as u32);
                 }
-                op::JSET32_K => {
-                    assert!(init[d]);
-                    next = jump(reg[d] as u32 & i.imm as u32 != 0);
-                }
                 op::EXIT => {
                     assert!(init[0], "exit without a return value");
                     return reg[0];
@@ -506,7 +500,7 @@ mod tests {
             let i = prog[pc];
             match i.code {
                 op::EXIT => {}
-                op::JNE32_K | op::JSET32_K => {
+                op::JNE32_K => {
                     todo.push(pc + 1);
                     todo.push(pc + 1 + i.off as usize);
                 }
@@ -698,7 +692,9 @@ mod tests {
         assert_eq!(encode(&[i, i]).len(), 16);
         assert_eq!(op::EXIT, 0x95);
         assert_eq!(op::MOV64_K, 0xb7);
-        assert_eq!(op::JSET32_K, 0x46);
+        assert_eq!(op::MOV32_X, 0xbc);
+        assert_eq!(op::OR32_X, 0x4c);
+        assert_eq!(op::RSH32_X, 0x7c);
     }
 
     /// xorshift64*: deterministic pseudo-random rule lists.
