@@ -93,6 +93,7 @@ fn reexec(fd: BorrowedFd<'_>) -> io::Error {
     av.push(std::ptr::null());
     let mut ev: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
     ev.push(std::ptr::null());
+    crate::profile::flush();
     // SAFETY: argv/envp are NULL-terminated arrays of C strings that outlive
     // the call; the path is empty with AT_EMPTY_PATH, so fd is what runs.
     unsafe {

@@ -15,6 +15,7 @@ use std::path::Path;
 pub mod bpf;
 pub mod exe;
 pub mod fault;
+pub mod profile;
 pub mod seccomp;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -332,6 +333,7 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
     av.push(std::ptr::null());
     let mut ev: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
     ev.push(std::ptr::null());
+    profile::flush();
     // SAFETY: argv/envp are NULL-terminated arrays of pointers to C strings
     // that all outlive the call.
     unsafe { libc::execve(path.as_ptr(), av.as_ptr(), ev.as_ptr()) };
@@ -341,6 +343,7 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
 /// `_exit(2)`: leave a forked child without running the parent's destructors
 /// or flushing buffers it shares with the parent.
 pub fn exit_now(code: i32) -> ! {
+    profile::flush();
     // SAFETY: _exit never returns and touches no userspace state.
     unsafe { libc::_exit(code) }
 }

@@ -6,6 +6,25 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that fails instead of panicking when stdout is gone (a reader
+/// such as `grep -q` that quit early): the caller reports it and exits 1.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("writing to stdout: {e}"))
+    }};
+}
+
+/// [`outln!`] without the newline.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("writing to stdout: {e}"))
+    }};
+}
+
 mod commands;
 mod logging;
 
@@ -268,7 +287,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     if cli.version {
-        println!(
+        let _ = outln!(
             "bulkhead version {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
             bulkhead_spec::template::OCI_VERSION

@@ -250,3 +250,31 @@ fn help_and_version() {
     );
     rt(root.path(), &["--help"]).ok();
 }
+
+/// A reader that quits early (`bulkhead list | head -0`) gets an error
+/// message and exit 1 from the runtime, not a panic.
+#[test]
+fn closed_stdout_is_an_error_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let root = tempfile::tempdir().unwrap();
+    for args in [&["features"][..], &["list"], &["--version"][..]] {
+        // The read end is closed before the runtime starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if args == ["--version"] {
+            continue; // nothing to report it to but stderr; no panic is enough
+        }
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}

@@ -79,8 +79,8 @@ pub fn run(ctx: &Ctx, a: &AuditArgs) -> Result<i32> {
         )
     };
     match a.format {
-        Format::Table => print!("{}", render::table(&report)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => out!("{}", render::table(&report))?,
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
     }
     Ok(match (a.fail_on, report.worst()) {
         (Some(limit), Some(worst)) if worst >= limit => EXIT_FINDINGS,

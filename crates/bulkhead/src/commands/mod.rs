@@ -80,7 +80,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         } => return run(&store, &id, &create_opts(ctx, &args), detach, keep),
         Cmd::State { id } => {
             let rec = store.load(&id)?;
-            println!("{}", serde_json::to_string_pretty(&store.view(&rec))?);
+            outln!("{}", serde_json::to_string_pretty(&store.view(&rec))?)?;
         }
         Cmd::Kill { all, id, signal } => {
             let sig = match signal.as_deref() {
@@ -332,7 +332,7 @@ fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let rec = store.load(id)?;
     let pids = store.pids(&rec)?;
     match format {
-        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "json" => outln!("{}", serde_json::to_string(&pids)?)?,
         "table" => {
             let args = if ps_args.is_empty() {
                 vec!["-ef".to_string()]
@@ -352,7 +352,7 @@ fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .context("ps output has no PID column")?;
-            println!("{header}");
+            outln!("{header}")?;
             for l in lines {
                 if let Some(p) = l
                     .split_whitespace()
@@ -360,7 +360,7 @@ fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
                     .and_then(|p| p.parse::<i32>().ok())
                     && pids.contains(&p)
                 {
-                    println!("{l}");
+                    outln!("{l}")?;
                 }
             }
         }
@@ -404,10 +404,10 @@ fn features() -> Result<()> {
         landlock_abi,
         ..Default::default()
     };
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&bulkhead_spec::features::features(&support))?
-    );
+    )?;
     Ok(())
 }
 

@@ -93,7 +93,7 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
             };
             let n = bulkhead_net::create(&ns, &req)
                 .with_context(|| format!("network create {name}"))?;
-            println!("{}", n.name);
+            outln!("{}", n.name)?;
         }
         NetworkCmd::Ls { quiet } => {
             let nets = bulkhead_net::list(&ns, &alive(store))?;
@@ -139,7 +139,7 @@ pub fn dispatch(store: &Store, cmd: &NetworkCmd) -> Result<()> {
                     ),
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&found)?);
+            outln!("{}", serde_json::to_string_pretty(&found)?)?;
         }
         NetworkCmd::Rm { names } => {
             for name in names {

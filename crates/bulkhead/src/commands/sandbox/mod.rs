@@ -557,10 +557,10 @@ fn run(store: &Store, a: &SandboxArgs) -> Result<i32, Failure> {
             }
         }
         let cfg = spec::build(&o)?;
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&cfg).map_err(anyhow::Error::from)?
-        );
+        )?;
         return Ok(0);
     }
 
@@ -718,7 +718,7 @@ fn in_dir(
             log_max,
         };
         monitor::start(store, name, dir, &opts, &before_start, mopts)?;
-        println!("{name}");
+        outln!("{name}")?;
         return Ok(0);
     }
     let _stdin = if a.interactive || a.tty {

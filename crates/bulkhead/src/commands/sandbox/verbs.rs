@@ -177,7 +177,7 @@ pub fn wait(store: &Store, names: &[String]) -> Result<()> {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        println!("{code}");
+        outln!("{code}")?;
     }
     Ok(())
 }
@@ -224,7 +224,7 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<()> {
             monitor_pid: monitor::pid(&dir),
         });
     }
-    println!("{}", serde_json::to_string_pretty(&all)?);
+    outln!("{}", serde_json::to_string_pretty(&all)?)?;
     Ok(())
 }
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# scripts/pgo-train.sh: the training run of a profile-guided build (called by
+# `scripts/build-release.sh --pgo`; see docs/benchmark.md, "The release
+# build"). Runs the OCI verbs of an instrumented bulkhead the way a container
+# engine does, on a busybox bundle with the default (`bulkhead spec`) config:
+# run, create/start/delete, exec, kill, state, list, events, update, pause,
+# plus a few `sandbox` runs. Needs root and busybox.
+#
+#   scripts/pgo-train.sh INSTRUMENTED_BINARY PROFILE_DIR
+#
+# Profiles land in PROFILE_DIR, written by the runtime's processes on the host
+# side, and in ROOTFS/PROFILE_DIR by those that write from inside the
+# container (the init and exec'd processes after pivot_root): the script
+# moves those next to the others before it returns.
+set -euo pipefail
+bin=$1 raw=$2
+[ "$(id -u)" = 0 ] || { echo "pgo-train.sh: run as root" >&2; exit 1; }
+command -v busybox >/dev/null || { echo "pgo-train.sh: needs busybox (apt-get install busybox-static)" >&2; exit 1; }
+mkdir -p "$raw"
+work=$(mktemp -d /tmp/bulkhead-pgo.XXXXXX)
+state=$work/state
+cleanup() {
+    for c in "$state"/*; do
+        [ -e "$c/state.json" ] && "$bin" --root "$state" delete -f "${c##*/}" >/dev/null 2>&1
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export LLVM_PROFILE_FILE="$raw/bulkhead-%4m.profraw"
+
+rootfs=$work/rootfs
+mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc} "$rootfs$raw"
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+for a in sh true sleep cat echo; do ln -s busybox "$rootfs/bin/$a"; done
+bundle() { # DIR ARGS...: a bundle whose root is writable (the init writes its profile)
+    mkdir -p "$1"
+    "$bin" spec --bundle "$1"
+    python3 - "$1/config.json" "$rootfs" "${@:2}" <<'EOF'
+import json, sys
+path, root, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+c = json.load(open(path))
+c["process"]["terminal"] = False
+c["process"]["args"] = args
+c["root"] = {"path": root, "readonly": False}
+json.dump(c, open(path, "w"))
+EOF
+}
+bundle "$work/true" /bin/true
+bundle "$work/sleep" sleep 600
+rt() { "$bin" --root "$state" "$@"; }
+
+for i in $(seq 40); do
+    rt run --bundle "$work/true" "run$i" >/dev/null
+    rt create --bundle "$work/true" "split$i"
+    rt state "split$i" >/dev/null
+    rt start "split$i"
+    # not --force: a kill could cut the init's profile write short
+    until rt state "split$i" | grep '"stopped"' >/dev/null; do sleep 0.01; done
+    rt delete "split$i"
+done
+rt run -d --bundle "$work/sleep" long >/dev/null
+for i in $(seq 40); do
+    rt exec long /bin/true
+    rt exec long sh -c 'echo x >/dev/null'
+done
+for i in $(seq 5); do
+    rt list >/dev/null
+    rt state long >/dev/null
+    rt pause long && rt resume long
+    rt update --pids-limit 100 long
+    rt events --stats long >/dev/null
+    rt kill long SIGCONT
+done
+rt kill long KILL
+until rt state long | grep '"stopped"' >/dev/null; do sleep 0.01; done
+rt delete long
+# the hardened sandbox on the embedded rootfs (its read-only root keeps the
+# init's own profile out: only the host side is recorded)
+for i in $(seq 5); do
+    "$bin" --root "$state" sandbox -- /bin/true >/dev/null 2>&1 || true
+done
+# the in-container profiles carry the same pool names as the host's
+for f in "$rootfs$raw"/*.profraw; do
+    [ -e "$f" ] && mv "$f" "$raw/container-${f##*/}"
+done
+ls "$raw"/*.profraw >/dev/null
