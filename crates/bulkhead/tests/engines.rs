@@ -951,10 +951,15 @@ fn containerd_exec_ps_metrics_and_kill_all() {
     assert_eq!(fds, vec![0, 1, 2], "{}", r["fds"]);
 
     // A second, long-lived exec process; `task ps` → `ps --format json`.
+    // ctr leaves a detached exec's fifos behind: in the test's directory,
+    // not /run/containerd/fifo.
+    let fifo_dir = c.io.path().join("fifo");
     c.run(&[
         "task",
         "exec",
         "--detach",
+        "--fifo-dir",
+        fifo_dir.to_str().unwrap(),
         "--exec-id",
         "e3",
         "bh-exec",
