@@ -47,8 +47,9 @@ fn ns_inode(pid: &str, kind: NsKind) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Start the process; returns its host pid once it is about to execve (so a
-/// missing program or bad user is reported here, not lost).
+/// Start the process; returns its host pid once it has exec'd the program
+/// (so a missing program or bad user is reported here, not lost, and the
+/// pid names the program when the caller reads it).
 pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
     // Join every namespace in which the init differs from us.
     let init = req.init_pid.to_string();
@@ -83,6 +84,9 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
     let root = std::fs::File::open(format!("/proc/{}/root", req.init_pid))
         .map_err(io_err("open the container's root"))?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
+    // The process's end survives its execve only inside a --preserve-fds
+    // range; otherwise stage 0 waits for that execve to close it.
+    let exec_closes_channel = child.as_raw_fd() >= 3 + req.preserve_fds as RawFd;
     match bulkhead_sys::fork(0).map_err(io_err("fork"))? {
         Forked::Child => {
             drop(parent);
@@ -93,7 +97,7 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
         Forked::Parent(pid) => {
             drop(child);
             drop(console);
-            let pid = stage0(req, pid, &parent)?;
+            let pid = stage0(req, pid, &parent, exec_closes_channel)?;
             if let (Some(s), Some(c), Some(dir)) = (&req.plan.seccomp, &seccomp, req.seccomp_cache)
             {
                 bulkhead_seccomp::remember_compiled(s, dir, c);
@@ -103,7 +107,12 @@ pub fn exec_process(req: &ExecRequest<'_>) -> Result<i32, LaunchError> {
     }
 }
 
-fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, LaunchError> {
+fn stage0(
+    req: &ExecRequest<'_>,
+    stage1: i32,
+    ch: &Channel,
+    exec_closes_channel: bool,
+) -> Result<i32, LaunchError> {
     let kill = |pid: i32| {
         let _ = bulkhead_sys::kill(pid, libc::SIGKILL);
         let _ = bulkhead_sys::wait_exit(pid);
@@ -145,6 +154,7 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
     }
     loop {
         match ch.recv_with_fd() {
+            Ok((Msg::Ready, _)) if exec_closes_channel => break,
             Ok((Msg::Ready, _)) => return Ok(pid),
             Ok((Msg::SeccompListener, Some(fd))) => {
                 let state = req.hook_state.json("running", req.init_pid);
@@ -165,6 +175,25 @@ fn stage0(req: &ExecRequest<'_>, stage1: i32, ch: &Channel) -> Result<i32, Launc
                 kill(pid);
                 return Err(LaunchError::Protocol(format!("unexpected {other:?}")));
             }
+        }
+    }
+    // Ready comes just before execve, and the process's end of the channel
+    // is close-on-exec: EOF says the program runs (or that execve failed and
+    // the process, like a shell, reported it on stderr and exits 127/126; or
+    // that it died). Returning only then, the pid file never names a process
+    // still in the runtime's code, and a caller acting on our return (a
+    // containerd shim reads the pid file and opens the exec's fifos) finds
+    // the program running. runc returns just before execve, but its own
+    // exit takes longer than that execve; ours does not.
+    match ch.recv() {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(pid),
+        Ok(m) => {
+            kill(pid);
+            Err(LaunchError::Protocol(format!("unexpected {m:?}")))
+        }
+        Err(e) => {
+            kill(pid);
+            Err(io_err("waiting for the exec process to exec")(e))
         }
     }
 }
@@ -208,6 +237,7 @@ fn stage1(
                     if ch.send(&Msg::Ready).is_err() {
                         bulkhead_sys::exit_now(1);
                     }
+                    bulkhead_sys::fault::point("exec.after-ready");
                     exec.run()
                 }
                 Err(e) => {

@@ -1,12 +1,14 @@
 //! Fault injection for the crash-consistency tests (`tests/faults.rs`).
 //!
-//! Debug builds only: `BULKHEAD_FAULT=<point>[=kill|hang|exit]` makes the
-//! process that reaches the named [`point`] SIGKILL itself (`kill`, the
+//! Debug builds only: `BULKHEAD_FAULT=<point>[=kill|hang|exit|pause]` makes
+//! the process that reaches the named [`point`] SIGKILL itself (`kill`, the
 //! default), print `bulkhead: fault point <point> reached` to stderr and block
-//! forever (`hang`: the test then kills whichever process it likes), or `_exit`
+//! forever (`hang`: the test then kills whichever process it likes), `_exit`
 //! with 137 without running any cleanup (`exit`: for points inside a
-//! container init, where a signal to itself would be ignored as pid 1).
-//! Release builds compile every point to nothing.
+//! container init, where a signal to itself would be ignored as pid 1), or
+//! sleep 2 s and go on (`pause`: widens a window so that a test sees what
+//! another process does meanwhile). Release builds compile every point to
+//! nothing.
 
 /// Marks a step after which the host's state has changed (a directory, a
 /// cgroup, a process, a mount). Costs one environment lookup in debug builds.
@@ -40,6 +42,12 @@ mod imp {
                 });
             },
             "exit" => crate::exit_now(137),
+            "pause" => {
+                let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
+                    tv_sec: 2,
+                    tv_nsec: 0,
+                });
+            }
             _ => {
                 let _ = crate::kill(std::process::id() as i32, libc::SIGKILL);
                 crate::exit_now(137)

@@ -344,6 +344,44 @@ fn exec_killed_at_each_step() {
     recover(&b, &[]);
 }
 
+/// `exec` returns, and writes its pid file, only once the process runs the
+/// program: held 2 s between its last report and its execve
+/// (`exec.after-ready=pause`), the process is the program when `exec
+/// --detach` returns (a containerd shim acts on that return: it reads the
+/// pid file and opens the exec's fifos). Also without --detach.
+#[test]
+fn exec_returns_once_the_program_runs() {
+    require_fault_build!();
+    let b = sleeper();
+    b.create().ok();
+    b.start().ok();
+    let pid_file = b.io_dir().join("exec.pid");
+    let pid_file_s = pid_file.to_str().unwrap();
+    let args = [
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file_s,
+        &b.id,
+        "/bin/sleep",
+        "600",
+    ];
+    let out = b.exec(command(&b, Some("exec.after-ready=pause"), &args));
+    out.ok();
+    assert!(out.stderr.contains("exec.after-ready reached"), "{out}");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep", "exec returned before the program ran");
+    let out = b.exec(command(
+        &b,
+        Some("exec.after-ready=pause"),
+        &["exec", &b.id, "/bin/sh", "-c", "echo ran; exit 3"],
+    ));
+    assert_eq!(out.code(), Some(3), "{out}");
+    assert_eq!(out.stdout, "ran\n", "{out}");
+    recover(&b, &[]);
+}
+
 #[test]
 fn delete_killed_at_each_step() {
     require_fault_build!();
