@@ -1,4 +1,5 @@
-//! Stage 0 (the runtime process) and stage 1 (namespace setup).
+//! Stage 0 (the runtime process) and stage 1 (namespace setup), which the
+//! common case skips: stage 0 then clones the init itself.
 
 use std::fs::File;
 use std::io::Write;
@@ -104,6 +105,27 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     };
     let trees = crate::idmap::prepare(req.plan)?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
+    if let Some(flags) = direct_flags(req.plan, &joins) {
+        return match bulkhead_sys::fork(flags).map_err(io_err("clone the container init"))? {
+            Forked::Child => {
+                drop(parent);
+                direct_init(req, &child, &joins, console, seccomp.as_ref(), &trees)
+            }
+            Forked::Parent(pid) => {
+                drop(child);
+                drop(console);
+                drop(joins);
+                drop(trees);
+                let pid = stage0(req, Stage1::None(pid), &parent, &writer)?;
+                if let (Some(s), Some(c), Some(dir)) =
+                    (&req.plan.seccomp, &seccomp, req.seccomp_cache)
+                {
+                    bulkhead_seccomp::remember_compiled(s, dir, c);
+                }
+                Ok(pid)
+            }
+        };
+    }
     let user_flag = if req.plan.creates(NsKind::User) {
         libc::CLONE_NEWUSER as u64
     } else {
@@ -121,7 +143,7 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
             drop(console);
             drop(joins);
             drop(trees);
-            let pid = stage0(req, pid, &parent, &writer)?;
+            let pid = stage0(req, Stage1::Forked(pid), &parent, &writer)?;
             // Cached only once it has served a container that came up.
             if let (Some(s), Some(c), Some(dir)) = (&req.plan.seccomp, &seccomp, req.seccomp_cache)
             {
@@ -145,12 +167,42 @@ pub(crate) fn child_main(ch: &Channel, f: impl FnOnce() -> Result<(), String>) -
     bulkhead_sys::exit_now(code)
 }
 
+/// The namespaces a container creates, as flags for one `clone` that makes
+/// the init directly, without stage 1 (as crun does), when nothing needs an
+/// intermediate process: no namespace to join (setns of a pid namespace only
+/// applies to children), no user namespace (its maps come between its
+/// creation and the creation of the namespaces it owns), no time offsets
+/// (written before any process enters the namespace), no time namespace
+/// (`unshare` puts only children into one; clone takes it through clone3
+/// only). The cgroup namespace
+/// is left out: the init creates it once stage 0 has placed it in its
+/// cgroups, so that it is rooted there.
+fn direct_flags(plan: &bulkhead_spec::plan::Plan, joins: &Joins) -> Option<u64> {
+    let simple =
+        joins.0.is_empty() && plan.ns(NsKind::User).is_none() && plan.ns(NsKind::Time).is_none();
+    simple.then(|| {
+        plan.namespaces
+            .iter()
+            .filter(|n| n.kind != NsKind::Cgroup)
+            .fold(0u64, |acc, n| acc | n.kind.clone_flag() as u64)
+    })
+}
+
+/// The process stage 0 forked: stage 1, which forks the init, or the init
+/// itself (see [`direct_flags`]).
+#[derive(Clone, Copy)]
+enum Stage1 {
+    Forked(i32),
+    None(i32),
+}
+
 fn stage0(
     req: &LaunchRequest<'_>,
-    stage1_pid: i32,
+    first: Stage1,
     ch: &Channel,
     writer: &MapWriter,
 ) -> Result<i32, LaunchError> {
+    let (Stage1::Forked(stage1_pid) | Stage1::None(stage1_pid)) = first;
     let mut s1 = ChildGuard(Some(stage1_pid));
     bulkhead_sys::fault::point("create.clone");
     // Placed before stage 1 runs any container setup, so the cgroup
@@ -180,17 +232,22 @@ fn stage0(
     }
     bulkhead_sys::fault::point("create.stage1-placed");
     ch.send(&Msg::Go).map_err(io_err("sync"))?;
-    let init_pid = match ch
-        .recv()
-        .map_err(io_err("waiting for the container init"))?
-    {
-        Msg::InitPid(p) => p,
-        Msg::Error(e) => return Err(LaunchError::Setup(e)),
-        m => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
+    let init_pid = match first {
+        Stage1::None(pid) => pid,
+        Stage1::Forked(_) => match ch
+            .recv()
+            .map_err(io_err("waiting for the container init"))?
+        {
+            Msg::InitPid(p) => p,
+            Msg::Error(e) => return Err(LaunchError::Setup(e)),
+            m => return Err(LaunchError::Protocol(format!("unexpected {m:?}"))),
+        },
     };
-    let mut init = ChildGuard(Some(init_pid));
     s1.disarm();
-    let _ = bulkhead_sys::wait_exit(stage1_pid);
+    let mut init = ChildGuard(Some(init_pid));
+    if let Stage1::Forked(pid) = first {
+        let _ = bulkhead_sys::wait_exit(pid);
+    }
     bulkhead_sys::fault::point("create.init-forked");
     // Its network namespace exists and nothing runs in it yet: devices
     // arrive before any hook or the container's own setup sees it. On a
@@ -303,15 +360,7 @@ fn stage1(
     seccomp: Option<&bulkhead_seccomp::Compiled>,
     trees: &crate::idmap::IdmapTrees,
 ) -> Result<(), String> {
-    // Keep only what the init needs: stdio, the caller's --preserve-fds, and
-    // the fds handed over on purpose. Anything else the runtime had open (the
-    // state lock above all) must not live on in the container.
-    let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.exec_fifo.as_raw_fd()];
-    keep.extend(joins.0.iter().map(|(_, fd)| fd.as_raw_fd()));
-    keep.extend(console.iter().map(|c| c.as_raw_fd()));
-    keep.extend(trees.0.iter().flatten().map(|t| t.as_raw_fd()));
-    keep.extend(3..3 + req.preserve_fds as RawFd);
-    bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))?;
+    close_inherited(req, ch, joins, console.as_ref(), trees)?;
     match ch.recv().map_err(|e| e.to_string())? {
         Msg::Go => {}
         m => return Err(format!("internal: unexpected {m:?}")),
@@ -346,6 +395,53 @@ fn stage1(
         Ok(Forked::Child) => init::run(req, ch, console, seccomp, trees),
         Ok(Forked::Parent(pid)) => ch.send(&Msg::InitPid(pid)).map_err(|e| e.to_string()),
     }
+}
+
+/// The init made by stage 0's own clone (see [`direct_flags`]): what stage 1
+/// would have done first, then the init's setup.
+fn direct_init(
+    req: &LaunchRequest<'_>,
+    ch: &Channel,
+    joins: &Joins,
+    console: Option<UnixStream>,
+    seccomp: Option<&bulkhead_seccomp::Compiled>,
+    trees: &crate::idmap::IdmapTrees,
+) -> ! {
+    let before = || -> Result<(), String> {
+        close_inherited(req, ch, joins, console.as_ref(), trees)?;
+        match ch.recv().map_err(|e| e.to_string())? {
+            Msg::Go => {}
+            m => return Err(format!("internal: unexpected {m:?}")),
+        }
+        if req.plan.creates(NsKind::Cgroup) {
+            bulkhead_sys::unshare(libc::CLONE_NEWCGROUP)
+                .map_err(|e| format!("create namespaces: {e}"))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = before() {
+        let _ = ch.send(&Msg::Error(e));
+        bulkhead_sys::exit_now(1);
+    }
+    init::run(req, ch, console, seccomp, trees)
+}
+
+/// Keep only what the init needs: stdio, the caller's --preserve-fds, and
+/// the fds handed over on purpose. Anything else the runtime had open (the
+/// state lock above all) must not live on in the container.
+fn close_inherited(
+    req: &LaunchRequest<'_>,
+    ch: &Channel,
+    joins: &Joins,
+    console: Option<&UnixStream>,
+    trees: &crate::idmap::IdmapTrees,
+) -> Result<(), String> {
+    let mut keep: Vec<RawFd> = vec![ch.as_raw_fd(), req.exec_fifo.as_raw_fd()];
+    keep.extend(joins.0.iter().map(|(_, fd)| fd.as_raw_fd()));
+    keep.extend(console.iter().map(|c| c.as_raw_fd()));
+    keep.extend(trees.0.iter().flatten().map(|t| t.as_raw_fd()));
+    keep.extend(3..3 + req.preserve_fds as RawFd);
+    bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))
 }
 
 /// In a user namespace, act as its root (when mapped) so that setup runs with
