@@ -60,11 +60,11 @@ RUNC=$(command -v runc)
 CRUN=$(command -v crun)
 
 # ---------------------------------------------------------------- bulkhead
-# The release build as shipped: static PIE (scripts/build-release.sh).
+# The release build as shipped: static PIE, profile-guided (scripts/build-release.sh --pgo).
 host=$(rustc -vV | sed -n 's/^host: //p')
 if [ "$build" = 1 ]; then
-    log "building bulkhead (release: scripts/build-release.sh)"
-    BH=$("$repo/scripts/build-release.sh")
+    log "building bulkhead (release: scripts/build-release.sh --pgo)"
+    BH=$("$repo/scripts/build-release.sh" --pgo)
 else
     target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' || echo "$repo/target")

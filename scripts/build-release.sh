@@ -5,7 +5,8 @@
 # runs and no shared library is mapped, while the binary keeps full ASLR;
 # optimized for size, as code pages are mapped 64 KiB or more at a time and
 # the start path touches code all over the binary; its relative relocations
-# packed (DT_RELR: 4 KB instead of a 320 KB table read at every start). Why each choice:
+# packed (DT_RELR: 4 KB instead of a 320 KB table read at every start); the
+# functions a start runs laid out together (scripts/layout/hot-symbols.txt). Why each choice:
 # docs/benchmark.md, "The release build".
 #
 #   scripts/build-release.sh [--no-pie] [--pgo] [extra cargo args]     prints the binary's path
@@ -44,7 +45,14 @@ done
 cd "$repo"
 target=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# The functions a container start runs first, side by side (rust-lld, the
+# toolchain's default linker on x86_64 since Rust 1.90; names it does not
+# find are skipped).
+order=$repo/scripts/layout/hot-symbols.txt
 flags="${RUSTFLAGS:-} -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs $pie_flags"
+case $host in
+    x86_64-*) flags="$flags -C link-arg=-Wl,--symbol-ordering-file=$order -C link-arg=-Wl,--no-warn-symbol-ordering" ;;
+esac
 build() { # TARGET_DIR EXTRA_RUSTFLAGS [cargo args]
     local dir=$1 extra=$2
     shift 2

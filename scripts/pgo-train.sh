@@ -6,13 +6,19 @@
 # run, create/start/delete, exec, kill, state, list, events, update, pause,
 # plus a few `sandbox` runs. Needs root and busybox.
 #
-#   scripts/pgo-train.sh INSTRUMENTED_BINARY PROFILE_DIR
+#   scripts/pgo-train.sh [--core] INSTRUMENTED_BINARY PROFILE_DIR
+#
+# --core: only what the benchmark runs (run, create/start/delete, exec,
+# state, kill, delete --force), a few times: the profile that tells
+# scripts/layout/probe.sh which functions a container start runs.
 #
 # Profiles land in PROFILE_DIR, written by the runtime's processes on the host
 # side, and in ROOTFS/PROFILE_DIR by those that write from inside the
 # container (the init and exec'd processes after pivot_root): the script
 # moves those next to the others before it returns.
 set -euo pipefail
+core=0
+[ "${1:-}" = --core ] && { core=1; shift; }
 bin=$1 raw=$2
 [ "$(id -u)" = 0 ] || { echo "pgo-train.sh: run as root" >&2; exit 1; }
 command -v busybox >/dev/null || { echo "pgo-train.sh: needs busybox (apt-get install busybox-static)" >&2; exit 1; }
@@ -49,7 +55,9 @@ bundle "$work/true" /bin/true
 bundle "$work/sleep" sleep 600
 rt() { "$bin" --root "$state" "$@"; }
 
-for i in $(seq 40); do
+rounds=40
+[ "$core" = 1 ] && rounds=3
+for i in $(seq "$rounds"); do
     rt run --bundle "$work/true" "run$i" >/dev/null
     rt create --bundle "$work/true" "split$i"
     rt state "split$i" >/dev/null
@@ -59,11 +67,12 @@ for i in $(seq 40); do
     rt delete "split$i"
 done
 rt run -d --bundle "$work/sleep" long >/dev/null
-for i in $(seq 40); do
+for i in $(seq "$rounds"); do
     rt exec long /bin/true
     rt exec long sh -c 'echo x >/dev/null'
 done
-for i in $(seq 5); do
+rt state long >/dev/null
+for i in $(seq "$([ "$core" = 1 ] && echo 0 || echo 5)"); do
     rt list >/dev/null
     rt state long >/dev/null
     rt pause long && rt resume long
@@ -76,7 +85,7 @@ until rt state long | grep '"stopped"' >/dev/null; do sleep 0.01; done
 rt delete long
 # the hardened sandbox on the embedded rootfs (its read-only root keeps the
 # init's own profile out: only the host side is recorded)
-for i in $(seq 5); do
+for i in $(seq "$([ "$core" = 1 ] && echo 0 || echo 5)"); do
     "$bin" --root "$state" sandbox -- /bin/true >/dev/null 2>&1 || true
 done
 # the in-container profiles carry the same pool names as the host's

@@ -98,7 +98,11 @@ struct CreateArgs {
     learn_seccomp: Option<PathBuf>,
 }
 
+// Each subcommand's arguments are built only when it is the one invoked (or
+// for help): building all of them cost every start 40 KB of heap and 200 KB
+// of code (docs/benchmark.md).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Cmd {
     /// Create a container, set up and blocked before its program runs.
     Create {

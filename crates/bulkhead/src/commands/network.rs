@@ -12,6 +12,7 @@ use bulkhead_net::usernet::{self, Backend};
 use bulkhead_net::{NetStore, Network, Publish};
 
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a bridge network.
     Create {
