@@ -48,7 +48,11 @@ target=$(cargo metadata --format-version 1 --no-deps |
 # The functions a container start runs first, side by side (rust-lld, the
 # toolchain's default linker on x86_64 since Rust 1.90; names it does not
 # find are skipped).
-order=$repo/scripts/layout/hot-symbols.txt
+# The copy is named by its content: cargo does not see into link arguments,
+# and a new list must cause a new link.
+order=$target/layout/hot-symbols.$(sha256sum "$repo/scripts/layout/hot-symbols.txt" | cut -c1-16).txt
+mkdir -p "$target/layout"
+cp "$repo/scripts/layout/hot-symbols.txt" "$order"
 flags="${RUSTFLAGS:-} -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs $pie_flags"
 case $host in
     x86_64-*) flags="$flags -C link-arg=-Wl,--symbol-ordering-file=$order -C link-arg=-Wl,--no-warn-symbol-ordering" ;;
