@@ -99,8 +99,8 @@ struct CreateArgs {
 }
 
 // Each subcommand's arguments are built only when it is the one invoked (or
-// for help): building all of them cost every start 40 KB of heap and 200 KB
-// of code (docs/benchmark.md).
+// for help): building all of them cost every start of the runtime 116 KB of
+// heap and the code of every subcommand's argument list (docs/benchmark.md).
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 enum Cmd {
