@@ -34,25 +34,13 @@ cleanup() {
 trap cleanup EXIT
 export LLVM_PROFILE_FILE="$raw/bulkhead-%4m.profraw"
 
+# the root stays writable: the init writes its profile there
+. "$(dirname "$0")/lib/bundle.sh"
 rootfs=$work/rootfs
-mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc} "$rootfs$raw"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in sh true sleep cat echo; do ln -s busybox "$rootfs/bin/$a"; done
-bundle() { # DIR ARGS...: a bundle whose root is writable (the init writes its profile)
-    mkdir -p "$1"
-    "$bin" spec --bundle "$1"
-    python3 - "$1/config.json" "$rootfs" "${@:2}" <<'EOF'
-import json, sys
-path, root, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = args
-c["root"] = {"path": root, "readonly": False}
-json.dump(c, open(path, "w"))
-EOF
-}
-bundle "$work/true" /bin/true
-bundle "$work/sleep" sleep 600
+busybox_rootfs "$rootfs"
+mkdir -p "$rootfs$raw"
+spec_bundle "$bin" "$work/true" "$rootfs" false /bin/true
+spec_bundle "$bin" "$work/sleep" "$rootfs" false sleep 600
 rt() { "$bin" --root "$state" "$@"; }
 
 rounds=40

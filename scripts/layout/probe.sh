@@ -53,25 +53,11 @@ cleanup() {
 trap cleanup EXIT
 cp "$bin" "$work/bulkhead"
 mkdir -p "$state" && mount -t tmpfs bulkhead-layout "$state"
+. "$repo/scripts/lib/bundle.sh"
 rootfs=$work/rootfs
-mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in sh true sleep; do ln -s busybox "$rootfs/bin/$a"; done
-bundle() { # DIR ARGS...
-    mkdir -p "$1"
-    "$work/bulkhead" spec --bundle "$1"
-    python3 - "$1/config.json" "$rootfs" "${@:2}" <<'EOF'
-import json, sys
-path, root, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = args
-c["root"]["path"] = root
-json.dump(c, open(path, "w"))
-EOF
-}
-bundle "$work/true" /bin/true
-bundle "$work/sleep" sleep 600
+busybox_rootfs "$rootfs"
+spec_bundle "$work/bulkhead" "$work/true" "$rootfs" true /bin/true
+spec_bundle "$work/bulkhead" "$work/sleep" "$rootfs" true sleep 600
 rt() { "$work/bulkhead" --root "$state" "$@"; }
 
 sync

@@ -105,35 +105,24 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
     };
     let trees = crate::idmap::prepare(req.plan)?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair"))?;
-    if let Some(flags) = direct_flags(req.plan, &joins) {
-        return match bulkhead_sys::fork(flags).map_err(io_err("clone the container init"))? {
-            Forked::Child => {
-                drop(parent);
-                direct_init(req, &child, &joins, console, seccomp.as_ref(), &trees)
-            }
-            Forked::Parent(pid) => {
-                drop(child);
-                drop(console);
-                drop(joins);
-                drop(trees);
-                let pid = stage0(req, Stage1::None(pid), &parent, &writer)?;
-                if let (Some(s), Some(c), Some(dir)) =
-                    (&req.plan.seccomp, &seccomp, req.seccomp_cache)
-                {
-                    bulkhead_seccomp::remember_compiled(s, dir, c);
-                }
-                Ok(pid)
-            }
-        };
-    }
-    let user_flag = if req.plan.creates(NsKind::User) {
-        libc::CLONE_NEWUSER as u64
-    } else {
-        0
+    // The init straight from stage 0 when nothing needs stage 1 in between.
+    let direct = direct_flags(req.plan, &joins);
+    let flags = match direct {
+        Some(flags) => flags,
+        None if req.plan.creates(NsKind::User) => libc::CLONE_NEWUSER as u64,
+        None => 0,
     };
-    match bulkhead_sys::fork(user_flag).map_err(io_err("clone stage 1"))? {
+    let what = if direct.is_some() {
+        "clone the container init"
+    } else {
+        "clone stage 1"
+    };
+    match bulkhead_sys::fork(flags).map_err(io_err(what))? {
         Forked::Child => {
             drop(parent);
+            if direct.is_some() {
+                direct_init(req, &child, &joins, console, seccomp.as_ref(), &trees)
+            }
             child_main(&child, || {
                 stage1(req, &child, &joins, console, seccomp.as_ref(), &trees)
             })
@@ -143,7 +132,12 @@ pub fn launch(req: &LaunchRequest<'_>) -> Result<i32, LaunchError> {
             drop(console);
             drop(joins);
             drop(trees);
-            let pid = stage0(req, Stage1::Forked(pid), &parent, &writer)?;
+            let first = if direct.is_some() {
+                Stage1::None(pid)
+            } else {
+                Stage1::Forked(pid)
+            };
+            let pid = stage0(req, first, &parent, &writer)?;
             // Cached only once it has served a container that came up.
             if let (Some(s), Some(c), Some(dir)) = (&req.plan.seccomp, &seccomp, req.seccomp_cache)
             {
