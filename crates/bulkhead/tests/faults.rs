@@ -419,3 +419,48 @@ fn corrupt_state_file_is_reported_and_removable() {
     b.delete_force().ok();
     assert_nothing_left(&b, &tag(&b), &[]);
 }
+
+/// A create that lost its new state directory to a racing `delete --force`
+/// (it had no record yet) and then found another create's container at the
+/// path must report that the container exists and leave it alone. It used
+/// to take that directory for its own, fail on its exec fifo, and remove
+/// it, leaving the other create's init running with no state.
+#[test]
+fn create_racing_delete_and_create_leaves_the_winner_alone() {
+    require_fault_build!();
+    let b = sleeper();
+    let args = create_args(&b);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = b.io_dir().join("slow-create.stderr");
+    let mut slow = command(&b, Some("create.dir-made=pause"), &args)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the slow create's pause",
+        std::time::Duration::from_secs(10),
+        || {
+            fs::read_to_string(&err)
+                .ok()
+                .filter(|s| s.contains("create.dir-made reached"))
+                .map(drop)
+        },
+    );
+    // Its directory has no record yet: delete --force removes it...
+    b.delete_force().ok();
+    // ... and a second create makes the container for real.
+    b.exec(command(&b, None, &args)).ok();
+    let st = slow.wait().unwrap();
+    let msg = fs::read_to_string(&err).unwrap();
+    assert!(!st.success(), "the slow create succeeded: {msg}");
+    assert!(msg.contains("already exists"), "{msg}");
+    let state: Value = serde_json::from_str(&b.rt(&["state", &b.id]).ok().stdout).unwrap();
+    assert_eq!(state["status"], "created", "{state}");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the winner's init is gone"
+    );
+    recover(&b, &[]);
+}
