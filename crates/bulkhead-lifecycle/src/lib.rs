@@ -260,21 +260,11 @@ impl Store {
                     source: e.into(),
                 },
             )?;
-            let held = dir_identity(f.as_fd()).map_err(io("lock"))?;
-            let now = rustix::fs::open(
-                dir,
-                rustix::fs::OFlags::PATH
-                    | rustix::fs::OFlags::DIRECTORY
-                    | rustix::fs::OFlags::NOFOLLOW
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(std::io::Error::from)
-            .and_then(|d| dir_identity(d.as_fd()));
-            match now
-                .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
-            {
-                Ok(now) if now == held => {
+            let held = rustix::fs::fstat(&f).map_err(|e| io("lock")(e.into()))?;
+            // The fd keeps the directory's inode allocated: a directory made
+            // at the path since cannot have its number.
+            match rustix::fs::stat(dir) {
+                Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {
                     return Ok(Lock(f.into()));
                 }
                 Ok(_) if retry => continue,
@@ -991,24 +981,6 @@ fn init_waits_on(fifo: &Path) -> bool {
         Ok(_) => true,
         Err(e) => !matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)),
     }
-}
-
-/// Device, inode, file handle (type and bytes): see [`dir_identity`].
-type DirIdentity = (u64, u64, Option<(i32, Vec<u8>)>);
-
-/// What tells one state directory from another at the same path: device,
-/// inode and the kernel's file handle (which carries the inode's
-/// generation). The inode number alone is not enough: a directory removed
-/// by a `delete` and made again by a `create` often gets the same number
-/// back at once, and a command that had locked the old one took it for the
-/// new one (two creates of one id each believed they held the lock, and the
-/// one that failed removed the other's directory, leaving its init running:
-/// `stress::racing_on_one_id` under load). Birth times do not help either:
-/// file times tick in jiffies. Without handles (a file system that exports
-/// none) the inode number has to do.
-fn dir_identity(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<DirIdentity> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev, st.st_ino, bulkhead_sys::file_handle(fd).ok()))
 }
 
 /// The device rules a container always needs on top of its config's: the

@@ -340,42 +340,6 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
     io::Error::last_os_error()
 }
 
-/// The kernel's file handle of what `fd` refers to (`name_to_handle_at`
-/// with `AT_EMPTY_PATH`): handle type and bytes. Unlike the inode number,
-/// it names one file for good on file systems that export handles (ext4,
-/// xfs, btrfs, tmpfs: the inode's generation is part of it), so a file made
-/// later in a reused inode gets another handle.
-pub fn file_handle(fd: BorrowedFd<'_>) -> io::Result<(i32, Vec<u8>)> {
-    const MAX_HANDLE_SZ: usize = 128;
-    #[repr(C)]
-    struct Handle {
-        bytes: u32,
-        kind: i32,
-        data: [u8; MAX_HANDLE_SZ],
-    }
-    let mut h = Handle {
-        bytes: MAX_HANDLE_SZ as u32,
-        kind: 0,
-        data: [0; MAX_HANDLE_SZ],
-    };
-    let mut mount_id: libc::c_int = 0;
-    // SAFETY: `h` is a `struct file_handle` with room for MAX_HANDLE_SZ
-    // bytes, as `bytes` says; the path is an empty C string with
-    // AT_EMPTY_PATH, so `fd` itself is named; `mount_id` is a valid int.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_name_to_handle_at,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            &mut h as *mut Handle,
-            &mut mount_id as *mut libc::c_int,
-            libc::AT_EMPTY_PATH,
-        )
-    } as i32)?;
-    let n = (h.bytes as usize).min(MAX_HANDLE_SZ);
-    Ok((h.kind, h.data[..n].to_vec()))
-}
-
 /// `_exit(2)`: leave a forked child without running the parent's destructors
 /// or flushing buffers it shares with the parent.
 pub fn exit_now(code: i32) -> ! {
