@@ -354,11 +354,7 @@ fn stage1(
     seccomp: Option<&bulkhead_seccomp::Compiled>,
     trees: &crate::idmap::IdmapTrees,
 ) -> Result<(), String> {
-    close_inherited(req, ch, joins, console.as_ref(), trees)?;
-    match ch.recv().map_err(|e| e.to_string())? {
-        Msg::Go => {}
-        m => return Err(format!("internal: unexpected {m:?}")),
-    }
+    first_steps(req, ch, joins, console.as_ref(), trees)?;
     let plan = req.plan;
     // Joining a user namespace first gives the capabilities needed to join
     // the namespaces it owns.
@@ -402,11 +398,7 @@ fn direct_init(
     trees: &crate::idmap::IdmapTrees,
 ) -> ! {
     let before = || -> Result<(), String> {
-        close_inherited(req, ch, joins, console.as_ref(), trees)?;
-        match ch.recv().map_err(|e| e.to_string())? {
-            Msg::Go => {}
-            m => return Err(format!("internal: unexpected {m:?}")),
-        }
+        first_steps(req, ch, joins, console.as_ref(), trees)?;
         if req.plan.creates(NsKind::Cgroup) {
             bulkhead_sys::unshare(libc::CLONE_NEWCGROUP)
                 .map_err(|e| format!("create namespaces: {e}"))?;
@@ -420,10 +412,12 @@ fn direct_init(
     init::run(req, ch, console, seccomp, trees)
 }
 
-/// Keep only what the init needs: stdio, the caller's --preserve-fds, and
-/// the fds handed over on purpose. Anything else the runtime had open (the
-/// state lock above all) must not live on in the container.
-fn close_inherited(
+/// The first steps of stage 1 or of a directly cloned init: keep only what
+/// the init needs (stdio, the caller's --preserve-fds, the fds handed over on
+/// purpose; anything else the runtime had open, the state lock above all,
+/// must not live on in the container), then wait for stage 0's go (it has
+/// placed us in the cgroups and written any id maps).
+fn first_steps(
     req: &LaunchRequest<'_>,
     ch: &Channel,
     joins: &Joins,
@@ -435,7 +429,11 @@ fn close_inherited(
     keep.extend(console.iter().map(|c| c.as_raw_fd()));
     keep.extend(trees.0.iter().flatten().map(|t| t.as_raw_fd()));
     keep.extend(3..3 + req.preserve_fds as RawFd);
-    bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))
+    bulkhead_sys::close_fds_except(3, &keep).map_err(|e| format!("close fds: {e}"))?;
+    match ch.recv().map_err(|e| e.to_string())? {
+        Msg::Go => Ok(()),
+        m => Err(format!("internal: unexpected {m:?}")),
+    }
 }
 
 /// In a user namespace, act as its root (when mapped) so that setup runs with
