@@ -28,6 +28,8 @@ PACKAGES=(
     umoci
     # protoc: the k8s-cri dev-dependency (tests/cri.rs) compiles the CRI protobufs.
     protobuf-compiler
+    # tests/escapes.rs: where the protective re-execution happens.
+    strace
 )
 
 if [ "$(id -u)" -ne 0 ]; then

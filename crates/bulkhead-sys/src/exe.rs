@@ -6,7 +6,8 @@
 //! itself once from a read-only, detached bind mount of its own file: writes
 //! through `/proc/<pid>/exe` then fail with EROFS, and no path leads back to
 //! a writable mount. A sealed memfd copy is the fallback where `open_tree` is
-//! not permitted.
+//! not permitted. On x86_64 the entry point (`entry.rs`) has usually done the
+//! re-execution before `main` runs; `ensure_protected` then only confirms it.
 
 use std::ffi::CString;
 use std::fs::File;

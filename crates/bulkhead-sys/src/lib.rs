@@ -13,6 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub mod bpf;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod entry;
 pub mod exe;
 pub mod fault;
 pub mod profile;

@@ -278,7 +278,10 @@ fn protect_or_exit() {
 }
 
 fn main() {
-    if argv_enters_container() {
+    // Where the entry point (bulkhead_sys, entry.rs) re-executed the binary,
+    // this finds it protected with one look.
+    let protected_early = argv_enters_container();
+    if protected_early {
         protect_or_exit();
     }
     let cli = match Cli::try_parse() {
@@ -308,10 +311,12 @@ fn main() {
     };
     // The commands that put a process into a container first make sure this
     // binary cannot be overwritten from inside it (CVE-2019-5736).
-    if matches!(
-        cmd,
-        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox(_) | Cmd::Exec(_)
-    ) {
+    if !protected_early
+        && matches!(
+            cmd,
+            Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Sandbox(_) | Cmd::Exec(_)
+        )
+    {
         protect_or_exit();
     }
     // Decided once: a flag, the euid, and (as root) one read of uid_map.

@@ -48,6 +48,96 @@ fn runtime_binary_not_writable_through_proc_exe() {
     }
 }
 
+/// The protective re-execution of CVE-2019-5736 happens at the executable's
+/// entry point (bulkhead-sys, entry.rs), before the C library and Rust's
+/// runtime start: the runtime process's `execveat` comes before its first
+/// `sigaltstack` (Rust's runtime start-up). A command that enters no
+/// container does not re-execute, nor does a binary that already runs from a
+/// read-only mount; and the re-executed process runs from a read-only mount.
+#[test]
+fn protective_reexec_happens_at_the_entry_point() {
+    require_root!();
+    skip_if!(is_runc(), "bulkhead's own entry point");
+    skip_if!(
+        !cfg!(target_arch = "x86_64"),
+        "the entry point is written for x86_64 only"
+    );
+    skip_if!(
+        !common::user::tool("strace"),
+        "needs strace (scripts/install-deps.sh installs it)"
+    );
+    let b = Bundle::new().args(&["/bin/true"]);
+    b.write_config();
+    let trace = b.dir().join("trace");
+    let dir = b.dir().to_str().unwrap().to_string();
+    // The system calls of the runtime process itself (no -f), by name.
+    let calls = |bin: &Path, args: &[&str]| -> Vec<String> {
+        let mut cmd = std::process::Command::new("strace");
+        cmd.arg("-o")
+            .arg(&trace)
+            .args(["-e", "trace=execve,execveat,sigaltstack,mount_setattr"])
+            .arg(bin)
+            .arg("--root")
+            .arg(b.state_root())
+            .args(args);
+        b.exec(cmd).ok();
+        let text = fs::read_to_string(&trace).unwrap();
+        text.lines()
+            .filter_map(|l| {
+                let name = l.split('(').next()?;
+                (!name.starts_with("+++") && !name.starts_with("---"))
+                    .then(|| format!("{name}{}", if l.ends_with("= 0") { "" } else { "!" }))
+            })
+            .collect()
+    };
+    let rt = common::runtime();
+    let run = ["run", "--bundle", &dir, &b.id];
+    let seen = calls(&rt, &run);
+    assert!(
+        seen.len() > 3 && seen[..3] == ["execve", "mount_setattr", "execveat"],
+        "expected execve, mount_setattr (read-only) and execveat before anything else: {seen:?}"
+    );
+    assert!(
+        seen[3..].iter().any(|c| c == "sigaltstack"),
+        "Rust's runtime did not start after the re-execution: {seen:?}"
+    );
+    assert!(
+        !seen[3..].iter().any(|c| c.starts_with("execveat")),
+        "re-executed twice: {seen:?}"
+    );
+
+    let seen = calls(&rt, &["list"]);
+    assert!(
+        !seen.iter().any(|c| c.starts_with("execveat")),
+        "`list` enters no container but re-executed: {seen:?}"
+    );
+
+    // From a read-only bind mount of the binary's directory: protected as it is.
+    let ro = b.scratch("ro");
+    let bin_dir = rt.parent().unwrap();
+    let mount = |args: &[&str]| {
+        let st = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount {args:?}");
+    };
+    mount(&["--bind", bin_dir.to_str().unwrap(), ro.to_str().unwrap()]);
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(ro.clone());
+    mount(&["-o", "remount,bind,ro", ro.to_str().unwrap()]);
+    let seen = calls(&ro.join(rt.file_name().unwrap()), &run);
+    assert!(
+        !seen.iter().any(|c| c.starts_with("execveat")),
+        "a binary on a read-only mount re-executed: {seen:?}"
+    );
+}
+
 /// CVE-2019-19921 class: a /proc mount destination that is a symlink in the
 /// image is refused.
 #[test]
