@@ -16,9 +16,11 @@ Method, in short:
     (A B C, B C A, C A B, ...), so each one is equally often first; ratios are
     the median over iterations of the per-iteration ratio (paired), which is
     what stays stable on a shared, noisy machine;
-  * crun runs through bench/crun-hybrid-wrap.sh; the wrapper's own cost is
-    measured in the same run (`wrap /bin/true` against `/bin/true`, paired)
-    and subtracted per wrapped call ("crun (net)").
+  * crun runs through a wrapper on hybrid-cgroup hosts (bench/run.sh passes
+    bench/mntns-exec.c, built there; bench/crun-hybrid-wrap.sh where that
+    cannot be built); the wrapper's own cost is measured in the same run
+    (`wrap /bin/true` against `/bin/true`, paired) and subtracted per wrapped
+    call ("crun (net)").
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ class Reaper:
         self.done: dict[int, tuple[int, int, object]] = {}
         self.tracked: set[int] = set()
         self.orphans_reaped = 0
+        # CPU time (ms) of each orphan, in the order reaped: the processes a
+        # runtime left behind (container inits, detached helpers).
+        self.orphan_cpu: list[float] = []
         self.kick = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -123,6 +128,7 @@ class Reaper:
                     self.lock.notify_all()
                 else:
                     self.orphans_reaped += 1
+                    self.orphan_cpu.append((ru.ru_utime + ru.ru_stime) * 1000)
 
     def spawn(self, argv, stdout_path=None, env=None):
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -286,7 +292,7 @@ class Bench:
 
     def baseline_wrapper(self, wrap):
         """`wrap /bin/true` against `/bin/true`, paired."""
-        print("== wrapper cost (crun-hybrid-wrap.sh /bin/true vs /bin/true)", flush=True)
+        print(f"== wrapper cost ({os.path.basename(wrap)} /bin/true vs /bin/true)", flush=True)
         pair = [("true", ["/bin/true"]), ("wrap-true", [wrap, "/bin/true"])]
         w, n = self.warm_and_iters()
         n = max(n, 20)
@@ -481,6 +487,7 @@ class Bench:
             for rt in self.order(rts, i):
                 ids = [self.new_id(rt, "c") for _ in range(m)]
                 self.live.setdefault(rt.name, set()).update(ids)
+                o0 = self.settled_orphans()
                 t0 = time.perf_counter_ns()
                 rs = self.calls([rt.cmd("run", "--detach", "--bundle", rt.bundles["sleep"], c) for c in ids])
                 t_ret = max((r.end for r in rs if r.end), default=t0)
@@ -506,12 +513,19 @@ class Bench:
                 for r in dbad[:3]:
                     self.error(rt.name, "concurrent delete --force: " + r.describe())
                 self.live[rt.name].difference_update(ids)
+                # What the calls left behind and the harness reaped: the
+                # container inits (their setup before the program's execve
+                # is the runtime's work) and any detached helper (crun's
+                # `run -d` does its work in an orphaned grandchild).
+                left = self.reaper.orphan_cpu[o0:self.settled_orphans()]
                 if bad:
                     self.record_none("concurrent", ["start_wall_s", "start_cpu_ms_total",
-                                                    "start_until_state_s"], rt.name)
+                                                    "start_cpu_ms_tree", "start_until_state_s"], rt.name)
                 else:
                     self.record("concurrent", "start_wall_s", rt.name, (t_ret - t0) / 1e9)
                     self.record("concurrent", "start_cpu_ms_total", rt.name, sum(r.cpu_ms for r in rs))
+                    self.record("concurrent", "start_cpu_ms_tree", rt.name,
+                                sum(r.cpu_ms for r in rs) + sum(left))
                     self.record("concurrent", "start_until_state_s", rt.name, (t_run - t0) / 1e9)
                 if dbad:
                     self.record_none("concurrent", ["delete_wall_s", "delete_cpu_ms_total"], rt.name)
@@ -519,6 +533,19 @@ class Bench:
                     self.record("concurrent", "delete_wall_s", rt.name, (d_end - d0) / 1e9)
                     self.record("concurrent", "delete_cpu_ms_total", rt.name, sum(r.cpu_ms for r in ds))
                 self.check_leftovers(rt, f"concurrent round {i}")
+
+    def settled_orphans(self, quiet_s=0.3, limit_s=10):
+        """The number of orphans reaped so far, once none has been reaped
+        for `quiet_s` (killed inits take a moment to be reparented)."""
+        n, since, end = len(self.reaper.orphan_cpu), time.monotonic(), time.monotonic() + limit_s
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            k = len(self.reaper.orphan_cpu)
+            if k != n:
+                n, since = k, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                break
+        return n
 
     def timed_rss(self, argv):
         """Peak RSS through /usr/bin/time (a forked, small parent): the
@@ -802,7 +829,8 @@ def main():
         "machine": machine_info(),
         "loadavg": loads,
         "params": {"n": args.n, "warmup": args.warmup, "rounds": args.rounds,
-                   "containers": args.containers, "timeout_s": args.timeout},
+                   "containers": args.containers, "timeout_s": args.timeout,
+                   "wrapper": os.path.basename(args.wrapper) if args.wrapper else None},
         "runtimes": [{"name": rt.name, "argv": rt.argv, "wrapped": rt.wrapped, "bundles": rt.bundles} for rt in rts],
         "versions": dict(v.split("=", 1) for v in args.version),
         "notes": args.note,

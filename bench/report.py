@@ -5,8 +5,9 @@
 
 Ratios are paired: the median over iterations of A_i / B_i, where A_i and
 B_i were measured in the same round (see bench.py). crun's figures are
-shown raw and "net", i.e. minus the measured cost of crun-hybrid-wrap.sh
-times the number of wrapped calls in the figure.
+shown raw and "net", i.e. minus the measured cost of its hybrid-cgroup
+wrapper (mntns-exec, or crun-hybrid-wrap.sh in older results) times the
+number of wrapped calls in the figure.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FIGURES = [
     ("concurrent", "start_wall_s", "50 × `run -d` at once, until all returned, wall", "s", 0, False),
     ("concurrent", "start_until_state_s", "… until `state` said running for all, wall", "s", 0, False),
     ("concurrent", "start_cpu_ms_total", "50 × `run -d`, cpu (sum)", "ms", "M", True),
+    ("concurrent", "start_cpu_ms_tree", "… cpu (sum) with what they left behind (inits, helpers)", "ms", "M", True),
     ("concurrent", "delete_wall_s", "50 × `delete --force` at once, wall", "s", 0, False),
     ("concurrent", "delete_cpu_ms_total", "50 × `delete --force`, cpu (sum)", "ms", "M", True),
     ("rss", "run_kib", "peak RSS of `run`", "KiB", 0, False),
@@ -156,7 +158,13 @@ def write_md(d: Data, path):
     if res.get("wrapper_cost"):
         wc = res["wrapper_cost"]
         w = res["summary"].get("wrapper", {})
-        L.append(f"* crun runs through `bench/crun-hybrid-wrap.sh` (hybrid-cgroup workaround). Its own cost, "
+        if p.get("wrapper") == "mntns-exec":
+            how = ("crun runs in a private mount namespace in which `/dev/null` hides "
+                   "`/sys/fs/cgroup/unified/cgroup.controllers` (hybrid-cgroup workaround), entered for each call "
+                   "by `mntns-exec` (bench/mntns-exec.c: `setns` and `execve`, no C library)")
+        else:
+            how = "crun runs through `bench/crun-hybrid-wrap.sh` (hybrid-cgroup workaround)"
+        L.append(f"* {how}. Its own cost, "
                  f"median of paired differences `wrap /bin/true` − `/bin/true`: **{wc.get('wall_ms', 0):.2f} ms wall, "
                  f"{wc.get('cpu_ms', 0):.2f} ms cpu** per call (`/bin/true` alone: "
                  f"{w.get('wall_ms', {}).get('true', {}).get('median', 0):.2f} ms wall). "
