@@ -646,11 +646,12 @@ class Bench:
             except OSError:
                 pass
         try:
-            # run.sh mounts the tmpfs holding every runtime's state root
-            roots = os.path.join(self.args.workdir, "roots")
+            # run.sh mounts the tmpfs holding every runtime's state root, and
+            # the one holding crun's mount namespace (ns, ns/mnt)
+            own = {os.path.join(self.args.workdir, d) for d in ("roots", "ns", "ns/mnt")}
             for line in Path("/proc/self/mountinfo").read_text().splitlines():
                 point = line.split()[4]
-                if point == roots:
+                if point in own:
                     continue
                 if prefix in line or self.args.workdir in line:
                     out["mounts"].append(point)
