@@ -550,7 +550,10 @@ pub fn pid(dir: &Path) -> Option<i32> {
 /// be removed. Returns once the process has exited, not just dropped its
 /// lock.
 pub fn wait_gone(dir: &Path, timeout: Duration) -> Result<()> {
-    let Some(pid) = pid(dir) else {
+    let Some(pid) = std::fs::read_to_string(dir.join(MONITOR_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
         return Ok(());
     };
     let p = Pid::from_raw(pid).ok_or_else(|| anyhow!("bad monitor pid {pid}"))?;
@@ -558,9 +561,6 @@ pub fn wait_gone(dir: &Path, timeout: Duration) -> Result<()> {
     let Ok(fd) = rustix::process::pidfd_open(p, PidfdFlags::empty()) else {
         return Ok(());
     };
-    if !running(dir) {
-        return Ok(());
-    }
     let exited = |ms: i64| {
         let mut fds = [PollFd::new(&fd, PollFlags::IN)];
         let t = rustix::time::Timespec {
@@ -569,6 +569,16 @@ pub fn wait_gone(dir: &Path, timeout: Duration) -> Result<()> {
         };
         matches!(rustix::event::poll(&mut fds, Some(&t)), Ok(n) if n > 0)
     };
+    if !running(dir) {
+        // The kernel drops the lock when it closes an exiting monitor's
+        // files, after its memory is gone and before the process has
+        // exited: a pid without a command line is the monitor on its way
+        // out (a live process that reused the pid has one).
+        if exiting(pid) {
+            let _ = exited(1000);
+        }
+        return Ok(());
+    }
     if exited(timeout.as_millis() as i64) {
         return Ok(());
     }
@@ -578,6 +588,12 @@ pub fn wait_gone(dir: &Path, timeout: Duration) -> Result<()> {
         bail!("the monitor ({pid}) of {} does not exit", dir.display());
     }
     Ok(())
+}
+
+/// Whether `pid` is a process whose memory is gone: one that is exiting
+/// (or a zombie, or a kernel thread).
+fn exiting(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty())
 }
 
 #[cfg(test)]
@@ -625,5 +641,20 @@ mod tests {
         l.write(&[b'x'; 100_000]);
         assert_eq!(read(d.path(), LOG_FILE).len(), 100_000);
         assert!(!d.path().join(ROTATED_LOG).exists());
+    }
+
+    /// `wait_gone` tells a monitor on its way out (no memory left, so no
+    /// command line) from a live process that reused its pid.
+    #[test]
+    fn exiting_is_a_process_without_memory() {
+        assert!(!exiting(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !exiting(pid) {
+            assert!(std::time::Instant::now() < deadline, "true did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().unwrap();
     }
 }
