@@ -128,12 +128,14 @@ impl Lab {
         out.success().then_some(out.stdout)
     }
 
-    fn network(&self, args: &[&str]) -> String {
-        let name = args.last().unwrap().to_string();
-        let mut a = vec!["network", "create"];
-        a.extend_from_slice(args);
-        let out = self.bh(&a);
-        out.ok();
+    /// `network create --subnet SUBNET FLAGS… NAME`, NAME made unique from
+    /// `stem` ([`Lab::net_name`]) and removed on drop: the name.
+    fn network(&self, stem: &str, subnet: &str, flags: &[&str]) -> String {
+        let name = self.net_name(stem);
+        let mut a = vec!["network", "create", "--subnet", subnet];
+        a.extend_from_slice(flags);
+        a.push(&name);
+        self.bh(&a).ok();
         self.networks.borrow_mut().push(name.clone());
         name
     }
@@ -293,13 +295,8 @@ impl Drop for Lab {
 fn containers_on_one_network_are_isolated_unless_allow_intra() {
     require_lab!();
     let lab = Lab::new();
-    let iso = lab.network(&["--subnet", "10.201.1.0/24", &lab.net_name("iso")]);
-    let open = lab.network(&[
-        "--subnet",
-        "10.201.2.0/24",
-        "--allow-intra",
-        &lab.net_name("open"),
-    ]);
+    let iso = lab.network("iso", "10.201.1.0/24", &[]);
+    let open = lab.network("open", "10.201.2.0/24", &["--allow-intra"]);
     let a = lab.web(&iso, &[]);
     let b = lab.web(&iso, &[]);
     let (ip_a, ip_b) = (lab.ip_of(&iso, &a), lab.ip_of(&iso, &b));
@@ -366,7 +363,7 @@ fn containers_on_one_network_are_isolated_unless_allow_intra() {
 fn containers_do_not_reach_the_host() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.3.0/24", &lab.net_name("nohost")]);
+    let net = lab.network("nohost", "10.201.3.0/24", &[]);
     lab.serve(&lab.host, "127.0.0.1:7001", "host-service");
     lab.serve(&lab.host, "7002", "host-service");
     // The all-address service works from outside…
@@ -417,13 +414,8 @@ fn containers_do_not_reach_the_host() {
 fn published_ports_and_masqueraded_egress() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.4.0/24", &lab.net_name("pub")]);
-    let internal = lab.network(&[
-        "--subnet",
-        "10.201.5.0/24",
-        "--internal",
-        &lab.net_name("int"),
-    ]);
+    let net = lab.network("pub", "10.201.4.0/24", &[]);
+    let internal = lab.network("int", "10.201.5.0/24", &["--internal"]);
     let a = lab.web(&net, &["-p", "8080:8080", "-p", "127.0.0.1:8081:8080/tcp"]);
     // From the host: its own address and its loopback.
     for url in [
@@ -476,7 +468,7 @@ fn published_ports_and_masqueraded_egress() {
 fn bad_input_is_refused_with_a_clear_error() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.6.0/24", &lab.net_name("bad")]);
+    let net = lab.network("bad", "10.201.6.0/24", &[]);
     lab.serve(&lab.host, "127.0.0.1:7100", "taken");
     let before = lab.footprint();
     for (args, needle) in [
@@ -536,7 +528,7 @@ fn bad_input_is_refused_with_a_clear_error() {
 fn removal_leaves_nothing_behind() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.8.0/24", &lab.net_name("rm")]);
+    let net = lab.network("rm", "10.201.8.0/24", &[]);
     let bridge = format!("bh-{net}");
     assert!(lab.ruleset().contains("table inet bulkhead"));
 
@@ -659,7 +651,7 @@ fn removal_leaves_nothing_behind() {
 fn state_roots_keep_each_others_rules() {
     require_lab!();
     let lab = Lab::new();
-    let one = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("one")]);
+    let one = lab.network("one", "10.201.9.0/24", &[]);
     let other_root = common::open_tempdir();
     let two = lab.net_name("two");
     lab.bh_in(
@@ -703,7 +695,7 @@ fn state_roots_keep_each_others_rules() {
 fn parallel_sandboxes_get_distinct_addresses() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.11.0/24", &lab.net_name("par")]);
+    let net = lab.network("par", "10.201.11.0/24", &[]);
     let names: Vec<String> = (0..4).map(|_| unique_id()).collect();
     lab.sandboxes.borrow_mut().extend(names.iter().cloned());
     let children: Vec<Child> = names
@@ -759,7 +751,7 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
         "BULKHEAD_FAULT is compiled out of release builds"
     );
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.13.0/24", &lab.net_name("flt")]);
+    let net = lab.network("flt", "10.201.13.0/24", &[]);
     for (i, point) in ["net.recorded", "net.linked"].into_iter().enumerate() {
         let name = unique_id();
         lab.sandboxes.borrow_mut().push(name.clone());
@@ -808,7 +800,7 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
 fn spoofed_sources_do_not_leave_the_network() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.12.0/24", &lab.net_name("spoof")]);
+    let net = lab.network("spoof", "10.201.12.0/24", &[]);
     // The wan routes the spoofed range back to the host, so only the policy
     // stands between a spoofed request and its answer.
     lab.in_ns(
@@ -854,8 +846,8 @@ fn spoofed_sources_do_not_leave_the_network() {
 fn linked_containers_reach_each_other_and_no_one_else() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("link")]);
-    let other = lab.network(&["--subnet", "10.201.10.0/24", &lab.net_name("lother")]);
+    let net = lab.network("link", "10.201.9.0/24", &[]);
+    let other = lab.network("lother", "10.201.10.0/24", &[]);
     let a = lab.web(&net, &[]);
     let b = lab.web(&net, &[]);
     let c = lab.web(&net, &["--link", &format!("{a}:db")]);
@@ -929,13 +921,8 @@ fn linked_containers_reach_each_other_and_no_one_else() {
 fn hairpin_to_published_ports_follows_the_intra_policy() {
     require_lab!();
     let lab = Lab::new();
-    let iso = lab.network(&["--subnet", "10.201.11.0/24", &lab.net_name("hpiso")]);
-    let open = lab.network(&[
-        "--subnet",
-        "10.201.12.0/24",
-        "--allow-intra",
-        &lab.net_name("hpopen"),
-    ]);
+    let iso = lab.network("hpiso", "10.201.11.0/24", &[]);
+    let open = lab.network("hpopen", "10.201.12.0/24", &["--allow-intra"]);
     let a = lab.web(&iso, &["-p", "18090:8080"]);
     let b = lab.web(&iso, &[]);
     let c = lab.web(&iso, &["--link", &a]);
@@ -968,13 +955,7 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
     // The wan link gets IPv6 too.
     lab.add_ipv6();
     lab.serve(&lab.host, "7002", "host-service");
-    let net = lab.network(&[
-        "--subnet",
-        "10.201.14.0/24",
-        "--subnet",
-        "fd00:201:14::/64",
-        &lab.net_name("dual"),
-    ]);
+    let net = lab.network("dual", "10.201.14.0/24", &["--subnet", "fd00:201:14::/64"]);
     assert_eq!(lab.inspect(&net)["subnet6"], "fd00:201:14::/64");
     let ls = lab.bh(&["network", "ls"]);
     assert!(
