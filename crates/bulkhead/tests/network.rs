@@ -1,128 +1,71 @@
 //! Bridge networks (`bulkhead network`, `sandbox --network NAME -p`) with
 //! real bridges, veths and nftables.
 //!
-//! Each test builds its own lab, as `shared/design/recipes/net-isolation.sh`
-//! does: a "host" network namespace in which bulkhead runs (`nsenter --net`,
-//! so its bridges and its nftables tables live there and the machine's own
-//! network is never touched) and a "wan" namespace linked to it
-//! (198.18.0.1/30 host side, 198.18.0.2/30 wan side, RFC 2544 range) that
-//! stands in for the internet. Traffic goes only to addresses inside these
-//! namespaces or to loopback. Every test uses its own network names and
-//! subnets, so tests run in parallel. bulkhead-only: runc has no networks.
+//! Each test builds its own lab ([`NetLab`], common/netlab.rs, shared with
+//! network_rootless.rs): a "host" network namespace in which bulkhead runs
+//! (`nsenter --net`, so its bridges and its nftables tables live there and
+//! the machine's own network is never touched) and a "wan" namespace linked
+//! to it (198.18.0.1/30 host side, 198.18.0.2/30 wan side, RFC 2544 range)
+//! that stands in for the internet. Traffic goes only to addresses inside
+//! these namespaces or to loopback. Every test uses its own network names
+//! and subnets, so tests run in parallel. bulkhead-only: runc has no
+//! networks.
 
 #[macro_use]
 mod common;
 
 use std::cell::RefCell;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::netlab::{HOST_IP, HOST_IP6, NetLab, WAN_IP, WAN_IP6, missing_tool, sh};
 use common::{RtOutput, is_runc, run_cmd, runtime, unique_id, wait_for};
 use serde_json::Value;
 
-const HOST_IP: &str = "198.18.0.1";
-const WAN_IP: &str = "198.18.0.2";
 const SANDBOXES: &str = "/var/lib/bulkhead/sandboxes";
 
-fn tool_missing() -> Option<&'static str> {
-    ["ip", "nft", "nsenter", "curl", "busybox"]
-        .into_iter()
-        .find(|t| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-}
+/// What a detached sandbox runs when it only has to be there.
+const SLEEP: &[&str] = &["sleep", "300"];
 
 /// Skips (with the reason) unless root, bulkhead and the tools are there.
 macro_rules! require_lab {
     () => {
         require_root!();
         skip_if!(is_runc(), "runc has no bridge networks");
-        if let Some(t) = tool_missing() {
+        if let Some(t) = missing_tool(&["ip", "nft", "nsenter", "curl", "busybox"]) {
             eprintln!("skipped: `{t}` is missing (scripts/install-deps.sh installs it)");
             return;
         }
     };
 }
 
-/// A host namespace running bulkhead, a wan namespace, servers, sandboxes
-/// and networks, all removed on drop.
+/// The shared [`NetLab`] with bulkhead's state root and the sandboxes and
+/// networks a test made there, all removed on drop (the sandboxes and
+/// networks first, while the namespaces are still there).
 struct Lab {
-    tag: String,
-    host: String,
-    wan: String,
+    net: NetLab,
     root: tempfile::TempDir,
-    io: tempfile::TempDir,
-    www: tempfile::TempDir,
-    servers: RefCell<Vec<Child>>,
     sandboxes: RefCell<Vec<String>>,
     networks: RefCell<Vec<String>>,
 }
 
-fn sh(args: &[&str]) -> RtOutput {
-    let mut c = Command::new(args[0]);
-    c.args(&args[1..]).stdin(Stdio::null());
-    let io = tempfile::tempdir().unwrap();
-    run_cmd(c, io.path(), common::cmd_timeout())
+impl Deref for Lab {
+    type Target = NetLab;
+    fn deref(&self) -> &NetLab {
+        &self.net
+    }
 }
 
 impl Lab {
     fn new() -> Lab {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let tag = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let host = format!("bhnt-{tag}-host");
-        let wan = format!("bhnt-{tag}-wan");
-        for ns in [&host, &wan] {
-            let _ = sh(&["ip", "netns", "del", ns]);
-            sh(&["ip", "netns", "add", ns]).ok();
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]).ok();
-        }
-        let lab = Lab {
-            tag,
-            host,
-            wan,
+        Lab {
+            net: NetLab::new("bhnt"),
             root: common::open_tempdir(),
-            io: tempfile::tempdir().unwrap(),
-            www: common::open_tempdir(),
-            servers: Default::default(),
             sandboxes: Default::default(),
             networks: Default::default(),
-        };
-        let (h, w) = (lab.host.as_str(), lab.wan.as_str());
-        sh(&[
-            "ip", "-n", h, "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns",
-            w,
-        ])
-        .ok();
-        sh(&["ip", "-n", h, "addr", "add", "198.18.0.1/30", "dev", "wan0"]).ok();
-        sh(&["ip", "-n", h, "link", "set", "wan0", "up"]).ok();
-        sh(&["ip", "-n", w, "addr", "add", "198.18.0.2/30", "dev", "eth0"]).ok();
-        sh(&["ip", "-n", w, "link", "set", "eth0", "up"]).ok();
-        // The wan server: /id, and /cgi-bin/ip echoing the client address
-        // (busybox httpd listens on IPv6: strip [::ffff:…]).
-        let wan_www = lab.www.path().join("wan");
-        std::fs::create_dir_all(wan_www.join("cgi-bin")).unwrap();
-        std::fs::write(wan_www.join("id"), "wan").unwrap();
-        let busybox = which("busybox");
-        std::fs::write(
-            wan_www.join("cgi-bin/ip"),
-            format!(
-                "#!{busybox} sh\na=${{REMOTE_ADDR#[}}; a=${{a%]}}; a=${{a#::ffff:}}\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s' \"$a\"\n"
-            ),
-        )
-        .unwrap();
-        chmod(&wan_www.join("cgi-bin/ip"), 0o755);
-        lab.serve(&lab.wan.clone(), "80", &wan_www);
-        lab
+        }
     }
 
     /// A unique network name (at most 12 characters).
@@ -137,16 +80,6 @@ impl Lab {
             .collect()
     }
 
-    /// Runs `cmd` in network namespace `ns` (only the network namespace:
-    /// the rest is the test's).
-    fn in_ns(&self, ns: &str, cmd: &[&str]) -> RtOutput {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{ns}"))
-            .args(cmd)
-            .stdin(Stdio::null());
-        run_cmd(c, self.io.path(), common::cmd_timeout())
-    }
-
     /// `bulkhead --root R ARGS…` in the host namespace.
     fn bh(&self, args: &[&str]) -> RtOutput {
         self.bh_in(self.root.path(), args)
@@ -154,42 +87,22 @@ impl Lab {
 
     /// [`Lab::bh`] with another state root.
     fn bh_in(&self, root: &Path, args: &[&str]) -> RtOutput {
-        let rt = runtime();
-        let root = root.to_str().unwrap().to_string();
-        let mut a = vec![rt.to_str().unwrap(), "--root", root.as_str()];
-        a.extend_from_slice(args);
-        self.in_ns(&self.host.clone(), &a)
+        run_cmd(
+            self.bh_cmd_in(root, args),
+            self.io.path(),
+            common::cmd_timeout(),
+        )
     }
 
-    /// busybox httpd in `ns` on `bind` ([ip:]port) serving `dir`, waited
-    /// for until it answers.
-    fn serve(&self, ns: &str, bind: &str, dir: &Path) {
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{ns}"))
-            .args(["busybox", "httpd", "-f", "-p", bind, "-h"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn busybox httpd");
-        self.servers.borrow_mut().push(child);
-        let url = if bind.contains(':') {
-            format!("http://{bind}/id")
-        } else {
-            format!("http://127.0.0.1:{bind}/id")
-        };
-        wait_for(
-            &format!("httpd {bind} in {ns}"),
-            Duration::from_secs(10),
-            || self.curl_ns(ns, &url).is_some().then_some(()),
-        );
+    /// [`Lab::bh`]'s command, not run.
+    fn bh_cmd(&self, args: &[&str]) -> Command {
+        self.bh_cmd_in(self.root.path(), args)
     }
 
-    /// curl from namespace `ns`: the body, or None if it failed.
-    fn curl_ns(&self, ns: &str, url: &str) -> Option<String> {
-        let out = self.in_ns(ns, &["curl", "-s", "-m", "3", url]);
-        out.success().then_some(out.stdout)
+    fn bh_cmd_in(&self, root: &Path, args: &[&str]) -> Command {
+        let mut c = self.nsenter(&self.host);
+        c.arg(runtime()).arg("--root").arg(root).args(args);
+        c
     }
 
     /// curl from inside sandbox `name`.
@@ -198,36 +111,85 @@ impl Lab {
         out.success().then_some(out.stdout)
     }
 
-    fn network(&self, args: &[&str]) -> String {
-        let name = args.last().unwrap().to_string();
-        let mut a = vec!["network", "create"];
-        a.extend_from_slice(args);
-        let out = self.bh(&a);
-        out.ok();
+    /// [`Lab::curl_from`] with source address `src` (one the sandbox gave
+    /// itself: a spoofed one).
+    fn curl_from_src(&self, name: &str, src: &str, url: &str) -> Option<String> {
+        let out = self.bh(&[
+            "exec",
+            name,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "--interface",
+            src,
+            url,
+        ]);
+        out.success().then_some(out.stdout)
+    }
+
+    /// `network create --subnet SUBNET FLAGS… NAME`, NAME made unique from
+    /// `stem` ([`Lab::net_name`]) and removed on drop: the name.
+    fn network(&self, stem: &str, subnet: &str, flags: &[&str]) -> String {
+        let name = self.net_name(stem);
+        let mut a = vec!["network", "create", "--subnet", subnet];
+        a.extend_from_slice(flags);
+        a.push(&name);
+        self.bh(&a).ok();
         self.networks.borrow_mut().push(name.clone());
+        name
+    }
+
+    /// `network rm NAME`, which must succeed (so drop does not try again).
+    fn remove_network(&self, name: &str) {
+        self.bh(&["network", "rm", name]).ok();
+        self.networks.borrow_mut().retain(|n| n != name);
+    }
+
+    /// `sandbox -d --name NAME --network NET FLAGS… -- CMD…`, with NAME
+    /// removed on drop whether it started or not.
+    fn detached(&self, name: &str, net: &str, flags: &[&str], cmd: &[&str]) -> RtOutput {
+        self.sandboxes.borrow_mut().push(name.to_string());
+        let mut a = vec!["sandbox", "-d", "--name", name, "--network", net];
+        a.extend_from_slice(flags);
+        a.push("--");
+        a.extend_from_slice(cmd);
+        self.bh(&a)
+    }
+
+    /// A detached sandbox on `net` that only sleeps: its name.
+    fn sleeper(&self, net: &str, flags: &[&str]) -> String {
+        let name = unique_id();
+        self.detached(&name, net, flags, SLEEP).ok();
         name
     }
 
     /// A detached sandbox on `net` serving its name at :8080/id.
     fn web(&self, net: &str, extra: &[&str]) -> String {
         let name = unique_id();
-        let dir = self.www.path().join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("id"), &name).unwrap();
-        let vol = format!("{}:/www:ro", dir.display());
-        let mut a = vec!["sandbox", "-d", "--name", &name, "--network", net];
-        a.extend_from_slice(extra);
-        a.extend_from_slice(&["-v", &vol, "--", "busybox", "httpd", "-f", "-p", "8080"]);
-        a.extend_from_slice(&["-h", "/www"]);
-        self.sandboxes.borrow_mut().push(name.clone());
-        let out = self.bh(&a);
-        out.ok();
+        let vol = format!("{}:/www:ro", self.site(&name).display());
+        let mut flags = extra.to_vec();
+        flags.extend_from_slice(&["-v", &vol]);
+        let httpd = ["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"];
+        self.detached(&name, net, &flags, &httpd).ok();
         let ip = self.ip_of(net, &name);
         let url = format!("http://{ip}:8080/id");
         wait_for(&format!("{name} serving"), Duration::from_secs(10), || {
             self.curl_ns(&self.host, &url).filter(|b| *b == name)
         });
         name
+    }
+
+    /// `sandbox --name NAME FLAGS… -- true` fails with exit 125 and
+    /// `needle` in its error.
+    #[track_caller]
+    fn refused(&self, name: &str, flags: &[&str], needle: &str) {
+        let mut a = vec!["sandbox", "--name", name];
+        a.extend_from_slice(flags);
+        a.extend(["--", "true"]);
+        let out = self.bh(&a);
+        out.fails_with(&[needle]);
+        assert_eq!(out.code(), Some(125), "{out}");
     }
 
     fn inspect(&self, net: &str) -> Value {
@@ -237,17 +199,30 @@ impl Lab {
         v[0].clone()
     }
 
-    fn ip_of(&self, net: &str, name: &str) -> String {
+    /// Sandbox `name`'s record on `net` (ip, veth, publish).
+    fn attachment(&self, net: &str, name: &str) -> Value {
         let n = self.inspect(net);
         n["attachments"]
             .as_array()
             .unwrap()
             .iter()
             .find(|a| a["container"] == name)
-            .unwrap_or_else(|| panic!("{name} not on {net}: {n}"))["ip"]
+            .unwrap_or_else(|| panic!("{name} not on {net}: {n}"))
+            .clone()
+    }
+
+    fn ip_of(&self, net: &str, name: &str) -> String {
+        self.attachment(net, name)["ip"]
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Sandbox `name`'s /etc/hosts.
+    fn hosts_file(&self, name: &str) -> String {
+        let out = self.bh(&["exec", name, "cat", "/etc/hosts"]);
+        out.ok();
+        out.stdout
     }
 
     fn links(&self) -> Vec<String> {
@@ -260,10 +235,24 @@ impl Lab {
             .collect()
     }
 
+    /// The host ends of sandboxes' veths.
+    fn veths(&self) -> Vec<String> {
+        let mut links = self.links();
+        links.retain(|l| l.starts_with("bhv"));
+        links
+    }
+
     fn ruleset(&self) -> String {
         let out = self.in_ns(&self.host, &["nft", "list", "ruleset"]);
         out.ok();
         out.stdout
+    }
+
+    /// Deletes bulkhead's nftables table behind its back: the control for
+    /// a policy test (what the policy stopped then gets through).
+    fn drop_policy(&self) {
+        self.in_ns(&self.host, &["nft", "delete", "table", "inet", "bulkhead"])
+            .ok();
     }
 
     fn network_files(&self) -> Vec<PathBuf> {
@@ -276,6 +265,12 @@ impl Lab {
             })
             .unwrap_or_default()
     }
+
+    /// What a refused command must leave as it was: links, rules, network
+    /// records.
+    fn footprint(&self) -> (Vec<String>, String, Vec<PathBuf>) {
+        (self.links(), self.ruleset(), self.network_files())
+    }
 }
 
 impl Drop for Lab {
@@ -286,44 +281,22 @@ impl Drop for Lab {
         for n in self.networks.borrow().iter() {
             let _ = self.bh(&["network", "rm", n]);
         }
-        for c in self.servers.borrow_mut().iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.host, &self.wan] {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
         if !std::thread::panicking() {
             for n in self.sandboxes.borrow().iter() {
                 let dir = Path::new(SANDBOXES).join(n);
                 assert!(!dir.exists(), "{} left behind", dir.display());
             }
         }
+        // The servers and namespaces go with `self.net`.
     }
-}
-
-fn which(t: &str) -> String {
-    let out = sh(&["sh", "-c", &format!("command -v {t}")]);
-    out.ok();
-    out.stdout.trim().to_string()
-}
-
-fn chmod(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
 fn containers_on_one_network_are_isolated_unless_allow_intra() {
     require_lab!();
     let lab = Lab::new();
-    let iso = lab.network(&["--subnet", "10.201.1.0/24", &lab.net_name("iso")]);
-    let open = lab.network(&[
-        "--subnet",
-        "10.201.2.0/24",
-        "--allow-intra",
-        &lab.net_name("open"),
-    ]);
+    let iso = lab.network("iso", "10.201.1.0/24", &[]);
+    let open = lab.network("open", "10.201.2.0/24", &["--allow-intra"]);
     let a = lab.web(&iso, &[]);
     let b = lab.web(&iso, &[]);
     let (ip_a, ip_b) = (lab.ip_of(&iso, &a), lab.ip_of(&iso, &b));
@@ -382,21 +355,17 @@ fn containers_on_one_network_are_isolated_unless_allow_intra() {
     assert!(!out.stdout.contains(&b), "{out}");
     // A removed neighbour's name goes from the others' /etc/hosts.
     lab.bh(&["rm", "-f", &d]).ok();
-    let hosts = lab.bh(&["exec", &c, "cat", "/etc/hosts"]);
-    hosts.ok();
-    assert!(!hosts.stdout.contains(&d), "{hosts}");
+    let hosts = lab.hosts_file(&c);
+    assert!(!hosts.contains(&d), "{hosts}");
 }
 
 #[test]
 fn containers_do_not_reach_the_host() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.3.0/24", &lab.net_name("nohost")]);
-    let www = lab.www.path().join("host");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("id"), "host-service").unwrap();
-    lab.serve(&lab.host, "127.0.0.1:7001", &www);
-    lab.serve(&lab.host, "7002", &www);
+    let net = lab.network("nohost", "10.201.3.0/24", &[]);
+    lab.serve(&lab.host, "127.0.0.1:7001", "host-service");
+    lab.serve(&lab.host, "7002", "host-service");
     // The all-address service works from outside…
     assert_eq!(
         lab.curl_ns(&lab.wan, &format!("http://{HOST_IP}:7002/id"))
@@ -414,26 +383,17 @@ fn containers_do_not_reach_the_host() {
     // CVE-2020-8558: a container with NET_ADMIN in its own namespace routes
     // 127.0.0.1 to the gateway; the bridge has route_localnet=1 (for ports
     // published on 127.0.0.1), the guard rule drops it.
-    let name = unique_id();
-    lab.sandboxes.borrow_mut().push(name.clone());
-    lab.bh(&[
-        "sandbox",
-        "-d",
-        "--name",
-        &name,
-        "--network",
+    let name = lab.sleeper(
         &net,
-        "--cap-add",
-        "NET_ADMIN",
-        "--security-opt",
-        "unmask=ALL",
-        "--security-opt",
-        "landlock=off",
-        "--",
-        "sleep",
-        "300",
-    ])
-    .ok();
+        &[
+            "--cap-add",
+            "NET_ADMIN",
+            "--security-opt",
+            "unmask=ALL",
+            "--security-opt",
+            "landlock=off",
+        ],
+    );
     let attack = "ip route del local 127.0.0.0/8 dev lo table local; \
         ip route del local 127.0.0.1 dev lo table local; \
         ip route add 127.0.0.1/32 via 10.201.3.1 dev eth0 onlink && \
@@ -443,8 +403,7 @@ fn containers_do_not_reach_the_host() {
     assert_eq!(lab.curl_from(&name, "http://127.0.0.1:7001/id"), None);
     // Control: the attack itself works once bulkhead's table is gone, so
     // the refusal above is the policy's doing.
-    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
-        .ok();
+    lab.drop_policy();
     assert_eq!(
         lab.curl_from(&name, "http://127.0.0.1:7001/id").as_deref(),
         Some("host-service")
@@ -455,13 +414,8 @@ fn containers_do_not_reach_the_host() {
 fn published_ports_and_masqueraded_egress() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.4.0/24", &lab.net_name("pub")]);
-    let internal = lab.network(&[
-        "--subnet",
-        "10.201.5.0/24",
-        "--internal",
-        &lab.net_name("int"),
-    ]);
+    let net = lab.network("pub", "10.201.4.0/24", &[]);
+    let internal = lab.network("int", "10.201.5.0/24", &["--internal"]);
     let a = lab.web(&net, &["-p", "8080:8080", "-p", "127.0.0.1:8081:8080/tcp"]);
     // From the host: its own address and its loopback.
     for url in [
@@ -497,19 +451,7 @@ fn published_ports_and_masqueraded_egress() {
     // A port already published: a clear error, nothing created.
     let before = (lab.links(), lab.inspect(&net));
     let name = unique_id();
-    lab.sandboxes.borrow_mut().push(name.clone());
-    let out = lab.bh(&[
-        "sandbox",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        &net,
-        "-p",
-        "127.0.0.1:8080:80",
-        "--",
-        "true",
-    ]);
+    let out = lab.detached(&name, &net, &["-p", "127.0.0.1:8080:80"], &["true"]);
     out.fails_with(&["-p 127.0.0.1:8080:80/tcp: already published by container"]);
     assert_eq!(out.code(), Some(125), "{out}");
     assert_eq!((lab.links(), lab.inspect(&net)), before);
@@ -526,12 +468,9 @@ fn published_ports_and_masqueraded_egress() {
 fn bad_input_is_refused_with_a_clear_error() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.6.0/24", &lab.net_name("bad")]);
-    let www = lab.www.path().join("taken");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("id"), "taken").unwrap();
-    lab.serve(&lab.host, "127.0.0.1:7100", &www);
-    let before = (lab.links(), lab.ruleset(), lab.network_files());
+    let net = lab.network("bad", "10.201.6.0/24", &[]);
+    lab.serve(&lab.host, "127.0.0.1:7100", "taken");
+    let before = lab.footprint();
     for (args, needle) in [
         (
             vec!["--subnet", "10.201.6.128/25", "x1"],
@@ -577,15 +516,10 @@ fn bad_input_is_refused_with_a_clear_error() {
             "-p 127.0.0.1:7100:80/tcp: host port 7100 is in use",
         ),
     ] {
-        let mut a = vec!["sandbox", "--name", name.as_str()];
-        a.extend(flags);
-        a.extend(["--", "true"]);
-        let out = lab.bh(&a);
-        out.fails_with(&[needle]);
-        assert_eq!(out.code(), Some(125), "{out}");
+        lab.refused(&name, &flags, needle);
     }
     assert!(!Path::new(SANDBOXES).join(&name).exists());
-    assert_eq!((lab.links(), lab.ruleset(), lab.network_files()), before);
+    assert_eq!(lab.footprint(), before);
     lab.bh(&["network", "rm", "nosuchnet"])
         .fails_with(&["network \"nosuchnet\" not found"]);
 }
@@ -594,7 +528,7 @@ fn bad_input_is_refused_with_a_clear_error() {
 fn removal_leaves_nothing_behind() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.8.0/24", &lab.net_name("rm")]);
+    let net = lab.network("rm", "10.201.8.0/24", &[]);
     let bridge = format!("bh-{net}");
     assert!(lab.ruleset().contains("table inet bulkhead"));
 
@@ -638,13 +572,8 @@ fn removal_leaves_nothing_behind() {
     // its container runs on: `delete --force` releases it.
     let f = unique_id();
     lab.sandboxes.borrow_mut().push(f.clone());
-    let rt = runtime();
-    let mut crashed = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", lab.host))
-        .arg(&rt)
-        .arg("--root")
-        .arg(lab.root.path())
-        .args([
+    let mut crashed = lab
+        .bh_cmd(&[
             "sandbox",
             "--name",
             &f,
@@ -652,10 +581,9 @@ fn removal_leaves_nothing_behind() {
             &net,
             "-p",
             "9003:8080",
-            "--",
         ])
-        .args(["sleep", "300"])
-        .stdin(Stdio::null())
+        .arg("--")
+        .args(SLEEP)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -681,11 +609,7 @@ fn removal_leaves_nothing_behind() {
         !rules.contains("dport 9001") && !rules.contains("dport 9002"),
         "{rules}"
     );
-    assert!(
-        !lab.links().iter().any(|l| l.starts_with("bhv")),
-        "{:?}",
-        lab.links()
-    );
+    assert_eq!(lab.veths(), Vec::<String>::new());
     // A bridge lost behind bulkhead's back (as after a reboot with a state
     // root on disk) comes back at the next attach. Freed addresses are
     // handed out again: the next one gets .2.
@@ -706,21 +630,7 @@ fn removal_leaves_nothing_behind() {
         "veth": "bhvdeadbeef", "publish": [{"host_ip": null, "host_port": 9009,
         "container_port": 80, "proto": "tcp"}]}]);
     std::fs::write(&record, v.to_string()).unwrap();
-    lab.sandboxes.borrow_mut().push(d.clone());
-    lab.bh(&[
-        "sandbox",
-        "-d",
-        "--name",
-        &d,
-        "--network",
-        &net,
-        "-p",
-        "9009:8080",
-        "--",
-        "sleep",
-        "300",
-    ])
-    .ok();
+    lab.detached(&d, &net, &["-p", "9009:8080"], SLEEP).ok();
     let n = lab.inspect(&net);
     assert_eq!(n["attachments"].as_array().unwrap().len(), 1, "{n}");
     assert_eq!(n["attachments"][0]["ip"], "10.201.8.2", "{n}");
@@ -728,8 +638,7 @@ fn removal_leaves_nothing_behind() {
     // b's sandbox directory (its container was deleted with `delete`).
     lab.bh(&["rm", &b]).ok();
 
-    lab.bh(&["network", "rm", &net]).ok();
-    lab.networks.borrow_mut().clear();
+    lab.remove_network(&net);
     let links = lab.links();
     assert_eq!(links, ["lo", "wan0"], "links left: {links:?}");
     assert!(!links.contains(&bridge));
@@ -742,7 +651,7 @@ fn removal_leaves_nothing_behind() {
 fn state_roots_keep_each_others_rules() {
     require_lab!();
     let lab = Lab::new();
-    let one = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("one")]);
+    let one = lab.network("one", "10.201.9.0/24", &[]);
     let other_root = common::open_tempdir();
     let two = lab.net_name("two");
     lab.bh_in(
@@ -778,8 +687,7 @@ fn state_roots_keep_each_others_rules() {
         Some(a.as_str())
     );
     lab.bh(&["rm", "-f", &a]).ok();
-    lab.bh(&["network", "rm", &one]).ok();
-    lab.networks.borrow_mut().clear();
+    lab.remove_network(&one);
     assert_eq!(lab.ruleset().trim(), "", "rules left");
 }
 
@@ -787,29 +695,14 @@ fn state_roots_keep_each_others_rules() {
 fn parallel_sandboxes_get_distinct_addresses() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.11.0/24", &lab.net_name("par")]);
+    let net = lab.network("par", "10.201.11.0/24", &[]);
     let names: Vec<String> = (0..4).map(|_| unique_id()).collect();
     lab.sandboxes.borrow_mut().extend(names.iter().cloned());
     let children: Vec<Child> = names
         .iter()
         .map(|n| {
-            Command::new("nsenter")
-                .arg(format!("--net=/run/netns/{}", lab.host))
-                .arg(runtime())
-                .arg("--root")
-                .arg(lab.root.path())
-                .args([
-                    "sandbox",
-                    "-d",
-                    "--name",
-                    n,
-                    "--network",
-                    &net,
-                    "--",
-                    "sleep",
-                    "300",
-                ])
-                .stdin(Stdio::null())
+            lab.bh_cmd(&["sandbox", "-d", "--name", n, "--network", &net, "--"])
+                .args(SLEEP)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -858,29 +751,15 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
         "BULKHEAD_FAULT is compiled out of release builds"
     );
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.13.0/24", &lab.net_name("flt")]);
+    let net = lab.network("flt", "10.201.13.0/24", &[]);
     for (i, point) in ["net.recorded", "net.linked"].into_iter().enumerate() {
         let name = unique_id();
         lab.sandboxes.borrow_mut().push(name.clone());
         let port = format!("{}:8080", 9300 + i);
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", lab.host))
-            .arg(runtime())
-            .arg("--root")
-            .arg(lab.root.path())
-            .args([
-                "sandbox",
-                "-d",
-                "--name",
-                &name,
-                "--network",
-                &net,
-                "-p",
-                &port,
-            ])
-            .args(["--", "sleep", "300"])
-            .env("BULKHEAD_FAULT", point)
-            .stdin(Stdio::null());
+        let mut c = lab.bh_cmd(&["sandbox", "-d", "--name", &name, "--network", &net]);
+        c.args(["-p", &port, "--"])
+            .args(SLEEP)
+            .env("BULKHEAD_FAULT", point);
         let out = run_cmd(c, lab.io.path(), common::cmd_timeout());
         // The network is set up by the detached sandbox's monitor (a
         // fork of the runtime): the fault point SIGKILLs it, and the CLI
@@ -905,11 +784,7 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
             serde_json::json!([]),
             "after {point}: {n}"
         );
-        assert!(
-            !lab.links().iter().any(|l| l.starts_with("bhv")),
-            "veth left after {point}: {:?}",
-            lab.links()
-        );
+        assert_eq!(lab.veths(), Vec::<String>::new(), "veth left after {point}");
         assert!(
             !lab.ruleset().contains(&format!("dport {}", 9300 + i)),
             "rule left after {point}"
@@ -925,7 +800,7 @@ fn sandbox_killed_while_attaching_leaves_nothing_after_delete() {
 fn spoofed_sources_do_not_leave_the_network() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.12.0/24", &lab.net_name("spoof")]);
+    let net = lab.network("spoof", "10.201.12.0/24", &[]);
     // The wan routes the spoofed range back to the host, so only the policy
     // stands between a spoofed request and its answer.
     lab.in_ns(
@@ -933,22 +808,7 @@ fn spoofed_sources_do_not_leave_the_network() {
         &["ip", "route", "add", "10.250.0.0/24", "via", HOST_IP],
     )
     .ok();
-    let name = unique_id();
-    lab.sandboxes.borrow_mut().push(name.clone());
-    lab.bh(&[
-        "sandbox",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        &net,
-        "--cap-add",
-        "NET_ADMIN",
-        "--",
-        "sleep",
-        "300",
-    ])
-    .ok();
+    let name = lab.sleeper(&net, &["--cap-add", "NET_ADMIN"]);
     lab.bh(&[
         "exec",
         &name,
@@ -968,20 +828,8 @@ fn spoofed_sources_do_not_leave_the_network() {
         &["ip", "route", "add", "10.250.0.5/32", "via", &ip],
     )
     .ok();
-    let spoofed = |lab: &Lab| {
-        let out = lab.bh(&[
-            "exec",
-            &name,
-            "curl",
-            "-s",
-            "-m",
-            "3",
-            "--interface",
-            "10.250.0.5",
-            &format!("http://{WAN_IP}/cgi-bin/ip"),
-        ]);
-        out.success().then_some(out.stdout)
-    };
+    let spoofed =
+        |lab: &Lab| lab.curl_from_src(&name, "10.250.0.5", &format!("http://{WAN_IP}/cgi-bin/ip"));
     // The network's own address still gets out (masqueraded).
     assert_eq!(
         lab.curl_from(&name, &format!("http://{WAN_IP}/cgi-bin/ip"))
@@ -990,8 +838,7 @@ fn spoofed_sources_do_not_leave_the_network() {
     );
     assert_eq!(spoofed(&lab), None);
     // Control: without bulkhead's table the spoofed request gets through.
-    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
-        .ok();
+    lab.drop_policy();
     assert_eq!(spoofed(&lab).as_deref(), Some("10.250.0.5"));
 }
 
@@ -999,8 +846,8 @@ fn spoofed_sources_do_not_leave_the_network() {
 fn linked_containers_reach_each_other_and_no_one_else() {
     require_lab!();
     let lab = Lab::new();
-    let net = lab.network(&["--subnet", "10.201.9.0/24", &lab.net_name("link")]);
-    let other = lab.network(&["--subnet", "10.201.10.0/24", &lab.net_name("lother")]);
+    let net = lab.network("link", "10.201.9.0/24", &[]);
+    let other = lab.network("lother", "10.201.10.0/24", &[]);
     let a = lab.web(&net, &[]);
     let b = lab.web(&net, &[]);
     let c = lab.web(&net, &["--link", &format!("{a}:db")]);
@@ -1022,17 +869,9 @@ fn linked_containers_reach_each_other_and_no_one_else() {
         assert_eq!(get(from, to), None, "{from} -> {to}");
     }
     let isolated = |name: &str| {
-        let n = lab.inspect(&net);
-        let veth = n["attachments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["container"] == name)
-            .unwrap()["veth"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let out = lab.in_ns(&lab.host, &["ip", "-d", "link", "show", "dev", &veth]);
+        let veth = lab.attachment(&net, name)["veth"].clone();
+        let veth = veth.as_str().unwrap();
+        let out = lab.in_ns(&lab.host, &["ip", "-d", "link", "show", "dev", veth]);
         out.ok();
         out.stdout.contains("isolated on")
     };
@@ -1042,9 +881,8 @@ fn linked_containers_reach_each_other_and_no_one_else() {
     // file forgets c, and b still reaches no one.
     lab.bh(&["rm", "-f", &c]).ok();
     assert!(isolated(&a));
-    let hosts = lab.bh(&["exec", &a, "cat", "/etc/hosts"]);
-    hosts.ok();
-    assert!(!hosts.stdout.contains(&c), "{hosts}");
+    let hosts = lab.hosts_file(&a);
+    assert!(!hosts.contains(&c), "{hosts}");
     assert!(!lab.ruleset().contains(&ip_c));
     assert_eq!(get(&b, &ip_a), None);
 
@@ -1073,12 +911,7 @@ fn linked_containers_reach_each_other_and_no_one_else() {
             "links are between containers of one bridge network",
         ),
     ] {
-        let mut args = vec!["sandbox", "--name", name.as_str()];
-        args.extend(flags);
-        args.extend(["--", "true"]);
-        let out = lab.bh(&args);
-        out.fails_with(&[needle]);
-        assert_eq!(out.code(), Some(125), "{out}");
+        lab.refused(&name, &flags, needle);
     }
     assert!(!Path::new(SANDBOXES).join(&name).exists());
     assert_eq!((lab.links(), lab.ruleset(), lab.inspect(&net)), before);
@@ -1088,13 +921,8 @@ fn linked_containers_reach_each_other_and_no_one_else() {
 fn hairpin_to_published_ports_follows_the_intra_policy() {
     require_lab!();
     let lab = Lab::new();
-    let iso = lab.network(&["--subnet", "10.201.11.0/24", &lab.net_name("hpiso")]);
-    let open = lab.network(&[
-        "--subnet",
-        "10.201.12.0/24",
-        "--allow-intra",
-        &lab.net_name("hpopen"),
-    ]);
+    let iso = lab.network("hpiso", "10.201.11.0/24", &[]);
+    let open = lab.network("hpopen", "10.201.12.0/24", &["--allow-intra"]);
     let a = lab.web(&iso, &["-p", "18090:8080"]);
     let b = lab.web(&iso, &[]);
     let c = lab.web(&iso, &["--link", &a]);
@@ -1124,43 +952,10 @@ fn hairpin_to_published_ports_follows_the_intra_policy() {
 fn dual_stack_networks_keep_the_ipv6_policy() {
     require_lab!();
     let lab = Lab::new();
-    // The wan link gets IPv6 too (RFC 3849 documentation range).
-    let (h, w) = (lab.host.clone(), lab.wan.clone());
-    sh(&[
-        "ip",
-        "-n",
-        &h,
-        "addr",
-        "add",
-        "2001:db8:ff::1/64",
-        "dev",
-        "wan0",
-        "nodad",
-    ])
-    .ok();
-    sh(&[
-        "ip",
-        "-n",
-        &w,
-        "addr",
-        "add",
-        "2001:db8:ff::2/64",
-        "dev",
-        "eth0",
-        "nodad",
-    ])
-    .ok();
-    let www = lab.www.path().join("host6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("id"), "host-service").unwrap();
-    lab.serve(&lab.host, "7002", &www);
-    let net = lab.network(&[
-        "--subnet",
-        "10.201.14.0/24",
-        "--subnet",
-        "fd00:201:14::/64",
-        &lab.net_name("dual"),
-    ]);
+    // The wan link gets IPv6 too.
+    lab.add_ipv6();
+    lab.serve(&lab.host, "7002", "host-service");
+    let net = lab.network("dual", "10.201.14.0/24", &["--subnet", "fd00:201:14::/64"]);
     assert_eq!(lab.inspect(&net)["subnet6"], "fd00:201:14::/64");
     let ls = lab.bh(&["network", "ls"]);
     assert!(
@@ -1195,19 +990,12 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
             .as_deref(),
         Some(b.as_str())
     );
-    let hosts = lab.bh(&["exec", &a, "cat", "/etc/hosts"]);
-    assert!(
-        hosts.stdout.contains(&format!("{a6}\tsandbox {a}")),
-        "{hosts}"
-    );
+    let hosts = lab.hosts_file(&a);
+    assert!(hosts.contains(&format!("{a6}\tsandbox {a}")), "{hosts}");
 
     // A spoofed IPv6 source does not get out, though the wan and the host
     // route it back (control: without the table it does).
-    let spoofer = unique_id();
-    lab.sandboxes.borrow_mut().push(spoofer.clone());
-    let mut args = vec!["sandbox", "-d", "--name", &spoofer, "--network", &net];
-    args.extend(["--cap-add", "NET_ADMIN", "--", "sleep", "300"]);
-    lab.bh(&args).ok();
+    let spoofer = lab.sleeper(&net, &["--cap-add", "NET_ADMIN"]);
     let s6 = ip6(&spoofer);
     lab.bh(&[
         "exec",
@@ -1223,39 +1011,26 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
     ])
     .ok();
     lab.in_ns(
-        &w,
-        &[
-            "ip",
-            "-6",
-            "route",
-            "add",
-            "fd99::/64",
-            "via",
-            "2001:db8:ff::1",
-        ],
+        &lab.wan,
+        &["ip", "-6", "route", "add", "fd99::/64", "via", HOST_IP6],
     )
     .ok();
-    lab.in_ns(&h, &["ip", "-6", "route", "add", "fd99::5/128", "via", &s6])
-        .ok();
+    lab.in_ns(
+        &lab.host,
+        &["ip", "-6", "route", "add", "fd99::5/128", "via", &s6],
+    )
+    .ok();
     let spoofed = |lab: &Lab| {
-        let url = "http://[2001:db8:ff::2]/cgi-bin/ip";
-        let out = lab.bh(&[
-            "exec",
+        lab.curl_from_src(
             &spoofer,
-            "curl",
-            "-s",
-            "-m",
-            "3",
-            "--interface",
             "fd99::5",
-            url,
-        ]);
-        out.success().then_some(out.stdout)
+            &format!("http://[{WAN_IP6}]/cgi-bin/ip"),
+        )
     };
     assert_eq!(spoofed(&lab), None);
 
     // Bad IPv6 subnets: nothing created.
-    let before = (lab.links(), lab.ruleset(), lab.network_files());
+    let before = lab.footprint();
     for (subnets, needle) in [
         (
             ["10.202.0.0/16", "fd00:201:15::/120"],
@@ -1280,8 +1055,7 @@ fn dual_stack_networks_keep_the_ipv6_policy() {
         ]);
         out.fails_with(&[needle]);
     }
-    assert_eq!((lab.links(), lab.ruleset(), lab.network_files()), before);
-    lab.in_ns(&lab.host, &["nft", "delete", "table", "inet", "bulkhead"])
-        .ok();
+    assert_eq!(lab.footprint(), before);
+    lab.drop_policy();
     assert_eq!(spoofed(&lab).as_deref(), Some("fd99::5"));
 }

@@ -1,41 +1,31 @@
 //! Rootless networking: `bulkhead sandbox --network pasta|slirp4netns` and
 //! `-p` run by an unprivileged user, with real pasta / slirp4netns.
 //!
-//! Each test makes a real user ([`TestUser`]) and a lab as in network.rs: a
-//! "host" network namespace in which the user runs bulkhead (so the
-//! helpers' sockets and published ports live there, never on the machine's
-//! own network) and a "wan" namespace linked to it (198.18.0.1/30 ↔
-//! 198.18.0.2/30, the host's default route) that stands in for the
-//! internet. busybox httpd serves in both, and on the host's 127.0.0.1.
+//! Each test makes a real user ([`TestUser`]) and the lab network.rs uses
+//! too ([`NetLab`], common/netlab.rs): a "host" network namespace in which
+//! the user runs bulkhead (so the helpers' sockets and published ports live
+//! there, never on the machine's own network) and a "wan" namespace linked
+//! to it (198.18.0.1/30 ↔ 198.18.0.2/30, here the host's default route)
+//! that stands in for the internet. busybox httpd serves in both, and on the host's 127.0.0.1.
 //! `/dev/net/tun` is made 0666 (as udev does) for the test's time, under
 //! the lock rootless.rs's podman test takes too. bulkhead-only.
 
 #[macro_use]
 mod common;
 
-use std::cell::RefCell;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::netlab::{HOST_IP, NetLab, WAN_IP, WAN_IP6, missing_tool, sh};
 use common::user::{TestUser, TunOpen};
 use common::{RtOutput, run_cmd, runtime, wait_for};
 
-const HOST_IP: &str = "198.18.0.1";
-const WAN_IP: &str = "198.18.0.2";
-
 /// Why this machine cannot run the tests, if it cannot.
 fn missing() -> Option<String> {
-    for t in ["pasta", "ip", "nsenter", "curl", "busybox"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("`{t}` is missing (scripts/install-deps.sh)"));
-        }
+    if let Some(t) = missing_tool(&["pasta", "ip", "nsenter", "curl", "busybox"]) {
+        return Some(format!("`{t}` is missing (scripts/install-deps.sh)"));
     }
     if !std::path::Path::new("/dev/net/tun").exists() {
         return Some("no /dev/net/tun (the tun module)".into());
@@ -62,110 +52,36 @@ macro_rules! lab {
     }};
 }
 
+/// The shared [`NetLab`] (dropped first: its servers and namespaces go
+/// before the user) and the user who runs bulkhead in its host namespace.
 struct Lab {
-    host: String,
-    wan: String,
-    io: tempfile::TempDir,
-    www: tempfile::TempDir,
-    servers: RefCell<Vec<Child>>,
+    net: NetLab,
+    /// Goes with its processes and its runtime dir.
     user: TestUser,
     /// Last: the helpers are gone (with the user) before it closes again.
     _tun: TunOpen,
 }
 
-fn sh(args: &[&str]) -> RtOutput {
-    let mut c = Command::new(args[0]);
-    c.args(&args[1..]).stdin(Stdio::null());
-    let io = tempfile::tempdir().unwrap();
-    run_cmd(c, io.path(), common::cmd_timeout())
+impl Deref for Lab {
+    type Target = NetLab;
+    fn deref(&self) -> &NetLab {
+        &self.net
+    }
 }
 
 impl Lab {
     fn new(user: TestUser, tun: TunOpen) -> Lab {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let tag = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let (host, wan) = (format!("bhrn-{tag}-host"), format!("bhrn-{tag}-wan"));
-        for ns in [&host, &wan] {
-            let _ = sh(&["ip", "netns", "del", ns]);
-            sh(&["ip", "netns", "add", ns]).ok();
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]).ok();
-        }
-        let www = common::open_tempdir();
-        std::fs::set_permissions(www.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let lab = Lab {
-            host,
-            wan,
-            io: tempfile::tempdir().unwrap(),
-            www,
-            servers: Default::default(),
-            user,
-            _tun: tun,
-        };
-        let (h, w) = (lab.host.as_str(), lab.wan.as_str());
+        let net = NetLab::new("bhrn");
+        // The helpers take the host side of the default route.
         sh(&[
-            "ip", "-n", h, "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns",
-            w,
+            "ip", "-n", &net.host, "route", "add", "default", "via", WAN_IP,
         ])
         .ok();
-        sh(&["ip", "-n", h, "addr", "add", "198.18.0.1/30", "dev", "wan0"]).ok();
-        sh(&["ip", "-n", h, "link", "set", "wan0", "up"]).ok();
-        sh(&["ip", "-n", w, "addr", "add", "198.18.0.2/30", "dev", "eth0"]).ok();
-        sh(&["ip", "-n", w, "link", "set", "eth0", "up"]).ok();
-        // The helpers take the host side of the default route.
-        sh(&["ip", "-n", h, "route", "add", "default", "via", WAN_IP]).ok();
-        lab.serve(&lab.wan.clone(), "80", "wan");
-        lab
-    }
-
-    /// A directory of the lab's www serving `id` at /id (readable by the
-    /// user, whose sandboxes mount it).
-    fn site(&self, id: &str) -> std::path::PathBuf {
-        let dir = self.www.path().join(id);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("id"), id).unwrap();
-        for p in [&dir, &dir.join("id")] {
-            let mode = if p.is_dir() { 0o755 } else { 0o644 };
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        Lab {
+            net,
+            user,
+            _tun: tun,
         }
-        dir
-    }
-
-    /// busybox httpd in `ns` on `bind` ([ip:]port) serving `id`, waited for.
-    fn serve(&self, ns: &str, bind: &str, id: &str) {
-        let dir = self.site(id);
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{ns}"))
-            .args(["busybox", "httpd", "-f", "-p", bind, "-h"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn busybox httpd");
-        self.servers.borrow_mut().push(child);
-        let url = if bind.contains(':') {
-            format!("http://{bind}/id")
-        } else {
-            format!("http://127.0.0.1:{bind}/id")
-        };
-        wait_for(
-            &format!("httpd {bind} in {ns}"),
-            Duration::from_secs(10),
-            || self.curl_ns(ns, &url).is_some().then_some(()),
-        );
-    }
-
-    fn curl_ns(&self, ns: &str, url: &str) -> Option<String> {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{ns}"))
-            .args(["curl", "-s", "-m", "3", url])
-            .stdin(Stdio::null());
-        let out = run_cmd(c, self.io.path(), common::cmd_timeout());
-        out.success().then_some(out.stdout)
     }
 
     /// bulkhead as the user, in the host namespace.
@@ -179,12 +95,10 @@ impl Lab {
         let mut all = vec![rt.to_str().unwrap()];
         all.extend_from_slice(args);
         let inner = self.user.cmd(&all);
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.host))
-            .arg(inner.get_program())
+        let mut c = self.nsenter(&self.host);
+        c.arg(inner.get_program())
             .args(inner.get_args())
-            .current_dir(&self.user.home)
-            .stdin(Stdio::null());
+            .current_dir(&self.user.home);
         c
     }
 
@@ -231,19 +145,6 @@ impl Lab {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(usernet.is_empty(), "helper files left behind: {usernet:?}");
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in self.servers.borrow_mut().iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.host, &self.wan] {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
-        // The user (its processes, its runtime dir) goes with `self.user`.
     }
 }
 
@@ -471,41 +372,9 @@ fn rootless_pasta_ipv6_reaches_the_wan_not_the_host_loopback() {
     let lab = lab!();
     // IPv6 on the wan link and a default IPv6 route: pasta then gives the
     // sandbox IPv6 too (RFC 3849 documentation range).
-    let (h, w) = (lab.host.clone(), lab.wan.clone());
+    lab.add_ipv6();
     sh(&[
-        "ip",
-        "-n",
-        &h,
-        "addr",
-        "add",
-        "2001:db8:ff::1/64",
-        "dev",
-        "wan0",
-        "nodad",
-    ])
-    .ok();
-    sh(&[
-        "ip",
-        "-n",
-        &w,
-        "addr",
-        "add",
-        "2001:db8:ff::2/64",
-        "dev",
-        "eth0",
-        "nodad",
-    ])
-    .ok();
-    sh(&[
-        "ip",
-        "-n",
-        &h,
-        "-6",
-        "route",
-        "add",
-        "default",
-        "via",
-        "2001:db8:ff::2",
+        "ip", "-n", &lab.host, "-6", "route", "add", "default", "via", WAN_IP6,
     ])
     .ok();
     // On every address of the host, ::1 included.

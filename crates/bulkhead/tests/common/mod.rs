@@ -30,6 +30,7 @@ pub mod audit;
 pub mod console;
 pub mod daemon;
 pub mod leaks;
+pub mod netlab;
 pub mod rootfs;
 pub mod user;
 
