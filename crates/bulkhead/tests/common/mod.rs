@@ -28,8 +28,10 @@
 
 pub mod audit;
 pub mod console;
+pub mod containerd;
 pub mod daemon;
 pub mod leaks;
+pub mod podman;
 pub mod rootfs;
 pub mod user;
 
