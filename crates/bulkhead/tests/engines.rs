@@ -131,14 +131,12 @@ fn containerd_run_exit_code_and_report() {
     let Some(c) = containerd_with_image() else {
         return;
     };
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
     let exit = ["/bin/bulkhead-probe", "exit", "3"];
-    let out = c.run_task(rt, &["--rm"], "bh-exit", &exit);
+    let out = c.run_task(&["--rm"], "bh-exit", &exit);
     assert_eq!(out.code(), Some(3), "{out}");
 
     let report = ["/bin/bulkhead-probe", "report"];
-    let out = c.run_task(rt, &["--rm"], "bh-report", &report);
+    let out = c.run_task(&["--rm"], "bh-report", &report);
     out.ok();
     let r = out.json();
     assert_eq!(r["pid"], 1);
@@ -153,10 +151,8 @@ fn containerd_detached_task_kill_and_delete() {
     let Some(c) = containerd_with_image() else {
         return;
     };
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
     let command = ["/bin/bulkhead-probe", "signal-wait"];
-    c.run_task(rt, &["-d"], "bh-task", &command).ok();
+    c.run_task(&["-d"], "bh-task", &command).ok();
     let running = common::wait_for("task running", Duration::from_secs(10), || {
         let ls = c.run(&["task", "ls"]);
         ls.stdout.contains("RUNNING").then_some(ls)
@@ -196,7 +192,7 @@ fn containerd_container_audited_by_pid_matches_the_probe() {
         for (j, extra) in variants.iter().enumerate() {
             let id = format!("bh-audit-{i}-{j}");
             let sleep = ["/bin/bulkhead-probe", "sleep", "300"];
-            let pid = c.start_task(rt.to_str().unwrap(), extra, &id, &sleep);
+            let pid = c.start_task_under(rt.to_str().unwrap(), extra, &id, &sleep);
             common::audit::wait_for_probe(&pid);
             let out = c.exec_logged(&id, "report", &["/bin/bulkhead-probe", "report"]);
             out.ok();
@@ -545,10 +541,8 @@ fn containerd_exec_ps_metrics_and_kill_all() {
     let Some(c) = containerd_with_image() else {
         return;
     };
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
     let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
-    c.start_task(rt, &[], "bh-exec", &sleep);
+    c.start_task(&[], "bh-exec", &sleep);
 
     // `exec --process FILE --detach --pid-file …`; the shim reaps it and ctr
     // exits with its status.
@@ -634,9 +628,7 @@ fn containerd_exec_output_arrives_every_time() {
     let Some(c) = containerd_with_image() else {
         return;
     };
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    c.start_task(rt, &[], "bh-out", &["/bin/bulkhead-probe", "sleep", "600"]);
+    c.start_task(&[], "bh-out", &["/bin/bulkhead-probe", "sleep", "600"]);
     for i in 0..40 {
         let exec_id = format!("o{i}");
         if i % 8 == 7 {
@@ -673,10 +665,8 @@ fn containerd_run_and_exec_with_tty() {
     let Some(c) = containerd_with_image() else {
         return;
     };
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
     // `run -t` → `create --console-socket …`: the shim gets the pty master.
-    let args = c.run_args(rt, &["-t", "--rm"], "bh-tty", &["/bin/sh", "-c", "tty"]);
+    let args = c.run_args(&["-t", "--rm"], "bh-tty", &["/bin/sh", "-c", "tty"]);
     let Some(out) = run_in_pty(&shell_line(&c.ctr(&args)), c.io.path()) else {
         return;
     };
@@ -684,7 +674,7 @@ fn containerd_run_and_exec_with_tty() {
     assert!(out.stdout.contains("/dev/pts/"), "{out}");
 
     let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
-    c.run_task(rt, &["-d"], "bh-tty2", &sleep).ok();
+    c.run_task(&["-d"], "bh-tty2", &sleep).ok();
     let exec = c.ctr(&[
         "task",
         "exec",
@@ -1153,10 +1143,8 @@ fn containerd_pause_resume_and_errors() {
     let Some(c) = containerd_with_image() else {
         return;
     };
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
     let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
-    c.start_task(rt, &[], "bh-pause", &sleep);
+    c.start_task(&[], "bh-pause", &sleep);
     c.run(&["task", "pause", "bh-pause"]).ok();
     assert_eq!(c.task_status("bh-pause"), "PAUSED");
     c.run(&["task", "resume", "bh-pause"]).ok();
@@ -1176,7 +1164,7 @@ fn containerd_pause_resume_and_errors() {
     c.delete_task("bh-pause");
 
     // A missing program fails `create`; the task is cleaned up.
-    let out = c.run_task(rt, &["--rm"], "bh-missing", &["/no/such/program"]);
+    let out = c.run_task(&["--rm"], "bh-missing", &["/no/such/program"]);
     out.fails_with(&["no such file or directory"]);
     let ls = c.run(&["task", "ls"]);
     assert!(!ls.stdout.contains("bh-missing"), "{ls}");

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use super::daemon::{stop_daemon, unmount_under};
 use super::podman::{IMAGE, Podman};
-use super::{RtOutput, cmd_timeout, run_cmd, try_run_cmd, wait_for};
+use super::{RtOutput, cmd_timeout, run_cmd, runtime, try_run_cmd, wait_for};
 
 /// What [`Containerd::new`] and [`Containerd::with_cri`] need on `PATH`.
 const BINARIES: [&str; 3] = ["containerd", "ctr", "containerd-shim-runc-v2"];
@@ -42,6 +42,8 @@ pub struct Containerd {
     daemon: Child,
     /// The namespace `ctr` works in.
     pub ns: String,
+    /// The runtime under test, the shim's `--runc-binary` for `ctr run`.
+    runtime: String,
     /// Whether the namespace is this instance's own (a plain daemon), so
     /// that drop also removes its tasks, its runc state and its cgroups.
     own_namespace: bool,
@@ -123,6 +125,7 @@ impl Containerd {
             dir,
             daemon,
             ns: ns.to_string(),
+            runtime: runtime().to_str().unwrap().to_string(),
             own_namespace: false,
             stopped: false,
         }
@@ -181,8 +184,18 @@ impl Containerd {
     }
 
     /// `ctr run` arguments: [`IMAGE`] as task `id` running `command`
-    /// under `runtime` (the shim's `--runc-binary`), with `flags`.
+    /// under the runtime under test, with `flags`.
     pub fn run_args<'a>(
+        &'a self,
+        flags: &[&'a str],
+        id: &'a str,
+        command: &[&'a str],
+    ) -> Vec<&'a str> {
+        self.run_args_under(&self.runtime, flags, id, command)
+    }
+
+    /// [`Containerd::run_args`] with `runtime` as the shim's `--runc-binary`.
+    pub fn run_args_under<'a>(
         &self,
         runtime: &'a str,
         flags: &[&'a str],
@@ -198,16 +211,30 @@ impl Containerd {
 
     /// `ctr run` (see [`Containerd::run_args`]).
     #[track_caller]
-    pub fn run_task(&self, runtime: &str, flags: &[&str], id: &str, command: &[&str]) -> RtOutput {
-        self.run(&self.run_args(runtime, flags, id, command))
+    pub fn run_task(&self, flags: &[&str], id: &str, command: &[&str]) -> RtOutput {
+        self.run(&self.run_args(flags, id, command))
     }
 
-    /// `ctr run -d` of task `id`, waiting until it runs; its host pid.
+    /// `ctr run -d` of task `id` under the runtime under test, waiting
+    /// until it runs; its host pid.
     #[track_caller]
-    pub fn start_task(&self, runtime: &str, flags: &[&str], id: &str, command: &[&str]) -> String {
+    pub fn start_task(&self, flags: &[&str], id: &str, command: &[&str]) -> String {
+        self.start_task_under(&self.runtime, flags, id, command)
+    }
+
+    /// [`Containerd::start_task`] under `runtime`.
+    #[track_caller]
+    pub fn start_task_under(
+        &self,
+        runtime: &str,
+        flags: &[&str],
+        id: &str,
+        command: &[&str],
+    ) -> String {
         let mut all = vec!["-d"];
         all.extend_from_slice(flags);
-        self.run_task(runtime, &all, id, command).ok();
+        self.run(&self.run_args_under(runtime, &all, id, command))
+            .ok();
         self.wait_task(id, "RUNNING")
     }
 
