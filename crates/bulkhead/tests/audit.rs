@@ -13,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::podman::Podman;
+use common::podman::{NO_NETWORK_AND_LIMITS, Podman};
 use common::{Bundle, RtOutput, is_runc, rootfs, rt, run_cmd, unique_id};
 use serde_json::{Value, json};
 
@@ -311,29 +311,19 @@ fn podman_container_by_pid_matches_the_probe() {
     };
 
     let name = unique_id();
-    p.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend_from_slice(NO_NETWORK_AND_LIMITS);
+    let caps = [
         "--cap-drop",
         "ALL",
         "--cap-add",
         "NET_ADMIN",
         "--cap-add",
         "CHOWN",
-        image,
-        "/bin/bulkhead-probe",
-        "sleep",
-        "300",
-    ])
-    .ok();
+    ];
+    args.extend(caps);
+    args.extend([image, "/bin/bulkhead-probe", "sleep", "300"]);
+    p.run(&args).ok();
     let out = p.run(&["inspect", "--format", "{{.State.Pid}}", &name]);
     out.ok();
     let pid = out.stdout.trim().to_string();
@@ -407,16 +397,8 @@ fn podman_annotation_learns_a_profile_podman_can_use() {
     let run = |extra: &[&str], args: &[&str]| {
         // (Root here lacks CAP_SYS_RESOURCE: podman's default limits are
         // above the hard ones.)
-        let mut a = vec![
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ];
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(NO_NETWORK_AND_LIMITS);
         a.extend_from_slice(extra);
         a.push(image);
         a.push("/bin/bulkhead-probe");

@@ -312,6 +312,20 @@ impl Cri {
         .container_id
     }
 
+    /// CreateContainer and StartContainer; the container's id.
+    fn create_and_start(
+        &self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        config: cri::ContainerConfig,
+    ) -> String {
+        let id = self.create_container(pod, pod_config, config);
+        self.call(self.client().start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        }));
+        id
+    }
+
     fn exec_sync(&self, id: &str, cmd: &[&str]) -> cri::ExecSyncResponse {
         self.call(self.client().exec_sync(cri::ExecSyncRequest {
             container_id: id.into(),
@@ -541,16 +555,6 @@ fn ns(pid: i64, name: &str) -> u64 {
     common::ns_inode(&pid.to_string(), name).unwrap_or_else(|| panic!("no /proc/{pid}/ns/{name}"))
 }
 
-fn status_field(pid: i64, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
-        .trim()
-        .to_string()
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -634,14 +638,11 @@ fn cri_pod_lifecycle_exec_and_shared_namespaces() {
         .unwrap_or_default();
     assert!(pod_ip.starts_with("10.231."), "pod ip {pod_ip:?}");
 
-    let id = c.create_container(
+    let id = c.create_and_start(
         &pod,
         &pod_config,
         container_config("app", &["/bin/sleep", "2147483647"]),
     );
-    c.call(c.client().start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    }));
     let (status, info) = c.container_status(&id);
     assert_eq!(
         status.state,
@@ -739,25 +740,26 @@ fn cri_security_context_reaches_the_process() {
         }),
         ..Default::default()
     });
-    let id = c.create_container(&pod, &pod_config, config);
-    c.call(c.client().start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    }));
+    let id = c.create_and_start(&pod, &pod_config, config);
     let (_, info) = c.container_status(&id);
     let pid = info["pid"].as_i64().expect("container pid");
     // The container's process, seen from the host.
     assert_eq!(
-        status_field(pid, "Uid").split_whitespace().next(),
+        common::proc_status_field(pid, "Uid")
+            .split_whitespace()
+            .next(),
         Some("1000")
     );
     assert_eq!(
-        status_field(pid, "Gid").split_whitespace().next(),
+        common::proc_status_field(pid, "Gid")
+            .split_whitespace()
+            .next(),
         Some("1000")
     );
-    assert_eq!(status_field(pid, "CapEff"), "0000000000000000");
-    assert_eq!(status_field(pid, "CapBnd"), "0000000000000000");
-    assert_eq!(status_field(pid, "Seccomp"), "2");
-    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    assert_eq!(common::proc_status_field(pid, "CapEff"), "0000000000000000");
+    assert_eq!(common::proc_status_field(pid, "CapBnd"), "0000000000000000");
+    assert_eq!(common::proc_status_field(pid, "Seccomp"), "2");
+    assert_eq!(common::proc_status_field(pid, "NoNewPrivs"), "1");
     // And an exec'd process, seen from inside.
     let r = c.exec_sync(&id, &["/bin/id"]);
     assert!(
@@ -800,14 +802,11 @@ fn cri_systemd_style_cgroup_parent_with_cgroupfs() {
     let slice = format!("kubepods-besteffort-pod{}.slice", c.tag);
     pod_config.linux.as_mut().unwrap().cgroup_parent = slice.clone();
     let pod = c.run_pod(&pod_config);
-    let id = c.create_container(
+    let id = c.create_and_start(
         &pod,
         &pod_config,
         container_config("app", &["/bin/sleep", "2147483647"]),
     );
-    c.call(c.client().start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    }));
     let (_, info) = c.container_status(&id);
     let pid = info["pid"].as_i64().expect("container pid");
     let mem = memory_cgroup(pid);

@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::containerd::Containerd;
 use common::daemon::{stop_daemon, unmount_under};
 use common::podman::{IMAGE, NO_NETWORK_AND_LIMITS, Podman};
-use common::{RtOutput, rootfs, run_cmd, runtime};
+use common::{RtOutput, run_cmd, runtime};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -286,17 +286,6 @@ fn process_gone(pid: i32) -> bool {
     common::proc_start_time(pid).is_none()
 }
 
-/// A field of `/proc/<pid>/status` on the host.
-fn host_status_field(pid: &str, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn podman_exec_exit_codes_and_tty() {
     require_root!();
@@ -494,9 +483,9 @@ fn podman_uid_and_gid_mappings() {
     assert_eq!(r["uid"], 0);
     // The host sees the container's root as uid/gid 100000.
     let pid = p.inspect("bh-userns", "{{.State.Pid}}");
-    let uids = host_status_field(&pid, "Uid");
+    let uids = common::proc_status_field(&pid, "Uid");
     assert_eq!(uids.split_whitespace().next(), Some("100000"), "{uids}");
-    let gids = host_status_field(&pid, "Gid");
+    let gids = common::proc_status_field(&pid, "Gid");
     assert_eq!(gids.split_whitespace().next(), Some("100000"), "{gids}");
     // The container's root may write its (chowned) root filesystem.
     let out = p.run(&[
@@ -830,18 +819,7 @@ impl Docker {
 
     /// `docker import` of the test rootfs.
     fn import_image(&self) {
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let mut import = self.cmd(&["import", "-", IMAGE]);
-        import.stdin(tar.stdout.take().unwrap());
-        let out = run_cmd(import, self.io.path(), common::cmd_timeout());
-        tar.wait().unwrap();
-        out.ok();
+        common::rootfs::import_rootfs(self.cmd(&["import", "-", IMAGE]), self.io.path());
     }
 
     /// `docker run` arguments selecting the runtime under test.
@@ -1033,7 +1011,7 @@ fn podman_stdin_missing_program_restart_and_privileged() {
     let out = p.run_container(&["--privileged"], &["/bin/bulkhead-probe", "report"]);
     out.ok();
     let r = out.json();
-    let host = host_status_field("self", "CapBnd");
+    let host = common::proc_status_field("self", "CapBnd");
     assert_eq!(r["status"]["CapEff"], host.as_str(), "{}", r["status"]);
     assert_eq!(r["status"]["CapBnd"], host.as_str(), "{}", r["status"]);
     let out = p.run_container(&["--privileged"], &["/bin/ls", "/dev"]);

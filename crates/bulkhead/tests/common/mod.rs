@@ -150,6 +150,17 @@ pub fn open_tempdir() -> TempDir {
     d
 }
 
+/// A field of `/proc/<pid>/status` on the host, trimmed.
+pub fn proc_status_field(pid: impl std::fmt::Display, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
 /// A unique, valid container id that names the running test.
 pub fn unique_id() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-use super::{RtOutput, cmd_timeout, rootfs, run_cmd, runtime, try_run_cmd};
+use super::{RtOutput, cmd_timeout, run_cmd, runtime, try_run_cmd};
 
 /// The test rootfs as an image, under the name most tests use.
 pub const IMAGE: &str = "localhost/bulkhead-test:latest";
@@ -56,18 +56,7 @@ impl Podman {
                 .unwrap(),
             conf: None,
         };
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let mut import = p.cmd(&["import", "-", image]);
-        import.stdin(tar.stdout.take().unwrap());
-        let out = run_cmd(import, p.io.path(), cmd_timeout());
-        tar.wait().unwrap();
-        out.ok();
+        super::rootfs::import_rootfs(p.cmd(&["import", "-", image]), p.io.path());
         Some(p)
     }
 
