@@ -1,18 +1,14 @@
 //! Small helpers for reading and writing cgroupfs files.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::CgroupError;
 
-/// Read a whole procfs or cgroupfs file. These report a size of 0, so
-/// `fs::read_to_string` would `statx` first and then read in 32-byte steps
-/// (mountinfo took a dozen reads); one 8 KiB buffer takes most in one read.
+/// Read a whole procfs or cgroupfs file (see
+/// [`bulkhead_sys::read_pseudo_file`]: no size probe, few reads).
 pub(crate) fn read_pseudo(path: impl AsRef<Path>) -> io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(8192);
-    f.read_to_end(&mut buf)?;
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    bulkhead_sys::read_pseudo_file(path.as_ref())
 }
 
 /// Read a whole cgroup file.

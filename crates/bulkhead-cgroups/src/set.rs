@@ -705,14 +705,21 @@ fn rmdir_waiting(dir: &Path) -> Result<(), CgroupError> {
 fn fill_cpuset(path: &Path) -> Result<(), CgroupError> {
     let mut levels = cgroup_ancestors(path, "cpuset.cpus");
     levels.push(path.to_path_buf());
+    // What each file holds at the level above, once read or written there.
+    let mut above: [Option<String>; 2] = [None, None];
     for pair in levels.windows(2) {
         let (parent, child) = (&pair[0], &pair[1]);
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = fsutil::read(&child.join(file))?;
+        for (k, file) in ["cpuset.cpus", "cpuset.mems"].into_iter().enumerate() {
+            let mut mine = fsutil::read(&child.join(file))?;
             if mine.trim().is_empty() {
-                let theirs = fsutil::read(&parent.join(file))?;
+                let theirs = match above[k].take() {
+                    Some(v) => v,
+                    None => fsutil::read(&parent.join(file))?,
+                };
                 fsutil::write(&child.join(file), theirs.trim())?;
+                mine = theirs;
             }
+            above[k] = Some(mine);
         }
     }
     Ok(())
@@ -747,6 +754,32 @@ mod tests {
 26 25 0:24 / /tmp/nonexistent-unified rw - cgroup2 cgroup2 rw
 ",
         )
+    }
+
+    /// Every empty level gets the value of the one above, read once.
+    #[test]
+    fn fill_cpuset_copies_down_through_empty_levels() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("cpuset");
+        let leaf = root.join("a/b/c");
+        std::fs::create_dir_all(&leaf).unwrap();
+        for (dir, cpus, mems) in [
+            (root.clone(), "0-3\n", "0\n"),
+            (root.join("a"), "1-2\n", "\n"),
+            (root.join("a/b"), "\n", "\n"),
+            (leaf.clone(), "\n", "\n"),
+        ] {
+            std::fs::write(dir.join("cpuset.cpus"), cpus).unwrap();
+            std::fs::write(dir.join("cpuset.mems"), mems).unwrap();
+        }
+        fill_cpuset(&leaf).unwrap();
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(root.join("a/cpuset.cpus")), "1-2\n");
+        for dir in [root.join("a"), root.join("a/b"), leaf.clone()] {
+            assert_eq!(read(dir.join("cpuset.mems")), "0", "{}", dir.display());
+        }
+        assert_eq!(read(root.join("a/b/cpuset.cpus")), "1-2");
+        assert_eq!(read(leaf.join("cpuset.cpus")), "1-2");
     }
 
     #[test]

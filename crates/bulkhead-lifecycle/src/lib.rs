@@ -1060,7 +1060,7 @@ fn hook_state(rec: &Record) -> HookState {
 }
 
 fn hooks_of(rec: &Record) -> Result<bulkhead_spec::plan::HooksPlan, LifecycleError> {
-    Ok(Plan::from_spec(&rec.spec, &rec.bundle)?.hooks)
+    Ok(bulkhead_spec::plan::hooks_plan(rec.spec.hooks().as_ref())?)
 }
 
 /// Undo a half-done create: no process, cgroup or state dir left behind.

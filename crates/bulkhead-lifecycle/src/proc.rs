@@ -15,7 +15,8 @@ pub struct ProcStat {
 }
 
 pub fn stat(pid: i32) -> Option<ProcStat> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let path = format!("/proc/{pid}/stat");
+    let s = bulkhead_sys::read_pseudo_file(std::path::Path::new(&path)).ok()?;
     // comm may contain spaces and parentheses: parse after the last ')'.
     let rest = &s[s.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

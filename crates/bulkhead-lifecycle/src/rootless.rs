@@ -25,7 +25,7 @@ const INITIAL_UID_MAP: [u64; 3] = [0, 0, 4_294_967_295];
 /// Whether this process runs in the initial user namespace (its uid_map is
 /// the identity over all ids). Unreadable counts as initial.
 pub fn in_initial_userns() -> bool {
-    let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
+    let Ok(map) = bulkhead_sys::read_pseudo_file(std::path::Path::new("/proc/self/uid_map")) else {
         return true;
     };
     let fields: Vec<u64> = map

@@ -1095,7 +1095,9 @@ pub fn process_plan(p: &Process) -> Result<ProcessPlan, PlanError> {
     })
 }
 
-fn hooks_plan(h: Option<&oci_spec::runtime::Hooks>) -> Result<HooksPlan, PlanError> {
+/// The hooks of a config, on their own: what `start` and `delete` need of
+/// a stored config, without building (and validating again) the whole plan.
+pub fn hooks_plan(h: Option<&oci_spec::runtime::Hooks>) -> Result<HooksPlan, PlanError> {
     let Some(h) = h else {
         return Ok(HooksPlan::default());
     };

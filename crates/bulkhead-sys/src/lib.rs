@@ -44,6 +44,30 @@ fn str_cstring(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
+/// Reads a whole procfs, sysfs or cgroupfs file. These report a size of 0:
+/// `fs::read_to_string` would `statx` and `lseek` for a size hint, then
+/// read in 32-byte steps; plain reads into a 4 KiB buffer take it in one or
+/// two calls (open, read, read, close).
+pub fn read_pseudo_file(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(n * 2, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Result of a fork-like call, seen from one side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {

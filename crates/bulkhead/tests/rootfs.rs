@@ -494,6 +494,54 @@ fn linux_devices_entry() {
     assert_errno(&w, libc::EACCES);
 }
 
+/// With the image's own /dev (no tmpfs over it): what the image has at a
+/// device's path is replaced by the node, /dev/ptmx becomes the link into
+/// the container's devpts, and a device in a missing directory gets it.
+#[test]
+fn devices_replace_the_images_entries_and_make_their_directories() {
+    require_root!();
+    let stat = |path: &str| {
+        let b = Bundle::new();
+        let root = b.dir().join("rootfs");
+        let st = std::process::Command::new("cp")
+            .args(["-a", rootfs().to_str().unwrap()])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp -a rootfs");
+        fs::create_dir_all(root.join("dev")).unwrap();
+        for name in ["null", "ptmx"] {
+            let _ = fs::remove_file(root.join("dev").join(name));
+            fs::write(root.join("dev").join(name), "image file\n").unwrap();
+        }
+        let _ = fs::remove_dir_all(root.join("dev/net"));
+        let root = root.to_str().unwrap().to_owned();
+        b.json_patch(|c| {
+            c["root"] = json!({"path": root, "readonly": false});
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/dev");
+            c["linux"]["devices"] = json!([{
+                "path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 0o600
+            }]);
+        })
+        .probe_result(&["stat", path])
+    };
+    for (path, major, minor) in [("/dev/null", 1, 3), ("/dev/net/tun", 10, 200)] {
+        let st = stat(path);
+        assert_eq!(st["type"], "char", "{path}: {st}");
+        assert_eq!(
+            (st["major"].as_u64(), st["minor"].as_u64()),
+            (Some(major), Some(minor)),
+            "{path}: {st}"
+        );
+    }
+    let st = stat("/dev/ptmx");
+    assert_eq!(st["type"], "symlink", "{st}");
+    assert_eq!(st["target"], "pts/ptmx", "{st}");
+}
+
 #[test]
 fn device_cgroup_denies_unlisted_device() {
     require_root!();

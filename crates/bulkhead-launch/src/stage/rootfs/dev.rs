@@ -1,11 +1,11 @@
 //! /dev: the default device nodes, `linux.devices`, and the std symlinks.
 
-use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use bulkhead_spec::plan::{DevicePlan, Plan};
-use pathrs::InodeType;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{Rootfs, fd_path};
 use crate::stage::StageError;
@@ -33,39 +33,80 @@ fn defaults() -> Vec<DevicePlan> {
     .collect()
 }
 
+/// The directories nodes and links are made in, each resolved in the root
+/// once (`/dev` for all the defaults): every node is then one name below an
+/// `O_PATH` handle, made and reopened with `*at` calls that never follow a
+/// symlink in that last component.
+struct Parents<'a> {
+    root: &'a pathrs::Root,
+    dirs: Vec<(PathBuf, pathrs::Handle)>,
+}
+
+impl<'a> Parents<'a> {
+    fn new(rootfs: &'a Rootfs) -> Self {
+        Parents {
+            root: &rootfs.root,
+            dirs: Vec::new(),
+        }
+    }
+
+    /// The handle of `path`'s directory (made if missing) and its last
+    /// component.
+    fn of<'p>(&mut self, path: &'p Path) -> std::io::Result<(&pathrs::Handle, &'p OsStr)> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let i = match self.dirs.iter().position(|(p, _)| p == parent) {
+            Some(i) => i,
+            None => {
+                let h = super::mkdir_all(self.root, parent, 0o755)?;
+                self.dirs.push((parent.to_path_buf(), h));
+                self.dirs.len() - 1
+            }
+        };
+        Ok((&self.dirs[i].1, name))
+    }
+}
+
 pub(super) fn create_devices(rootfs: &Rootfs, plan: &Plan) -> Result<(), StageError> {
     let mut all = defaults();
     all.retain(|d| !plan.devices.iter().any(|c| c.path == d.path));
     all.extend(plan.devices.iter().cloned());
+    let mut parents = Parents::new(rootfs);
     // Modes in the config are exact: no umask applied to them.
     let old = bulkhead_sys::umask(0);
-    let res = all.iter().try_for_each(|d| create_one(rootfs, d));
+    let res = all
+        .iter()
+        .try_for_each(|d| create_one(&mut parents, rootfs.in_userns, d));
     bulkhead_sys::umask(old);
     res
 }
 
-fn create_one(rootfs: &Rootfs, d: &DevicePlan) -> Result<(), StageError> {
+fn open_nofollow(dir: &pathrs::Handle, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn create_one(parents: &mut Parents, in_userns: bool, d: &DevicePlan) -> Result<(), StageError> {
     let step = format!("device {}", d.path.display());
-    if let Some(parent) = d.path.parent() {
-        super::mkdir_all(&rootfs.root, parent, 0o755).map_err(StageError::sys(step.clone()))?;
-    }
-    if rootfs.in_userns {
+    let (dir, name) = parents.of(&d.path).map_err(StageError::sys(step.clone()))?;
+    if in_userns {
         // mknod is not allowed in a user namespace: bind the host's node onto
         // an empty file instead.
-        if super::lookup(&rootfs.root, &d.path, false).is_err() {
-            rootfs
-                .root
-                .create_file(
-                    &d.path,
-                    pathrs::flags::OpenFlags::O_RDONLY | pathrs::flags::OpenFlags::O_CLOEXEC,
-                    &std::fs::Permissions::from_mode(0o644),
-                )
-                .map_err(StageError::sys(step.clone()))?;
+        match rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        ) {
+            Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(StageError::sys(step)(e)),
         }
-        let h = rootfs
-            .root
-            .resolve_nofollow(&d.path)
-            .map_err(StageError::sys(step.clone()))?;
+        let h = open_nofollow(dir, name).map_err(StageError::sys(step.clone()))?;
         return bulkhead_sys::mount(
             Some(&d.path.to_string_lossy()),
             &fd_path(&h),
@@ -75,33 +116,31 @@ fn create_one(rootfs: &Rootfs, d: &DevicePlan) -> Result<(), StageError> {
         )
         .map_err(StageError::sys(format!("{step}: bind from host")));
     }
-    if super::lookup(&rootfs.root, &d.path, false).is_ok() {
-        rootfs
-            .root
-            .remove_file(&d.path)
-            .map_err(StageError::sys(format!("{step}: replace existing")))?;
-    }
-    let perm = std::fs::Permissions::from_mode(d.mode);
-    let dev = rustix::fs::makedev(d.major as u32, d.minor as u32);
     let kind = match d.kind {
-        libc::S_IFBLK => InodeType::BlockDevice(perm, dev),
-        libc::S_IFIFO => InodeType::Fifo(perm),
-        _ => InodeType::CharacterDevice(perm, dev),
+        libc::S_IFBLK => FileType::BlockDevice,
+        libc::S_IFIFO => FileType::Fifo,
+        _ => FileType::CharacterDevice,
     };
-    rootfs
-        .root
-        .create(&d.path, &kind)
-        .map_err(StageError::sys(step.clone()))?;
-    let h = rootfs
-        .root
-        .resolve_nofollow(&d.path)
-        .map_err(StageError::sys(step.clone()))?;
+    let mode = Mode::from_raw_mode(d.mode);
+    let dev = rustix::fs::makedev(d.major as u32, d.minor as u32);
+    match rustix::fs::mknodat(dir, name, kind, mode, dev) {
+        Ok(()) => {}
+        // Whatever the image has there (a node, a file, a symlink) is replaced.
+        Err(rustix::io::Errno::EXIST) => {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty())
+                .map_err(StageError::sys(format!("{step}: replace existing")))?;
+            rustix::fs::mknodat(dir, name, kind, mode, dev)
+                .map_err(StageError::sys(step.clone()))?;
+        }
+        Err(e) => return Err(StageError::sys(step)(e)),
+    }
+    let h = open_nofollow(dir, name).map_err(StageError::sys(step.clone()))?;
     rustix::fs::chownat(
-        h.as_fd(),
+        &h,
         "",
         Some(rustix::fs::Uid::from_raw(d.uid)),
         Some(rustix::fs::Gid::from_raw(d.gid)),
-        rustix::fs::AtFlags::EMPTY_PATH,
+        AtFlags::EMPTY_PATH,
     )
     .map_err(StageError::sys(format!("{step}: chown")))
 }
@@ -120,23 +159,26 @@ pub(super) fn create_symlinks(rootfs: &Rootfs, plan: &Plan) -> Result<(), StageE
     {
         links.push(("/dev/ptmx", "pts/ptmx"));
     }
+    let mut parents = Parents::new(rootfs);
     for (link, target) in links {
-        // An existing /dev/ptmx device node (from a host-like /dev) is replaced
-        // so that it points at the container's own devpts instance.
-        if link == "/dev/ptmx" && super::lookup(&rootfs.root, Path::new(link), false).is_ok() {
-            let _ = rootfs.root.remove_file(link);
-        }
-        match rootfs
-            .root
-            .create(link, &InodeType::Symlink(PathBuf::from(target)))
-        {
+        let step = || format!("symlink {link}");
+        let (dir, name) = parents
+            .of(Path::new(link))
+            .map_err(|e| StageError::msg(step(), e.to_string()))?;
+        match rustix::fs::symlinkat(target, dir, name) {
             Ok(()) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    pathrs::error::ErrorKind::OsError(Some(libc::EEXIST))
-                ) => {}
-            Err(e) => return Err(StageError::msg(format!("symlink {link}"), e.to_string())),
+            // An existing /dev/ptmx (a device node from a host-like /dev) is
+            // replaced so that it points at the container's own devpts
+            // instance; other existing entries are kept, as runc keeps them.
+            Err(rustix::io::Errno::EXIST) if link == "/dev/ptmx" => {
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+                match rustix::fs::symlinkat(target, dir, name) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(StageError::msg(step(), e.to_string())),
+                }
+            }
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(StageError::msg(step(), e.to_string())),
         }
     }
     Ok(())
