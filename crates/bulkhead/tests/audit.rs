@@ -13,7 +13,8 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Bundle, RtOutput, is_runc, rootfs, rt, run_cmd, runtime, unique_id};
+use common::podman::{NO_NETWORK_AND_LIMITS, Podman};
+use common::{Bundle, RtOutput, is_runc, rootfs, rt, run_cmd, unique_id};
 use serde_json::{Value, json};
 
 fn findings(report: &Value) -> Vec<(String, String, String)> {
@@ -301,85 +302,28 @@ fn bad_input_is_a_clear_error() {
     rt(&["audit", "x", "--pid", "1"]).fails();
 }
 
-fn podman_bin() -> Option<PathBuf> {
-    ["/usr/bin/podman", "/usr/local/bin/podman"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
-
-/// Private podman storage with the test rootfs as an image; removes its
-/// containers on drop.
-struct Podman {
-    dir: tempfile::TempDir,
-    io: tempfile::TempDir,
-}
-
-impl Podman {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(podman_bin().unwrap());
-        let p = |n: &str| self.dir.path().join(n);
-        c.arg("--root")
-            .arg(p("storage"))
-            .arg("--runroot")
-            .arg(p("run"));
-        c.arg("--tmpdir").arg(p("tmp"));
-        c.args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"]);
-        c.args(["--events-backend", "file", "--runtime"])
-            .arg(runtime());
-        c.args(args).stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> RtOutput {
-        run_cmd(self.cmd(args), self.io.path(), common::cmd_timeout())
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = common::try_run_cmd(
-            self.cmd(&["rm", "--all", "--force", "--time", "0"]),
-            self.io.path(),
-            common::cmd_timeout(),
-        );
-    }
-}
-
 #[test]
 fn podman_container_by_pid_matches_the_probe() {
     require_root!();
-    let Some(_) = podman_bin() else {
-        eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
+    let image = "localhost/bulkhead-audit-test:latest";
+    let Some(p) = Podman::with_image(image) else {
         return;
     };
-    let image = "localhost/bulkhead-audit-test:latest";
-    let p = podman_with_image(image);
 
     let name = unique_id();
-    p.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend_from_slice(NO_NETWORK_AND_LIMITS);
+    let caps = [
         "--cap-drop",
         "ALL",
         "--cap-add",
         "NET_ADMIN",
         "--cap-add",
         "CHOWN",
-        image,
-        "/bin/bulkhead-probe",
-        "sleep",
-        "300",
-    ])
-    .ok();
+    ];
+    args.extend(caps);
+    args.extend([image, "/bin/bulkhead-probe", "sleep", "300"]);
+    p.run(&args).ok();
     let out = p.run(&["inspect", "--format", "{{.State.Pid}}", &name]);
     out.ok();
     let pid = out.stdout.trim().to_string();
@@ -417,26 +361,6 @@ fn podman_container_by_pid_matches_the_probe() {
     );
 }
 
-/// Private podman storage with the test rootfs imported as `image`.
-fn podman_with_image(image: &str) -> Podman {
-    let p = Podman {
-        dir: common::open_tempdir(),
-        io: common::open_tempdir(),
-    };
-    let mut tar = Command::new("tar")
-        .arg("-C")
-        .arg(rootfs())
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("tar");
-    let mut import = p.cmd(&["import", "-", image]);
-    import.stdin(tar.stdout.take().unwrap());
-    run_cmd(import, p.io.path(), common::cmd_timeout()).ok();
-    tar.wait().unwrap();
-    p
-}
-
 /// podman passes `--annotation` into the config: the learning annotation
 /// works through it, within podman's own default profile, and podman then
 /// runs the workload under the learned profile (`--security-opt seccomp=`).
@@ -444,12 +368,10 @@ fn podman_with_image(image: &str) -> Podman {
 fn podman_annotation_learns_a_profile_podman_can_use() {
     require_root!();
     skip_if!(is_runc(), "the annotation is a bulkhead extension");
-    let Some(_) = podman_bin() else {
-        eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
+    let image = "localhost/bulkhead-learn-test:latest";
+    let Some(p) = Podman::with_image(image) else {
         return;
     };
-    let image = "localhost/bulkhead-learn-test:latest";
-    let p = podman_with_image(image);
     // The annotation may only name the bundle directory (podman's, which
     // the test does not know) or a file beneath /var/lib/bulkhead/learned.
     struct Removed(std::path::PathBuf, bool);
@@ -475,16 +397,8 @@ fn podman_annotation_learns_a_profile_podman_can_use() {
     let run = |extra: &[&str], args: &[&str]| {
         // (Root here lacks CAP_SYS_RESOURCE: podman's default limits are
         // above the hard ones.)
-        let mut a = vec![
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ];
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(NO_NETWORK_AND_LIMITS);
         a.extend_from_slice(extra);
         a.push(image);
         a.push("/bin/bulkhead-probe");

@@ -18,15 +18,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::daemon::{stop_daemon, unmount_under};
-use common::{RtOutput, rootfs, run_cmd, runtime};
+use common::containerd::{self as containerd, Containerd};
+use common::{rootfs, runtime};
 use k8s_cri::v1::{self as cri, runtime_service_client::RuntimeServiceClient};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 const PAUSE_IMAGE: &str = "docker.io/library/bht-pause:1";
@@ -38,28 +37,17 @@ const K8S_NS: &str = "k8s.io";
 /// A private containerd with the CRI plugin and the `bulkhead` handler,
 /// and a CRI client connected to it; stopped and cleaned on drop.
 struct Cri {
-    dir: TempDir,
-    io: TempDir,
-    daemon: Child,
+    containerd: Containerd,
     tokio: tokio::runtime::Runtime,
     client: RuntimeServiceClient<Channel>,
     /// Unique tag of this instance (bridge, network, cgroup parent).
     tag: String,
 }
 
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false)
-}
-
 impl Cri {
     fn new() -> Option<Cri> {
-        for bin in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            if !on_path(bin) {
-                eprintln!("skipped: {bin} is not installed (scripts/install-deps.sh)");
-                return None;
-            }
+        if !containerd::installed() {
+            return None;
         }
         for plugin in ["bridge", "host-local", "loopback"] {
             if !Path::new(CNI_BIN).join(plugin).is_file() {
@@ -76,83 +64,59 @@ impl Cri {
             N.fetch_add(1, Ordering::Relaxed)
         };
         let tag = format!("bhcri{:x}", n & 0xff_ffff);
-        let dir = tempfile::Builder::new()
-            .prefix("bh-cri-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path().display();
-        let cni = dir.path().join("cni");
-        std::fs::create_dir(&cni).unwrap();
-        // A /24 in 10.231.0.0/16 per instance, so parallel tests' bridges
-        // never share addresses; nothing is routed or sent there.
-        let net = json!({
-            "cniVersion": "0.4.0",
-            "name": tag,
-            "plugins": [{
-                "type": "bridge",
-                "bridge": tag,
-                "isGateway": false,
-                "ipMasq": false,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": format!("10.231.{}.0/24", n % 250)}]],
-                    "dataDir": format!("{d}/ipam"),
-                },
-            }],
+        let containerd = Containerd::with_cri("bh-cri-", K8S_NS, |dir| {
+            let d = dir.display();
+            let cni = dir.join("cni");
+            std::fs::create_dir(&cni).unwrap();
+            // A /24 in 10.231.0.0/16 per instance, so parallel tests' bridges
+            // never share addresses; nothing is routed or sent there.
+            let net = json!({
+                "cniVersion": "0.4.0",
+                "name": tag,
+                "plugins": [{
+                    "type": "bridge",
+                    "bridge": tag,
+                    "isGateway": false,
+                    "ipMasq": false,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": format!("10.231.{}.0/24", n % 250)}]],
+                        "dataDir": format!("{d}/ipam"),
+                    },
+                }],
+            });
+            std::fs::write(cni.join("10-bht.conflist"), net.to_string()).unwrap();
+            // The `bulkhead` handler: the runc v2 shim with the runtime under
+            // test as its binary and a private `--root`.
+            format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
+                 \x20 sandbox_image = \"{PAUSE_IMAGE}\"\n\
+                 \x20 stream_server_address = \"127.0.0.1\"\n\
+                 \x20 stream_server_port = \"0\"\n\
+                 \x20 disable_apparmor = true\n\
+                 \x20 restrict_oom_score_adj = true\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
+                 \x20 snapshotter = \"native\"\n\
+                 \x20 default_runtime_name = \"bulkhead\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.bulkhead]\n\
+                 \x20 runtime_type = \"io.containerd.runc.v2\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.bulkhead.options]\n\
+                 \x20 BinaryName = \"{rt}\"\n\
+                 \x20 Root = \"{d}/runtime-root\"\n\
+                 \x20 SystemdCgroup = false\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
+                 \x20 bin_dir = \"{CNI_BIN}\"\n\
+                 \x20 conf_dir = \"{cni}\"\n\
+                 \x20 max_conf_num = 1\n",
+                rt = runtime().display(),
+                cni = cni.display(),
+            )
         });
-        std::fs::write(cni.join("10-bht.conflist"), net.to_string()).unwrap();
-        let rt = runtime();
-        let config = format!(
-            "version = 2\n\
-             root = \"{d}/root\"\n\
-             state = \"{d}/state\"\n\
-             disabled_plugins = [\
-             \"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.zfs\", \
-             \"io.containerd.snapshotter.v1.aufs\", \"io.containerd.snapshotter.v1.devmapper\", \
-             \"io.containerd.tracing.processor.v1.otlp\", \"io.containerd.internal.v1.opt\"]\n\
-             [grpc]\n  address = \"{d}/c.sock\"\n\
-             [ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\"]\n\
-             \x20 sandbox_image = \"{PAUSE_IMAGE}\"\n\
-             \x20 stream_server_address = \"127.0.0.1\"\n\
-             \x20 stream_server_port = \"0\"\n\
-             \x20 disable_apparmor = true\n\
-             \x20 restrict_oom_score_adj = true\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
-             \x20 snapshotter = \"native\"\n\
-             \x20 default_runtime_name = \"bulkhead\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.bulkhead]\n\
-             \x20 runtime_type = \"io.containerd.runc.v2\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.bulkhead.options]\n\
-             \x20 BinaryName = \"{rt}\"\n\
-             \x20 Root = \"{d}/runtime-root\"\n\
-             \x20 SystemdCgroup = false\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
-             \x20 bin_dir = \"{CNI_BIN}\"\n\
-             \x20 conf_dir = \"{cni}\"\n\
-             \x20 max_conf_num = 1\n",
-            rt = rt.display(),
-            cni = cni.display(),
-        );
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        let io = tempfile::Builder::new()
-            .prefix("bh-cri-io-")
-            .tempdir()
-            .unwrap();
         let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let sock = dir.path().join("c.sock");
+        let sock = containerd.socket();
         let client = common::wait_for("containerd's CRI socket", Duration::from_secs(30), || {
             if !sock.exists() {
                 return None;
@@ -178,9 +142,7 @@ impl Cri {
             Some(client)
         });
         let c = Cri {
-            dir,
-            io,
-            daemon,
+            containerd,
             tokio,
             client,
             tag,
@@ -191,17 +153,7 @@ impl Cri {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn ctr(&self, args: &[&str]) -> RtOutput {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
-            .arg(self.path("c.sock"))
-            .args(["--namespace", K8S_NS])
-            .args(args)
-            .stdin(Stdio::null());
-        run_cmd(cmd, self.io.path(), common::cmd_timeout())
+        self.containerd.path(name)
     }
 
     /// Writes the shared test rootfs as a one-layer OCI archive named
@@ -280,14 +232,7 @@ impl Cri {
             .expect("tar");
         assert!(out.status.success(), "tar: {out:?}");
         std::fs::remove_dir_all(&layout).unwrap();
-        self.ctr(&[
-            "images",
-            "import",
-            "--snapshotter",
-            "native",
-            archive.to_str().unwrap(),
-        ])
-        .ok();
+        self.containerd.import_archive(&archive);
         std::fs::remove_file(&archive).unwrap();
     }
 
@@ -365,6 +310,20 @@ impl Cri {
             sandbox_config: Some(pod_config.clone()),
         }))
         .container_id
+    }
+
+    /// CreateContainer and StartContainer; the container's id.
+    fn create_and_start(
+        &self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        config: cri::ContainerConfig,
+    ) -> String {
+        let id = self.create_container(pod, pod_config, config);
+        self.call(self.client().start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        }));
+        id
     }
 
     fn exec_sync(&self, id: &str, cmd: &[&str]) -> cri::ExecSyncResponse {
@@ -462,7 +421,7 @@ impl Cri {
     /// Mounts under this instance's directory other than those containerd
     /// itself keeps while it runs.
     fn mounts_left(&self) -> Vec<String> {
-        let needle = self.dir.path().to_string_lossy().into_owned();
+        let needle = self.containerd.dir().to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
             .lines()
@@ -510,8 +469,7 @@ impl Drop for Cri {
                         }));
             }
         }
-        stop_daemon(&mut self.daemon, Duration::from_secs(10));
-        let left = unmount_under(self.dir.path());
+        let left = self.containerd.stop();
         let _ = Command::new("ip")
             .args(["link", "del", &self.tag])
             .stderr(Stdio::null())
@@ -597,16 +555,6 @@ fn ns(pid: i64, name: &str) -> u64 {
     common::ns_inode(&pid.to_string(), name).unwrap_or_else(|| panic!("no /proc/{pid}/ns/{name}"))
 }
 
-fn status_field(pid: i64, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
-        .trim()
-        .to_string()
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -690,14 +638,11 @@ fn cri_pod_lifecycle_exec_and_shared_namespaces() {
         .unwrap_or_default();
     assert!(pod_ip.starts_with("10.231."), "pod ip {pod_ip:?}");
 
-    let id = c.create_container(
+    let id = c.create_and_start(
         &pod,
         &pod_config,
         container_config("app", &["/bin/sleep", "2147483647"]),
     );
-    c.call(c.client().start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    }));
     let (status, info) = c.container_status(&id);
     assert_eq!(
         status.state,
@@ -795,25 +740,26 @@ fn cri_security_context_reaches_the_process() {
         }),
         ..Default::default()
     });
-    let id = c.create_container(&pod, &pod_config, config);
-    c.call(c.client().start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    }));
+    let id = c.create_and_start(&pod, &pod_config, config);
     let (_, info) = c.container_status(&id);
     let pid = info["pid"].as_i64().expect("container pid");
     // The container's process, seen from the host.
     assert_eq!(
-        status_field(pid, "Uid").split_whitespace().next(),
+        common::proc_status_field(pid, "Uid")
+            .split_whitespace()
+            .next(),
         Some("1000")
     );
     assert_eq!(
-        status_field(pid, "Gid").split_whitespace().next(),
+        common::proc_status_field(pid, "Gid")
+            .split_whitespace()
+            .next(),
         Some("1000")
     );
-    assert_eq!(status_field(pid, "CapEff"), "0000000000000000");
-    assert_eq!(status_field(pid, "CapBnd"), "0000000000000000");
-    assert_eq!(status_field(pid, "Seccomp"), "2");
-    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    assert_eq!(common::proc_status_field(pid, "CapEff"), "0000000000000000");
+    assert_eq!(common::proc_status_field(pid, "CapBnd"), "0000000000000000");
+    assert_eq!(common::proc_status_field(pid, "Seccomp"), "2");
+    assert_eq!(common::proc_status_field(pid, "NoNewPrivs"), "1");
     // And an exec'd process, seen from inside.
     let r = c.exec_sync(&id, &["/bin/id"]);
     assert!(
@@ -856,14 +802,11 @@ fn cri_systemd_style_cgroup_parent_with_cgroupfs() {
     let slice = format!("kubepods-besteffort-pod{}.slice", c.tag);
     pod_config.linux.as_mut().unwrap().cgroup_parent = slice.clone();
     let pod = c.run_pod(&pod_config);
-    let id = c.create_container(
+    let id = c.create_and_start(
         &pod,
         &pod_config,
         container_config("app", &["/bin/sleep", "2147483647"]),
     );
-    c.call(c.client().start_container(cri::StartContainerRequest {
-        container_id: id.clone(),
-    }));
     let (_, info) = c.container_status(&id);
     let pid = info["pid"].as_i64().expect("container pid");
     let mem = memory_cgroup(pid);

@@ -15,171 +15,41 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::containerd::Containerd;
 use common::daemon::{stop_daemon, unmount_under};
-use common::{RtOutput, rootfs, run_cmd, runtime};
+use common::podman::{IMAGE, NO_NETWORK_AND_LIMITS, Podman};
+use common::{RtOutput, run_cmd, runtime};
+use serde_json::Value;
 use tempfile::TempDir;
 
-struct Podman {
-    dir: TempDir,
-    io: TempDir,
-    /// A private containers.conf (`CONTAINERS_CONF`), if any.
-    conf: Option<PathBuf>,
+/// A private containerd holding the test rootfs as [`IMAGE`] (exported from
+/// podman); `None` (with a printed reason) when either is missing.
+fn containerd_with_image() -> Option<Containerd> {
+    let p = Podman::new()?;
+    let c = Containerd::new()?;
+    c.import_image(&p);
+    Some(c)
 }
 
-const IMAGE: &str = "localhost/bulkhead-test:latest";
-
-fn podman_bin() -> Option<PathBuf> {
-    ["/usr/bin/podman", "/usr/local/bin/podman"]
+/// The fd numbers open in a probe report.
+fn fd_numbers(report: &Value) -> Vec<i64> {
+    report["fds"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect()
 }
 
-impl Podman {
-    /// Sets up private storage and imports the test rootfs; `None` (with a
-    /// printed reason) when podman is not installed.
-    fn new() -> Option<Podman> {
-        if podman_bin().is_none() {
-            eprintln!("skipped: podman is not installed (scripts/install-deps.sh)");
-            return None;
-        }
-        let p = Podman {
-            dir: tempfile::Builder::new()
-                .prefix("bh-podman-")
-                .tempdir()
-                .unwrap(),
-            io: tempfile::Builder::new()
-                .prefix("bh-podman-io-")
-                .tempdir()
-                .unwrap(),
-            conf: None,
-        };
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let mut import = p.cmd(&["import", "-", IMAGE]);
-        import.stdin(tar.stdout.take().unwrap());
-        let out = run_cmd(import, p.io.path(), common::cmd_timeout());
-        tar.wait().unwrap();
-        out.ok();
-        Some(p)
+/// `cmd` as a shell command line, every argument quoted (for `script`).
+fn shell_line(cmd: &Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        line.push_str(" '");
+        line.push_str(&a.to_string_lossy());
+        line.push('\'');
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(podman_bin().unwrap());
-        c.arg("--root")
-            .arg(self.path("storage"))
-            .arg("--runroot")
-            .arg(self.path("run"))
-            .arg("--tmpdir")
-            .arg(self.path("tmp"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ])
-            .arg("--runtime")
-            .arg(runtime())
-            .args(args)
-            .stdin(Stdio::null());
-        if let Some(conf) = &self.conf {
-            c.env("CONTAINERS_CONF", conf);
-        }
-        c
-    }
-
-    /// Lists the runtime's basename in `runtime_supports_json`, so podman
-    /// passes it `--log-format=json --log FILE` (as it does for runc).
-    fn with_json_log(mut self) -> Podman {
-        let name = runtime();
-        let name = name.file_name().unwrap().to_str().unwrap();
-        let conf = self.path("containers.conf");
-        std::fs::write(
-            &conf,
-            format!("[engine]\nruntime_supports_json = [\"crun\", \"runc\", \"{name}\"]\n"),
-        )
-        .unwrap();
-        self.conf = Some(conf);
-        self
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> RtOutput {
-        run_cmd(self.cmd(args), self.io.path(), common::cmd_timeout())
-    }
-
-    /// `podman run --rm` with the options every test needs.
-    #[track_caller]
-    fn run_container(&self, extra: &[&str], command: &[&str]) -> RtOutput {
-        let mut args = vec![
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            // Podman's default rlimits exceed what root may set here.
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ];
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.extend_from_slice(command);
-        self.run(&args)
-    }
-
-    fn storage(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `podman run -d --name NAME` with the options every test needs.
-    #[track_caller]
-    fn run_detached(&self, name: &str, extra: &[&str], command: &[&str]) -> RtOutput {
-        let mut args = vec!["run", "-d", "--name", name];
-        args.extend_from_slice(&["--network", "none"]);
-        args.extend_from_slice(&["--ulimit", "nofile=1024:1024"]);
-        args.extend_from_slice(&["--ulimit", "nproc=1024:1024"]);
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.extend_from_slice(command);
-        self.run(&args)
-    }
-
-    /// `podman inspect --format FORMAT NAME`, trimmed.
-    #[track_caller]
-    fn inspect(&self, name: &str, format: &str) -> String {
-        let out = self.run(&["inspect", "--format", format, name]);
-        out.ok();
-        out.stdout.trim().to_string()
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = common::try_run_cmd(
-            self.cmd(&["rm", "--all", "--force", "--time", "0"]),
-            self.io.path(),
-            common::cmd_timeout(),
-        );
-        if std::thread::panicking() {
-            return;
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let needle = self.storage().to_string_lossy().into_owned();
-        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&needle)).collect();
-        assert!(left.is_empty(), "podman left mounts behind: {left:#?}");
-    }
+    line
 }
 
 #[test]
@@ -220,22 +90,8 @@ fn podman_run_with_tty() {
 fn podman_detached_stop_and_remove() {
     require_root!();
     let Some(p) = Podman::new() else { return };
-    let out = p.run(&[
-        "run",
-        "-d",
-        "--name",
-        "bh-detached",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        IMAGE,
-        "/bin/bulkhead-probe",
-        "signal-wait",
-    ]);
-    out.ok();
+    let signal_wait = ["/bin/bulkhead-probe", "signal-wait"];
+    p.run_detached("bh-detached", &[], &signal_wait).ok();
     let st = p.run(&["inspect", "--format", "{{.State.Status}}", "bh-detached"]);
     st.ok();
     assert_eq!(st.stdout.trim(), "running", "{st}");
@@ -269,219 +125,34 @@ fn podman_read_only_and_user() {
     assert_eq!(out.json()["errno"], libc::EROFS);
 }
 
-/// A private containerd daemon (its own root, state, socket and
-/// namespace), stopped on drop.
-struct Containerd {
-    dir: TempDir,
-    io: TempDir,
-    daemon: Child,
-    ns: String,
-}
-
-impl Containerd {
-    fn new() -> Option<Containerd> {
-        for bin in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            let found = std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-                .unwrap_or(false);
-            if !found {
-                eprintln!("skipped: {bin} is not installed (scripts/install-deps.sh)");
-                return None;
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("bh-ctd-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path().display();
-        let config = format!(
-            "version = 2\n\
-             root = \"{d}/root\"\n\
-             state = \"{d}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\", \
-             \"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.zfs\", \
-             \"io.containerd.snapshotter.v1.aufs\", \"io.containerd.snapshotter.v1.devmapper\", \
-             \"io.containerd.tracing.processor.v1.otlp\", \"io.containerd.internal.v1.opt\"]\n\
-             [grpc]\n  address = \"{d}/c.sock\"\n\
-             [ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n"
-        );
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        let c = Containerd {
-            io: tempfile::Builder::new()
-                .prefix("bh-ctd-io-")
-                .tempdir()
-                .unwrap(),
-            ns: format!("bht-{}-{:x}", std::process::id(), {
-                use std::hash::{BuildHasher, RandomState};
-                RandomState::new().hash_one(std::time::SystemTime::now()) & 0xffff_ffff
-            }),
-            dir,
-            daemon,
-        };
-        common::wait_for("containerd to listen", Duration::from_secs(20), || {
-            let out = run_cmd(c.ctr(&["version"]), c.io.path(), common::cmd_timeout());
-            out.success().then_some(())
-        });
-        Some(c)
-    }
-
-    fn ctr(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
-            .arg(self.dir.path().join("c.sock"))
-            .args(["--namespace", &self.ns])
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> RtOutput {
-        run_cmd(self.ctr(args), self.io.path(), common::cmd_timeout())
-    }
-
-    /// Imports the test rootfs (via podman's OCI archive export).
-    fn import_image(&self, p: &Podman) {
-        let archive = self.dir.path().join("image.tar");
-        let archive_s = archive.to_str().unwrap();
-        p.run(&["save", "--format", "oci-archive", "-o", archive_s, IMAGE])
-            .ok();
-        self.run(&["images", "import", "--snapshotter", "native", archive_s])
-            .ok();
-    }
-
-    /// `ctr run` arguments selecting the runtime under test.
-    fn run_args<'a>(&self, rt: &'a str) -> Vec<&'a str> {
-        vec!["run", "--snapshotter", "native", "--runc-binary", rt]
-    }
-
-    /// `ctr task exec` of `command` in task `task`, its stdout and stderr
-    /// written to a file by the shim (`--log-uri file://…`) instead of
-    /// copied by ctr from fifos: containerd 1.6's ctr can print nothing for
-    /// a short-lived exec whatever the runtime (docs/clients.md, "ctr task
-    /// exec prints nothing now and then"). The shim has copied everything
-    /// before ctr's `DeleteProcess` returns, so the file is complete when
-    /// ctr exits; it becomes `stdout` of the result (stdout, then stderr
-    /// lines, in the order written).
-    #[track_caller]
-    fn exec_logged(&self, task: &str, exec_id: &str, command: &[&str]) -> RtOutput {
-        let log = self.io.path().join(format!("exec-{task}-{exec_id}.log"));
-        let uri = format!("file://{}", log.display());
-        let mut args = vec![
-            "task",
-            "exec",
-            "--log-uri",
-            &uri,
-            "--exec-id",
-            exec_id,
-            task,
-        ];
-        args.extend_from_slice(command);
-        let mut out = self.run(&args);
-        out.stdout = std::fs::read_to_string(&log)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{out}", log.display()));
-        out.stdout_path = log;
-        out
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Tasks left by a failed test: kill them so that their shims exit.
-        let timeout = common::cmd_timeout();
-        if let Ok(ls) = common::try_run_cmd(
-            self.ctr(&["containers", "ls", "-q"]),
-            self.io.path(),
-            timeout,
-        ) {
-            for id in ls.stdout.split_whitespace() {
-                let _ = common::try_run_cmd(
-                    self.ctr(&["task", "delete", "--force", id]),
-                    self.io.path(),
-                    timeout,
-                );
-                let _ = common::try_run_cmd(
-                    self.ctr(&["containers", "delete", id]),
-                    self.io.path(),
-                    timeout,
-                );
-            }
-        }
-        stop_daemon(&mut self.daemon, Duration::from_secs(10));
-        // Snapshot or shm mounts containerd may have left under its root.
-        let left = unmount_under(self.dir.path());
-        let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
-        // The shim's cgroupsPath is /<namespace>/<id>: the runtime removes
-        // the container's cgroup, the namespace level is left to us.
-        remove_cgroup_dirs(&self.ns);
-        if !std::thread::panicking() {
-            assert!(left.is_empty(), "containerd left mounts behind: {left:#?}");
-        }
-    }
-}
-
-/// Removes the (empty) cgroup directory `name` directly below the root of
-/// every cgroup hierarchy; errors are ignored.
-fn remove_cgroup_dirs(name: &str) {
-    let root = Path::new("/sys/fs/cgroup");
-    let _ = std::fs::remove_dir(root.join(name));
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_dir(e.path().join(name));
-        }
-    }
-}
-
 #[test]
 fn containerd_run_exit_code_and_report() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    let mut args = c.run_args(rt);
-    args.extend(["--rm", IMAGE, "bh-exit", "/bin/bulkhead-probe", "exit", "3"]);
-    let out = c.run(&args);
+    let Some(c) = containerd_with_image() else {
+        return;
+    };
+    let exit = ["/bin/bulkhead-probe", "exit", "3"];
+    let out = c.run_task(&["--rm"], "bh-exit", &exit);
     assert_eq!(out.code(), Some(3), "{out}");
 
-    let mut args = c.run_args(rt);
-    args.extend(["--rm", IMAGE, "bh-report", "/bin/bulkhead-probe", "report"]);
-    let out = c.run(&args);
+    let report = ["/bin/bulkhead-probe", "report"];
+    let out = c.run_task(&["--rm"], "bh-report", &report);
     out.ok();
     let r = out.json();
     assert_eq!(r["pid"], 1);
     // The shim hands the runtime an extra fd; none may reach the container
     // beyond its stdio.
-    let fds: Vec<i64> = r["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_i64().unwrap())
-        .collect();
-    assert_eq!(fds, vec![0, 1, 2], "{}", r["fds"]);
+    assert_eq!(fd_numbers(&r), vec![0, 1, 2], "{}", r["fds"]);
 }
 
 #[test]
 fn containerd_detached_task_kill_and_delete() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    let mut args = c.run_args(rt);
-    args.extend(["-d", IMAGE, "bh-task", "/bin/bulkhead-probe", "signal-wait"]);
-    c.run(&args).ok();
+    let Some(c) = containerd_with_image() else {
+        return;
+    };
+    let command = ["/bin/bulkhead-probe", "signal-wait"];
+    c.run_task(&["-d"], "bh-task", &command).ok();
     let running = common::wait_for("task running", Duration::from_secs(10), || {
         let ls = c.run(&["task", "ls"]);
         ls.stdout.contains("RUNNING").then_some(ls)
@@ -492,8 +163,7 @@ fn containerd_detached_task_kill_and_delete() {
         let ls = c.run(&["task", "ls"]);
         ls.stdout.contains("STOPPED").then_some(())
     });
-    c.run(&["task", "delete", "bh-task"]).ok();
-    c.run(&["container", "delete", "bh-task"]).ok();
+    c.delete_task("bh-task");
     let ls = c.run(&["task", "ls"]);
     assert!(!ls.stdout.contains("bh-task"), "{ls}");
 }
@@ -505,9 +175,9 @@ fn containerd_detached_task_kill_and_delete() {
 #[test]
 fn containerd_container_audited_by_pid_matches_the_probe() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
+    let Some(c) = containerd_with_image() else {
+        return;
+    };
     let mut runtimes = vec![runtime()];
     match find_bin("runc") {
         Some(runc) if !runtimes.contains(&runc) => runtimes.push(runc),
@@ -521,18 +191,8 @@ fn containerd_container_audited_by_pid_matches_the_probe() {
     for (i, rt) in runtimes.iter().enumerate() {
         for (j, extra) in variants.iter().enumerate() {
             let id = format!("bh-audit-{i}-{j}");
-            let mut args = c.run_args(rt.to_str().unwrap());
-            args.push("-d");
-            args.extend_from_slice(extra);
-            args.extend([IMAGE, &id, "/bin/bulkhead-probe", "sleep", "300"]);
-            c.run(&args).ok();
-            let pid = common::wait_for("task running", Duration::from_secs(10), || {
-                let ls = c.run(&["task", "ls"]);
-                ls.stdout
-                    .lines()
-                    .find(|l| l.starts_with(&format!("{id} ")) && l.contains("RUNNING"))
-                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-            });
+            let sleep = ["/bin/bulkhead-probe", "sleep", "300"];
+            let pid = c.start_task_under(rt.to_str().unwrap(), extra, &id, &sleep);
             common::audit::wait_for_probe(&pid);
             let out = c.exec_logged(&id, "report", &["/bin/bulkhead-probe", "report"]);
             out.ok();
@@ -541,14 +201,7 @@ fn containerd_container_audited_by_pid_matches_the_probe() {
             let what = format!("{} {extra:?}", rt.display());
             eprintln!("audited {what}: verdict {}", report["verdict"]);
             common::audit::assert_live_matches_probe(&report, &inside);
-            c.run(&["task", "kill", "--signal", "SIGKILL", &id]).ok();
-            common::wait_for("task stopped", Duration::from_secs(10), || {
-                let ls = c.run(&["task", "ls"]);
-                (!ls.stdout.contains(&format!("{id} ")) || ls.stdout.contains("STOPPED"))
-                    .then_some(())
-            });
-            c.run(&["task", "delete", &id]).ok();
-            c.run(&["container", "delete", &id]).ok();
+            c.kill_and_delete(&id);
         }
     }
 }
@@ -590,29 +243,9 @@ fn cgroup_dir_of(pid: &str, controller: &str) -> PathBuf {
 fn podman_resource_limits_reach_the_kernel() {
     require_root!();
     let Some(p) = Podman::new() else { return };
-    let out = p.run(&[
-        "run",
-        "-d",
-        "--name",
-        "bh-limits",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "--memory",
-        "64m",
-        "--cpus",
-        "0.5",
-        "--pids-limit",
-        "50",
-        IMAGE,
-        "/bin/bulkhead-probe",
-        "sleep",
-        "600",
-    ]);
-    out.ok();
+    let limits = ["--memory", "64m", "--cpus", "0.5", "--pids-limit", "50"];
+    let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
+    p.run_detached("bh-limits", &limits, &sleep).ok();
     let pid = p.run(&["inspect", "--format", "{{.State.Pid}}", "bh-limits"]);
     pid.ok();
     let pid = pid.stdout.trim().to_string();
@@ -651,17 +284,6 @@ fn podman_resource_limits_reach_the_kernel() {
 /// Whether `pid` is gone (or a zombie) on the host.
 fn process_gone(pid: i32) -> bool {
     common::proc_start_time(pid).is_none()
-}
-
-/// A field of `/proc/<pid>/status` on the host.
-fn host_status_field(pid: &str, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_string()
 }
 
 #[test]
@@ -861,9 +483,9 @@ fn podman_uid_and_gid_mappings() {
     assert_eq!(r["uid"], 0);
     // The host sees the container's root as uid/gid 100000.
     let pid = p.inspect("bh-userns", "{{.State.Pid}}");
-    let uids = host_status_field(&pid, "Uid");
+    let uids = common::proc_status_field(&pid, "Uid");
     assert_eq!(uids.split_whitespace().next(), Some("100000"), "{uids}");
-    let gids = host_status_field(&pid, "Gid");
+    let gids = common::proc_status_field(&pid, "Gid");
     assert_eq!(gids.split_whitespace().next(), Some("100000"), "{gids}");
     // The container's root may write its (chowned) root filesystem.
     let out = p.run(&[
@@ -905,25 +527,11 @@ fn run_in_pty(command: &str, io: &Path) -> Option<RtOutput> {
 #[test]
 fn containerd_exec_ps_metrics_and_kill_all() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    let mut args = c.run_args(rt);
-    args.extend([
-        "-d",
-        IMAGE,
-        "bh-exec",
-        "/bin/bulkhead-probe",
-        "sleep",
-        "600",
-    ]);
-    c.run(&args).ok();
-    common::wait_for("task running", Duration::from_secs(10), || {
-        let ls = c.run(&["task", "ls"]);
-        ls.stdout.contains("RUNNING").then_some(())
-    });
+    let Some(c) = containerd_with_image() else {
+        return;
+    };
+    let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
+    c.start_task(&[], "bh-exec", &sleep);
 
     // `exec --process FILE --detach --pid-file …`; the shim reaps it and ctr
     // exits with its status.
@@ -942,13 +550,7 @@ fn containerd_exec_ps_metrics_and_kill_all() {
     out.ok();
     let r = out.json();
     assert_ne!(r["pid"], 1, "{out}");
-    let fds: Vec<i64> = r["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_i64().unwrap())
-        .collect();
-    assert_eq!(fds, vec![0, 1, 2], "{}", r["fds"]);
+    assert_eq!(fd_numbers(&r), vec![0, 1, 2], "{}", r["fds"]);
 
     // A second, long-lived exec process; `task ps` → `ps --format json`.
     // ctr leaves a detached exec's fifos behind: in the test's directory,
@@ -991,17 +593,13 @@ fn containerd_exec_ps_metrics_and_kill_all() {
     // `kill --all ID 9`.
     c.run(&["task", "kill", "--all", "--signal", "KILL", "bh-exec"])
         .ok();
-    common::wait_for("task stopped", Duration::from_secs(10), || {
-        let ls = c.run(&["task", "ls"]);
-        ls.stdout.contains("STOPPED").then_some(())
-    });
+    c.wait_stopped("bh-exec");
     for pid in pids {
         common::wait_for("container process gone", Duration::from_secs(10), || {
             process_gone(pid).then_some(())
         });
     }
-    c.run(&["task", "delete", "bh-exec"]).ok();
-    c.run(&["container", "delete", "bh-exec"]).ok();
+    c.delete_task("bh-exec");
 }
 
 /// Every exec's output and exit code reach containerd's shim, for execs
@@ -1016,18 +614,10 @@ fn containerd_exec_ps_metrics_and_kill_all() {
 #[test]
 fn containerd_exec_output_arrives_every_time() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    let mut args = c.run_args(rt);
-    args.extend(["-d", IMAGE, "bh-out", "/bin/bulkhead-probe", "sleep", "600"]);
-    c.run(&args).ok();
-    common::wait_for("task running", Duration::from_secs(10), || {
-        let ls = c.run(&["task", "ls"]);
-        ls.stdout.contains("RUNNING").then_some(())
-    });
+    let Some(c) = containerd_with_image() else {
+        return;
+    };
+    c.start_task(&[], "bh-out", &["/bin/bulkhead-probe", "sleep", "600"]);
     for i in 0..40 {
         let exec_id = format!("o{i}");
         if i % 8 == 7 {
@@ -1055,76 +645,40 @@ fn containerd_exec_output_arrives_every_time() {
         assert_eq!(out.code(), Some(i % 5), "exec {i}: {out}");
         assert_eq!(out.stdout, format!("out-{i}\n"), "exec {i}: {out}");
     }
-    c.run(&["task", "kill", "--signal", "KILL", "bh-out"]).ok();
-    common::wait_for("task stopped", Duration::from_secs(10), || {
-        let ls = c.run(&["task", "ls"]);
-        ls.stdout.contains("STOPPED").then_some(())
-    });
-    c.run(&["task", "delete", "bh-out"]).ok();
-    c.run(&["container", "delete", "bh-out"]).ok();
+    c.kill_and_delete("bh-out");
 }
 
 #[test]
 fn containerd_run_and_exec_with_tty() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    let ctr = |args: &[&str]| {
-        let cmd = c.ctr(args);
-        let mut line = cmd.get_program().to_string_lossy().into_owned();
-        for a in cmd.get_args() {
-            line.push_str(" '");
-            line.push_str(&a.to_string_lossy());
-            line.push('\'');
-        }
-        line
+    let Some(c) = containerd_with_image() else {
+        return;
     };
     // `run -t` → `create --console-socket …`: the shim gets the pty master.
-    let mut args = c.run_args(rt);
-    args.extend(["-t", "--rm", IMAGE, "bh-tty", "/bin/sh", "-c", "tty"]);
-    let Some(out) = run_in_pty(&ctr(&args), c.io.path()) else {
+    let args = c.run_args(&["-t", "--rm"], "bh-tty", &["/bin/sh", "-c", "tty"]);
+    let Some(out) = run_in_pty(&shell_line(&c.ctr(&args)), c.io.path()) else {
         return;
     };
     out.ok();
     assert!(out.stdout.contains("/dev/pts/"), "{out}");
 
-    let mut args = c.run_args(rt);
-    args.extend([
-        "-d",
-        IMAGE,
+    let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
+    c.run_task(&["-d"], "bh-tty2", &sleep).ok();
+    let exec = c.ctr(&[
+        "task",
+        "exec",
+        "-t",
+        "--exec-id",
+        "t1",
         "bh-tty2",
-        "/bin/bulkhead-probe",
-        "sleep",
-        "600",
+        "/bin/sh",
+        "-c",
+        "tty; exit 7",
     ]);
-    c.run(&args).ok();
-    let out = run_in_pty(
-        &ctr(&[
-            "task",
-            "exec",
-            "-t",
-            "--exec-id",
-            "t1",
-            "bh-tty2",
-            "/bin/sh",
-            "-c",
-            "tty; exit 7",
-        ]),
-        c.io.path(),
-    )
-    .unwrap();
+    let out = run_in_pty(&shell_line(&exec), c.io.path()).unwrap();
     assert_eq!(out.code(), Some(7), "{out}");
     assert!(out.stdout.contains("/dev/pts/"), "{out}");
-    c.run(&["task", "kill", "--signal", "KILL", "bh-tty2"]).ok();
-    common::wait_for("task stopped", Duration::from_secs(10), || {
-        let ls = c.run(&["task", "ls"]);
-        ls.stdout.contains("STOPPED").then_some(())
-    });
-    c.run(&["task", "delete", "bh-tty2"]).ok();
-    c.run(&["container", "delete", "bh-tty2"]).ok();
+    c.kill_and_delete("bh-tty2");
 }
 
 /// `name` on `PATH` or in the sbin directories (which a test's `PATH` may
@@ -1199,7 +753,7 @@ impl Docker {
         .arg("-H")
         .arg(format!("unix://{}", d.join("d.sock").display()))
         .arg("--containerd")
-        .arg(containerd.dir.path().join("c.sock"))
+        .arg(containerd.socket())
         .arg("--add-runtime")
         .arg(format!("{DOCKER_RUNTIME}={}", runtime().display()))
         .arg("--cgroup-parent")
@@ -1265,18 +819,7 @@ impl Docker {
 
     /// `docker import` of the test rootfs.
     fn import_image(&self) {
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let mut import = self.cmd(&["import", "-", IMAGE]);
-        import.stdin(tar.stdout.take().unwrap());
-        let out = run_cmd(import, self.io.path(), common::cmd_timeout());
-        tar.wait().unwrap();
-        out.ok();
+        common::rootfs::import_rootfs(self.cmd(&["import", "-", IMAGE]), self.io.path());
     }
 
     /// `docker run` arguments selecting the runtime under test.
@@ -1327,13 +870,7 @@ fn docker_run_exec_stop_top_pause() {
     out.ok();
     let r = out.json();
     assert_eq!(r["pid"], 1);
-    let fds: Vec<i64> = r["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_i64().unwrap())
-        .collect();
-    assert_eq!(fds, vec![0, 1, 2], "{}", r["fds"]);
+    assert_eq!(fd_numbers(&r), vec![0, 1, 2], "{}", r["fds"]);
 
     d.run(&d.run_args(
         &["-d", "--name", "bh-d"],
@@ -1444,21 +981,10 @@ fn podman_stdin_missing_program_restart_and_privileged() {
     // `run -i`: stdin is a pipe from conmon.
     let input = p.io.path().join("stdin.txt");
     std::fs::write(&input, "line one\nline two\n").unwrap();
-    let mut cmd = p.cmd(&[
-        "run",
-        "--rm",
-        "-i",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        IMAGE,
-        "/bin/sh",
-        "-c",
-        "wc -l",
-    ]);
+    let mut args = vec!["run", "--rm", "-i"];
+    args.extend_from_slice(NO_NETWORK_AND_LIMITS);
+    args.extend([IMAGE, "/bin/sh", "-c", "wc -l"]);
+    let mut cmd = p.cmd(&args);
     cmd.stdin(std::fs::File::open(&input).unwrap());
     let out = run_cmd(cmd, p.io.path(), common::cmd_timeout());
     out.ok();
@@ -1485,7 +1011,7 @@ fn podman_stdin_missing_program_restart_and_privileged() {
     let out = p.run_container(&["--privileged"], &["/bin/bulkhead-probe", "report"]);
     out.ok();
     let r = out.json();
-    let host = host_status_field("self", "CapBnd");
+    let host = common::proc_status_field("self", "CapBnd");
     assert_eq!(r["status"]["CapEff"], host.as_str(), "{}", r["status"]);
     assert_eq!(r["status"]["CapBnd"], host.as_str(), "{}", r["status"]);
     let out = p.run_container(&["--privileged"], &["/bin/ls", "/dev"]);
@@ -1509,16 +1035,7 @@ fn docker_tty_update_and_restart() {
     require_root!();
     let Some(d) = Docker::new() else { return };
     d.import_image();
-    let docker = |args: &[&str]| {
-        let cmd = d.cmd(args);
-        let mut line = cmd.get_program().to_string_lossy().into_owned();
-        for a in cmd.get_args() {
-            line.push_str(" '");
-            line.push_str(&a.to_string_lossy());
-            line.push('\'');
-        }
-        line
-    };
+    let docker = |args: &[&str]| shell_line(&d.cmd(args));
     // `run -t` → `create --console-socket …`.
     let args = d.run_args(&["--rm", "-t"], &["/bin/sh", "-c", "tty"]);
     let Some(out) = run_in_pty(&docker(&args), d.io.path()) else {
@@ -1601,38 +1118,15 @@ fn podman_runtime_errors_map_to_exit_codes() {
 #[test]
 fn containerd_pause_resume_and_errors() {
     require_root!();
-    let Some(p) = Podman::new() else { return };
-    let Some(c) = Containerd::new() else { return };
-    c.import_image(&p);
-    let rt = runtime();
-    let rt = rt.to_str().unwrap();
-    let status = |id: &str| {
-        let ls = c.run(&["task", "ls"]);
-        ls.ok();
-        ls.stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("")
-            .to_string()
+    let Some(c) = containerd_with_image() else {
+        return;
     };
-    let mut args = c.run_args(rt);
-    args.extend([
-        "-d",
-        IMAGE,
-        "bh-pause",
-        "/bin/bulkhead-probe",
-        "sleep",
-        "600",
-    ]);
-    c.run(&args).ok();
-    common::wait_for("task running", Duration::from_secs(10), || {
-        (status("bh-pause") == "RUNNING").then_some(())
-    });
+    let sleep = ["/bin/bulkhead-probe", "sleep", "600"];
+    c.start_task(&[], "bh-pause", &sleep);
     c.run(&["task", "pause", "bh-pause"]).ok();
-    assert_eq!(status("bh-pause"), "PAUSED");
+    assert_eq!(c.task_status("bh-pause"), "PAUSED");
     c.run(&["task", "resume", "bh-pause"]).ok();
-    assert_eq!(status("bh-pause"), "RUNNING");
+    assert_eq!(c.task_status("bh-pause"), "RUNNING");
     let out = c.run(&["task", "exec", "--exec-id", "x", "bh-pause", "/bin/true"]);
     out.ok();
     // An exec of a missing program fails in the runtime's `exec`; the shim
@@ -1641,19 +1135,14 @@ fn containerd_pause_resume_and_errors() {
     out.fails_with(&["no such file or directory"]);
     c.run(&["task", "kill", "--signal", "KILL", "bh-pause"])
         .ok();
-    common::wait_for("task stopped", Duration::from_secs(10), || {
-        (status("bh-pause") == "STOPPED").then_some(())
-    });
+    c.wait_task("bh-pause", "STOPPED");
     // Signalling a stopped task: "container not running" → NotFound.
     let out = c.run(&["task", "kill", "bh-pause"]);
     out.fails_with(&["not found", "process already finished"]);
-    c.run(&["task", "delete", "bh-pause"]).ok();
-    c.run(&["container", "delete", "bh-pause"]).ok();
+    c.delete_task("bh-pause");
 
     // A missing program fails `create`; the task is cleaned up.
-    let mut args = c.run_args(rt);
-    args.extend(["--rm", IMAGE, "bh-missing", "/no/such/program"]);
-    let out = c.run(&args);
+    let out = c.run_task(&["--rm"], "bh-missing", &["/no/such/program"]);
     out.fails_with(&["no such file or directory"]);
     let ls = c.run(&["task", "ls"]);
     assert!(!ls.stdout.contains("bh-missing"), "{ls}");

@@ -28,9 +28,11 @@
 
 pub mod audit;
 pub mod console;
+pub mod containerd;
 pub mod daemon;
 pub mod leaks;
 pub mod netlab;
+pub mod podman;
 pub mod rootfs;
 pub mod user;
 
@@ -147,6 +149,17 @@ pub fn open_tempdir() -> TempDir {
         .expect("tempdir");
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
     d
+}
+
+/// A field of `/proc/<pid>/status` on the host, trimmed.
+pub fn proc_status_field(pid: impl std::fmt::Display, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
 }
 
 /// A unique, valid container id that names the running test.

@@ -10,8 +10,25 @@ use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+
+/// Runs `import` (e.g. `podman import - IMAGE`) with the test rootfs as a
+/// tar stream on its stdin, and asserts that it succeeds.
+#[track_caller]
+pub fn import_rootfs(mut import: Command, io_dir: &Path) {
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs())
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    import.stdin(tar.stdout.take().unwrap());
+    let out = super::run_cmd(import, io_dir, super::cmd_timeout());
+    tar.wait().unwrap();
+    out.ok();
+}
 
 /// Where the probe lives inside the rootfs.
 pub const PROBE: &str = "/bin/bulkhead-probe";
