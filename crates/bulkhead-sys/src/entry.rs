@@ -19,6 +19,22 @@
 //! (unrelocated), nothing that can panic.
 
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// What the entry point found: 0 nothing (not looked, or not protected),
+/// 1 a read-only mount, 2 a write-sealed memfd. A plain byte in .bss, which
+/// exists before relocation.
+static FOUND: AtomicU8 = AtomicU8::new(0);
+
+/// The protection the entry point saw on the running binary, so that `main`
+/// need not look again.
+pub(crate) fn found() -> Option<crate::exe::Protection> {
+    match FOUND.load(Ordering::Relaxed) {
+        1 => Some(crate::exe::Protection::ReadOnlyMount),
+        2 => Some(crate::exe::Protection::SealedMemfd),
+        _ => None,
+    }
+}
 
 // The entry: keep the kernel's stack pointer (r12) and rdx (the dynamic
 // loader's finalizer where there is one; 0 for a static binary) across the
@@ -149,7 +165,11 @@ unsafe fn reexec_protected(argv: *const *const u8, envp: *const *const u8) {
             seals >= 0 && seals as usize & libc::F_SEAL_WRITE as usize != 0
         };
         syscall2(libc::SYS_close, fd, 0);
-        if !ok || ro || sealed {
+        if ro || sealed {
+            FOUND.store(if ro { 1 } else { 2 }, Ordering::Relaxed);
+            return;
+        }
+        if !ok {
             return;
         }
         let tree = syscall4(

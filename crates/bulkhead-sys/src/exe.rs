@@ -30,6 +30,10 @@ pub enum Protection {
 
 /// How the current binary is protected, if it is.
 pub fn protection() -> io::Result<Option<Protection>> {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if let Some(p) = crate::entry::found() {
+        return Ok(Some(p));
+    }
     let exe = File::open("/proc/self/exe")?;
     if rustix::fs::fstatvfs(&exe)?
         .f_flag
