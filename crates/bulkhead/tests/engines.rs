@@ -278,7 +278,7 @@ fn podman_resource_limits_reach_the_kernel() {
         assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
     }
     assert_eq!(read("pids", "pids.max"), "50");
-    p.run(&["rm", "--force", "--time", "0", "bh-limits"]).ok();
+    p.rm_force("bh-limits");
 }
 
 /// Whether `pid` is gone (or a zombie) on the host.
@@ -310,7 +310,7 @@ fn podman_exec_exit_codes_and_tty() {
     out.ok();
     assert!(out.stdout.contains("/dev/pts/"), "{out}");
     assert_eq!(p.inspect("bh-exec", "{{.State.Status}}"), "running");
-    p.run(&["rm", "--force", "--time", "0", "bh-exec"]).ok();
+    p.rm_force("bh-exec");
 }
 
 #[test]
@@ -497,7 +497,7 @@ fn podman_uid_and_gid_mappings() {
     ]);
     out.ok();
     assert_eq!(out.json()["ok"], true, "{out}");
-    p.run(&["rm", "--force", "--time", "0", "bh-userns"]).ok();
+    p.rm_force("bh-userns");
 }
 
 /// Host pids listed by `ctr task ps` (first column after the header).
@@ -971,7 +971,7 @@ fn podman_shared_namespaces_and_volumes() {
     assert!(out.stdout.contains("tmpfs-writable"), "{out}");
     assert!(out.stdout.contains(" - tmpfs "), "{out}");
     assert!(!vol.path().join("new").exists());
-    p.run(&["rm", "--force", "--time", "0", "bh-ns"]).ok();
+    p.rm_force("bh-ns");
 }
 
 #[test]
@@ -1005,7 +1005,7 @@ fn podman_stdin_missing_program_restart_and_privileged() {
     let after = p.inspect("bh-restart", "{{.State.Pid}}");
     assert_ne!(before, after);
     p.run(&["exec", "bh-restart", "/bin/true"]).ok();
-    p.run(&["rm", "--force", "--time", "0", "bh-restart"]).ok();
+    p.rm_force("bh-restart");
 
     // `--privileged`: every capability root has, host devices.
     let out = p.run_container(&["--privileged"], &["/bin/bulkhead-probe", "report"]);
@@ -1111,7 +1111,7 @@ fn podman_runtime_errors_map_to_exit_codes() {
         assert_eq!(out.code(), Some(126), "json log {json}: {out}");
         // A failing exec leaves the container running.
         assert_eq!(p.inspect("bh-errors", "{{.State.Status}}"), "running");
-        p.run(&["rm", "--force", "--time", "0", "bh-errors"]).ok();
+        p.rm_force("bh-errors");
     }
 }
 

@@ -137,6 +137,32 @@ impl Podman {
         self.run(&args)
     }
 
+    /// `podman rm --force --time 0 NAME`, which must succeed.
+    ///
+    /// podman unmounts a container's `userdata/shm` without `MNT_DETACH`
+    /// and then removes the directory. Twice in CI (the whole suite at full
+    /// parallelism), never alone or under CPU load, the removal failed with
+    /// EBUSY. Then the processes that still see that mount are printed (for
+    /// whoever chases it), and rm is tried once more after a pause; the
+    /// drop's check that nothing of the storage stays mounted still holds.
+    #[track_caller]
+    pub fn rm_force(&self, name: &str) {
+        let out = self.run(&["rm", "--force", "--time", "0", name]);
+        if out.success() {
+            return;
+        }
+        if out.stderr.contains("userdata/shm") && out.stderr.contains("busy") {
+            eprintln!(
+                "podman rm {name}: userdata/shm busy; seen by: {:?}",
+                shm_holders(self.storage())
+            );
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            self.run(&["rm", "--force", "--time", "0", name]).ok();
+            return;
+        }
+        out.ok();
+    }
+
     /// `podman inspect --format FORMAT NAME`, trimmed.
     #[track_caller]
     pub fn inspect(&self, name: &str, format: &str) -> String {
@@ -172,4 +198,38 @@ impl Drop for Podman {
         let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&needle)).collect();
         assert!(left.is_empty(), "podman left mounts behind: {left:#?}");
     }
+}
+
+/// Processes whose mount table or open files reach a `userdata/shm` below
+/// `storage`: pid, command and the line that names it.
+fn shm_holders(storage: &Path) -> Vec<String> {
+    let needle = storage.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for pid in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = pid.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        for l in mounts
+            .lines()
+            .filter(|l| l.contains(&needle) && l.contains("/shm"))
+        {
+            found.push(format!("{pid} {} mount: {l}", comm.trim()));
+        }
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(t) = std::fs::read_link(fd.path()) {
+                let t = t.to_string_lossy();
+                if t.contains(&needle) && t.contains("/shm") {
+                    found.push(format!("{pid} {} fd: {t}", comm.trim()));
+                }
+            }
+        }
+    }
+    found
 }
