@@ -278,8 +278,8 @@ fn protect_or_exit() {
 }
 
 fn main() {
-    // Where the entry point (bulkhead_sys, entry.rs) re-executed the binary,
-    // this finds it protected with one look.
+    // Where the entry point (bulkhead_sys, entry.rs) already re-executed the
+    // binary, this takes what it found without looking again.
     let protected_early = argv_enters_container();
     if protected_early {
         protect_or_exit();
